@@ -1,0 +1,431 @@
+//! One trace: the state machine that paces probes, matches replies and decides when it is done.
+//!
+//! Pacing: all probes of a TTL leave together, and TTLs are sent up to `WINDOW` beyond the
+//! highest TTL that answered, so on a path whose hops answer the probes run one wave ahead of
+//! the replies and the trace takes about two round trips. When nothing answers for a while
+//! (`patience`, from the round-trip times seen), the window grows, doubling each time, so silent
+//! routers or a silent target cost about one wait time in all. Once the target (or a router
+//! saying "unreachable") answers at TTL d, nothing beyond d is sent and probes beyond it are
+//! not waited for: the distance is learned early and the target's ICMP budget is spared.
+
+use crate::options::Options;
+use crate::report::{HopResult, NodeResult};
+use edgetrace_wire::{MplsEntry, ProbeId, ProbeSpec, Protocol, Reply, ReplyKind, emit_probe};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// TTLs sent ahead of the highest TTL that answered.
+const WINDOW: u8 = 4;
+/// Least time without news before the window grows.
+const MIN_PATIENCE: Duration = Duration::from_millis(10);
+
+/// What a trace needs to know, fixed for its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceConfig {
+    pub protocol: Protocol,
+    pub source: IpAddr,
+    pub target: IpAddr,
+    /// ICMP identifier, UDP/TCP source port, or GRE key; unique among running traces.
+    pub flow: u32,
+    /// UDP/TCP destination port; first ICMP sequence.
+    pub port: u16,
+    pub max_ttl: u8,
+    pub packets_per_ttl: u8,
+    pub wait: Duration,
+}
+
+impl TraceConfig {
+    /// A config from validated options. For GRE a non-zero `port` option is the key (and then
+    /// replaces `flow`); otherwise `flow` is.
+    pub fn new(protocol: Protocol, source: IpAddr, target: IpAddr, flow: u32, o: &Options) -> Self {
+        let flow = match (protocol, o.port) {
+            (Protocol::Gre, p) if p != 0 => u32::from(p),
+            _ => flow,
+        };
+        TraceConfig {
+            protocol,
+            source,
+            target,
+            flow,
+            port: o.effective_port(protocol),
+            max_ttl: o.max_ttl.get(),
+            packets_per_ttl: o.packets_per_ttl.get(),
+            wait: o.wait_time.duration(),
+        }
+    }
+
+    fn probe_count(&self) -> usize {
+        usize::from(self.max_ttl) * usize::from(self.packets_per_ttl)
+    }
+
+    /// The sequence value a probe carries on the wire (and sees quoted back).
+    fn wire_seq(&self, index: usize) -> u16 {
+        match self.protocol {
+            Protocol::Icmp => self.port.wrapping_add(index as u16),
+            _ => index as u16 + 1,
+        }
+    }
+
+    fn index_of(&self, id: &ProbeId) -> Option<usize> {
+        let from_seq = |s: u16| -> Option<usize> {
+            let i = match self.protocol {
+                Protocol::Icmp => usize::from(s.wrapping_sub(self.port)),
+                _ => usize::from(s).checked_sub(1)?,
+            };
+            (i < self.probe_count()).then_some(i)
+        };
+        match (id.seq, self.protocol) {
+            (Some(raw), Protocol::Tcp) => {
+                if raw >> 16 != self.flow & 0xffff {
+                    return None;
+                }
+                from_seq(raw as u16)
+            }
+            (Some(raw), _) => from_seq(u16::try_from(raw).ok()?),
+            (None, _) => from_seq(id.ip_id?),
+        }
+    }
+}
+
+/// A probe the caller must send now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    pub ttl: u8,
+    pub destination: IpAddr,
+}
+
+#[derive(Debug, Clone)]
+struct Answer {
+    from: IpAddr,
+    rtt: Duration,
+    kind: ReplyKind,
+    mpls: Vec<MplsEntry>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Probe {
+    sent: Option<Instant>,
+    answer: Option<Answer>,
+    lost: bool,
+}
+
+/// The finished trace: per-hop results and whether anything could be sent at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceOutcome {
+    pub hops: Vec<HopResult>,
+    pub target: IpAddr,
+    pub duration: Duration,
+    /// Set when probes could not be sent (the last send error), for the colo's error.
+    pub send_error: Option<String>,
+    pub probes_sent: usize,
+}
+
+/// One trace to one target with one protocol.
+#[derive(Debug)]
+pub struct Trace {
+    cfg: TraceConfig,
+    probes: Vec<Probe>,
+    next_index: usize,
+    window_end: u8,
+    grow: u8,
+    /// Lowest TTL at which the target, or a router saying "unreachable", answered.
+    end_ttl: Option<u8>,
+    max_rtt: Duration,
+    started: Option<Instant>,
+    last_send: Option<Instant>,
+    patience: Duration,
+    send_errors: usize,
+    last_send_error: Option<String>,
+    done_at: Option<Instant>,
+}
+
+impl Trace {
+    pub fn new(cfg: TraceConfig) -> Trace {
+        Trace {
+            probes: vec![Probe::default(); cfg.probe_count()],
+            cfg,
+            next_index: 0,
+            window_end: WINDOW,
+            grow: WINDOW,
+            end_ttl: None,
+            max_rtt: Duration::ZERO,
+            started: None,
+            last_send: None,
+            patience: MIN_PATIENCE,
+            send_errors: 0,
+            last_send_error: None,
+            done_at: None,
+        }
+    }
+
+    pub fn config(&self) -> &TraceConfig {
+        &self.cfg
+    }
+
+    fn ppt(&self) -> usize {
+        usize::from(self.cfg.packets_per_ttl)
+    }
+
+    fn ttl_of(&self, index: usize) -> u8 {
+        (index / self.ppt() + 1) as u8
+    }
+
+    /// Highest TTL whose probes count: the end when known, else the max TTL.
+    fn limit(&self) -> u8 {
+        self.end_ttl.unwrap_or(self.cfg.max_ttl)
+    }
+
+    fn counted(&self) -> usize {
+        usize::from(self.limit()) * self.ppt()
+    }
+
+    /// The next probe to send now, written into `buf`; `None` when nothing is due.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if self.is_done() || self.next_index >= self.counted() {
+            return None;
+        }
+        self.started.get_or_insert(now);
+        let ttl = self.ttl_of(self.next_index);
+        if ttl > self.window_end {
+            match self.last_send {
+                Some(t) if now >= t + self.patience => {
+                    // Nothing new for a while: the hops ahead are silent or slow. Grow the
+                    // window, more each time, and wait longer before growing it again.
+                    self.window_end = self.window_end.saturating_add(self.grow);
+                    self.grow = self.grow.saturating_mul(2);
+                    self.patience *= 2;
+                }
+                _ => return None,
+            }
+        }
+        let index = self.next_index;
+        let spec = ProbeSpec {
+            protocol: self.cfg.protocol,
+            source: self.cfg.source,
+            destination: self.cfg.target,
+            ttl,
+            flow: self.cfg.flow,
+            port: self.cfg.port,
+            seq: self.cfg.wire_seq(index),
+        };
+        if let Err(e) = emit_probe(&spec, buf) {
+            // Only a config the caller should have refused gets here; end the trace.
+            self.last_send_error = Some(e.to_string());
+            self.end_ttl = Some(0);
+            self.done_at = Some(now);
+            return None;
+        }
+        self.probes[index].sent = Some(now);
+        self.next_index += 1;
+        self.last_send = Some(now);
+        Some(Transmit {
+            ttl,
+            destination: self.cfg.target,
+        })
+    }
+
+    /// The probe last returned by `poll_transmit` could not be sent.
+    pub fn on_send_error(&mut self, error: String) {
+        if let Some(p) = self.next_index.checked_sub(1).map(|i| &mut self.probes[i]) {
+            p.lost = true;
+        }
+        self.send_errors += 1;
+        self.last_send_error = Some(error);
+    }
+
+    /// Whether a reply, as identified by the dispatcher, could belong to this trace.
+    pub fn owns(&self, id: &ProbeId) -> bool {
+        id.protocol == self.cfg.protocol
+            && id.destination == self.cfg.target
+            && id.flow == self.cfg.flow
+            && (id.port == self.cfg.port
+                || matches!(self.cfg.protocol, Protocol::Icmp | Protocol::Gre))
+    }
+
+    /// Hands a reply to the trace. Returns whether it answered one of its probes; replies to
+    /// probes never sent, already answered or given up are ignored.
+    pub fn on_reply(&mut self, now: Instant, reply: &Reply) -> bool {
+        if !self.owns(&reply.probe) || self.done_at.is_some() {
+            return false;
+        }
+        let Some(index) = self.cfg.index_of(&reply.probe) else {
+            return false;
+        };
+        let ttl = self.ttl_of(index);
+        let probe = &mut self.probes[index];
+        let Some(sent) = probe.sent else { return false };
+        if probe.answer.is_some() || probe.lost || now < sent {
+            return false;
+        }
+        let rtt = now - sent;
+        probe.answer = Some(Answer {
+            from: reply.from,
+            rtt,
+            kind: reply.kind,
+            mpls: reply.mpls.clone(),
+        });
+        self.max_rtt = self.max_rtt.max(rtt);
+        self.patience = self
+            .patience
+            .max(self.max_rtt * 2 + Duration::from_millis(5));
+        self.window_end = self
+            .window_end
+            .max(ttl.saturating_add(WINDOW))
+            .min(self.cfg.max_ttl);
+        self.grow = WINDOW;
+        let from_target = reply.from == self.cfg.target;
+        let terminal = match reply.kind {
+            ReplyKind::TimeExceeded => false,
+            ReplyKind::EchoReply | ReplyKind::TcpSynAck | ReplyKind::TcpRst => from_target,
+            ReplyKind::Unreachable { .. } | ReplyKind::ParamProblem { .. } => true,
+        };
+        if terminal && self.end_ttl.is_none_or(|e| ttl < e) {
+            self.end_ttl = Some(ttl);
+        }
+        true
+    }
+
+    /// Gives up on probes whose wait time has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let wait = self.cfg.wait;
+        let counted = self.counted();
+        for p in &mut self.probes[..counted] {
+            if let Some(sent) = p.sent
+                && p.answer.is_none()
+                && !p.lost
+                && now >= sent + wait
+            {
+                p.lost = true;
+            }
+        }
+        if self.done_at.is_none() && self.all_resolved() {
+            self.done_at = Some(now);
+        }
+    }
+
+    fn all_resolved(&self) -> bool {
+        let counted = self.counted();
+        self.next_index >= counted
+            && self.probes[..counted]
+                .iter()
+                .all(|p| p.answer.is_some() || p.lost)
+    }
+
+    /// When the trace next needs `handle_timeout` or `poll_transmit`; `None` once done.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_done() {
+            return None;
+        }
+        if self.all_resolved() {
+            // Done as of the next call, which must come right away.
+            return self.last_send.or(self.started);
+        }
+        let counted = self.counted();
+        let mut next = self.probes[..counted]
+            .iter()
+            .filter(|p| p.answer.is_none() && !p.lost)
+            .filter_map(|p| p.sent)
+            .min()
+            .map(|s| s + self.cfg.wait);
+        if self.next_index < counted {
+            let due = match self.last_send {
+                None => self.started,
+                Some(t) if self.ttl_of(self.next_index) > self.window_end => {
+                    Some(t + self.patience)
+                }
+                Some(t) => Some(t),
+            };
+            next = match (next, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        next
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done_at.is_some()
+    }
+
+    /// The result so far (complete once `is_done`).
+    pub fn outcome(&self) -> TraceOutcome {
+        let start = self.started.unwrap_or_else(Instant::now);
+        let duration = self
+            .done_at
+            .map_or(Duration::ZERO, |d| d.saturating_duration_since(start));
+        let last_ttl = match self.end_ttl {
+            Some(e) => e,
+            None => self
+                .ttl_of(self.next_index.saturating_sub(1))
+                .min(self.cfg.max_ttl),
+        };
+        let mut hops = Vec::new();
+        for ttl in 1..=last_ttl {
+            let range = (usize::from(ttl) - 1) * self.ppt()..usize::from(ttl) * self.ppt();
+            let mut hop = HopResult {
+                ttl,
+                sent: 0,
+                nodes: Vec::new(),
+            };
+            for p in &self.probes[range] {
+                if p.sent.is_none() {
+                    continue;
+                }
+                hop.sent += 1;
+                let Some(a) = &p.answer else { continue };
+                let labels = labels(self.cfg.protocol, a, a.from == self.cfg.target);
+                match hop.nodes.iter_mut().find(|n| n.ip == a.from) {
+                    Some(n) => n.add(a.rtt, labels),
+                    None => hop.nodes.push(NodeResult::new(a.from, a.rtt, labels)),
+                }
+            }
+            hops.push(hop);
+        }
+        TraceOutcome {
+            hops,
+            target: self.cfg.target,
+            duration,
+            send_error: (self.end_ttl == Some(0)
+                || (self.send_errors > 0 && self.send_errors >= self.next_index))
+                .then(|| self.last_send_error.clone())
+                .flatten(),
+            probes_sent: self.probes.iter().filter(|p| p.sent.is_some()).count(),
+        }
+    }
+}
+
+/// Annotations as traceroute prints them.
+fn labels(protocol: Protocol, a: &Answer, from_target: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let code_label = |code: u8, v6: bool| -> Option<String> {
+        let s = match (v6, code) {
+            (false, 0 | 6 | 9 | 11) | (true, 0) => "!N",
+            (false, 1 | 7 | 10 | 12) | (true, 3) => "!H",
+            (false, 2) if protocol == Protocol::Gre && from_target => return None,
+            (false, 2) => "!P",
+            (false, 3) | (true, 4) if from_target && protocol == Protocol::Udp => return None,
+            (false, 4) => "!F",
+            (false, 5) | (true, 2) => "!S",
+            (false, 13) | (true, 1 | 5 | 6) => "!X",
+            (false, 14) => "!V",
+            (false, 15) => "!C",
+            _ => return Some(format!("!{code}")),
+        };
+        Some(s.to_string())
+    };
+    match a.kind {
+        ReplyKind::Unreachable { code, v6 } => out.extend(code_label(code, v6)),
+        ReplyKind::ParamProblem { code: 1, v6: true }
+            if protocol == Protocol::Gre && from_target => {}
+        ReplyKind::ParamProblem { code: 1, v6: true } => out.push("!P".into()),
+        ReplyKind::ParamProblem { code, .. } => out.push(format!("!PP{code}")),
+        ReplyKind::TcpSynAck => out.push("open".into()),
+        ReplyKind::TcpRst => out.push("closed".into()),
+        ReplyKind::TimeExceeded | ReplyKind::EchoReply => {}
+    }
+    out.extend(a.mpls.iter().map(|m| m.to_string()));
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! The engine against a fake path in virtual time. Replies are real bytes built by
+//! `edgetrace_wire::testing` and parsed back, so matching is exercised as on the wire.
+
+use super::*;
+use crate::options::{MaxTtl, Options, PacketsPerTtl};
+use edgetrace_wire::{parse_reply_v4, testing};
+use std::net::Ipv4Addr;
+
+const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const TARGET: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 9);
+
+/// A linear path: router at TTL i answers from `router(i)`; the target is at `target_ttl`.
+struct FakePath {
+    target_ttl: u8,
+    /// Round-trip time to the hop at each TTL (index TTL-1); beyond the list, the last value.
+    rtt: Vec<Duration>,
+    silent: Vec<u8>,
+    target_silent: bool,
+    /// A router that answers "host unreachable" for everything beyond it.
+    unreachable_at: Option<u8>,
+}
+
+fn router(ttl: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, ttl, 1)
+}
+
+impl FakePath {
+    fn linear(target_ttl: u8, rtt_ms: f64) -> FakePath {
+        FakePath {
+            target_ttl,
+            rtt: (1..=target_ttl)
+                .map(|t| Duration::from_secs_f64(rtt_ms * f64::from(t) / 1e3))
+                .collect(),
+            silent: vec![],
+            target_silent: false,
+            unreachable_at: None,
+        }
+    }
+
+    fn rtt(&self, ttl: u8) -> Duration {
+        let i = usize::from(ttl.min(self.target_ttl)) - 1;
+        self.rtt[i.min(self.rtt.len() - 1)]
+    }
+
+    /// The reply a probe draws, if any.
+    fn answer(&self, protocol: Protocol, ttl: u8, probe: &[u8]) -> Option<Vec<u8>> {
+        if let Some(u) = self.unreachable_at {
+            if ttl > u {
+                return Some(testing::unreachable_v4(router(u), 1, probe));
+            }
+        }
+        if ttl < self.target_ttl {
+            return (!self.silent.contains(&ttl))
+                .then(|| testing::time_exceeded_v4(router(ttl), probe));
+        }
+        if self.target_silent {
+            return None;
+        }
+        let seq = u16::from_be_bytes([probe[4], probe[5]]);
+        Some(match protocol {
+            Protocol::Icmp => {
+                let id = u16::from_be_bytes([probe[24], probe[25]]);
+                let s = u16::from_be_bytes([probe[26], probe[27]]);
+                testing::echo_reply_v4(TARGET, SRC, id, s)
+            }
+            Protocol::Udp => testing::unreachable_v4(TARGET, 3, probe),
+            Protocol::Tcp => {
+                let flow = u16::from_be_bytes([probe[20], probe[21]]);
+                let tcp_seq = u32::from_be_bytes([probe[24], probe[25], probe[26], probe[27]]);
+                testing::tcp_reply_v4(TARGET, SRC, 80, flow, tcp_seq.wrapping_add(1), seq % 2 == 0)
+            }
+            Protocol::Gre => testing::unreachable_v4(TARGET, 2, probe),
+        })
+    }
+}
+
+struct Run {
+    outcome: TraceOutcome,
+    elapsed: Duration,
+    sent: usize,
+    highest_ttl: u8,
+}
+
+/// Drives a trace in virtual time until done (or a safety bound).
+fn run(path: &FakePath, protocol: Protocol, options: Options) -> Run {
+    let cfg = TraceConfig::new(protocol, SRC.into(), TARGET.into(), 0x8042, &options);
+    let mut trace = Trace::new(cfg);
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut in_flight: Vec<(Instant, Vec<u8>)> = Vec::new();
+    let (mut sent, mut highest_ttl) = (0, 0);
+    let mut buf = Vec::new();
+    for _ in 0..100_000 {
+        while let Some(tx) = trace.poll_transmit(now, &mut buf) {
+            sent += 1;
+            highest_ttl = highest_ttl.max(tx.ttl);
+            if let Some(reply) = path.answer(protocol, tx.ttl, &buf) {
+                in_flight.push((now + path.rtt(tx.ttl), reply));
+            }
+        }
+        trace.handle_timeout(now);
+        if trace.is_done() {
+            break;
+        }
+        let next_reply = in_flight.iter().map(|(t, _)| *t).min();
+        now = match (trace.poll_timeout(), next_reply) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).expect("a trace that is not done must want waking"),
+        }
+        .max(now);
+        in_flight.retain(|(t, bytes)| {
+            if *t <= now {
+                trace.on_reply(now, &parse_reply_v4(bytes).unwrap());
+                false
+            } else {
+                true
+            }
+        });
+    }
+    assert!(trace.is_done(), "trace never finished");
+    Run {
+        outcome: trace.outcome(),
+        elapsed: now - t0,
+        sent,
+        highest_ttl,
+    }
+}
+
+fn hop_ips(o: &TraceOutcome) -> Vec<Vec<IpAddr>> {
+    o.hops
+        .iter()
+        .map(|h| h.nodes.iter().map(|n| n.ip).collect())
+        .collect()
+}
+
+fn expected_path(target_ttl: u8, silent: &[u8]) -> Vec<Vec<IpAddr>> {
+    (1..=target_ttl)
+        .map(|t| match t {
+            t if t == target_ttl => vec![IpAddr::V4(TARGET)],
+            t if silent.contains(&t) => vec![],
+            t => vec![IpAddr::V4(router(t))],
+        })
+        .collect()
+}
+
+#[test]
+fn every_hop_answers_in_about_two_round_trips_and_few_probes() {
+    for protocol in [Protocol::Icmp, Protocol::Udp, Protocol::Tcp, Protocol::Gre] {
+        let path = FakePath::linear(7, 0.1);
+        let r = run(&path, protocol, Options::default());
+        assert_eq!(hop_ips(&r.outcome), expected_path(7, &[]), "{protocol:?}");
+        let rtt = path.rtt(7);
+        assert!(
+            r.elapsed <= rtt * 2 + Duration::from_millis(5),
+            "{protocol:?}: {:?}",
+            r.elapsed
+        );
+        assert!(r.sent <= 32, "{protocol:?}: {} probes", r.sent);
+        assert!(
+            r.highest_ttl <= 11,
+            "{protocol:?}: probed TTL {}",
+            r.highest_ttl
+        );
+        for h in &r.outcome.hops {
+            assert_eq!((h.sent, h.received()), (3, 3), "TTL {}", h.ttl);
+        }
+    }
+}
+
+#[test]
+fn tcp_open_and_closed_are_labelled() {
+    let r = run(&FakePath::linear(3, 0.1), Protocol::Tcp, Options::default());
+    let target = &r.outcome.hops[2].nodes[0];
+    assert_eq!(target.rtts.len(), 3);
+    assert!(target.labels.contains(&"open".to_string()));
+    assert!(target.labels.contains(&"closed".to_string()));
+}
+
+#[test]
+fn silent_routers_cost_one_wait_in_total() {
+    let mut path = FakePath::linear(7, 0.1);
+    path.silent = vec![3, 4];
+    let r = run(&path, Protocol::Icmp, Options::default());
+    assert_eq!(hop_ips(&r.outcome), expected_path(7, &[3, 4]));
+    assert!(r.elapsed <= Duration::from_millis(1050), "{:?}", r.elapsed);
+    assert_eq!(r.outcome.hops[2].sent, 3);
+    assert_eq!(r.outcome.hops[2].received(), 0);
+}
+
+#[test]
+fn silent_target_runs_to_max_ttl_within_about_one_wait() {
+    let mut path = FakePath::linear(7, 0.1);
+    path.target_silent = true;
+    let r = run(&path, Protocol::Udp, Options::default());
+    assert_eq!(r.outcome.hops.len(), 30);
+    assert_eq!(r.highest_ttl, 30);
+    assert!(r.elapsed <= Duration::from_millis(1100), "{:?}", r.elapsed);
+    assert!(
+        r.outcome.hops[6..]
+            .iter()
+            .all(|h| h.nodes.is_empty() && h.sent == 3)
+    );
+}
+
+#[test]
+fn long_link_costs_one_round_trip_not_one_wait() {
+    let mut path = FakePath::linear(7, 0.1);
+    // +40 ms each way from TTL 4 on.
+    for t in 4..=7 {
+        path.rtt[t - 1] += Duration::from_millis(80);
+    }
+    let r = run(&path, Protocol::Icmp, Options::default());
+    assert_eq!(hop_ips(&r.outcome), expected_path(7, &[]));
+    assert!(r.elapsed <= Duration::from_millis(90), "{:?}", r.elapsed);
+}
+
+#[test]
+fn unreachable_router_ends_the_trace_with_its_code() {
+    let mut path = FakePath::linear(7, 0.1);
+    path.unreachable_at = Some(4);
+    let r = run(&path, Protocol::Udp, Options::default());
+    assert_eq!(r.outcome.hops.len(), 5);
+    let last = &r.outcome.hops[4].nodes[0];
+    assert_eq!(last.ip, IpAddr::V4(router(4)));
+    assert_eq!(last.labels, vec!["!H"]);
+}
+
+#[test]
+fn udp_port_unreachable_from_target_is_not_labelled_but_gre_protocol_unreachable_neither() {
+    for protocol in [Protocol::Udp, Protocol::Gre] {
+        let r = run(&FakePath::linear(2, 0.1), protocol, Options::default());
+        assert!(r.outcome.hops[1].nodes[0].labels.is_empty(), "{protocol:?}");
+    }
+}
+
+#[test]
+fn max_ttl_and_packets_per_ttl_are_honoured() {
+    let mut path = FakePath::linear(9, 0.1);
+    path.target_silent = true;
+    let options = Options {
+        max_ttl: MaxTtl::new(5).unwrap(),
+        packets_per_ttl: PacketsPerTtl::new(1).unwrap(),
+        ..Options::default()
+    };
+    let r = run(&path, Protocol::Icmp, options);
+    assert_eq!((r.sent, r.highest_ttl, r.outcome.hops.len()), (5, 5, 5));
+}
+
+fn probe_bytes(cfg: &TraceConfig, ttl: u8, seq: u16) -> Vec<u8> {
+    let spec = ProbeSpec {
+        protocol: cfg.protocol,
+        source: cfg.source,
+        destination: cfg.target,
+        ttl,
+        flow: cfg.flow,
+        port: cfg.port,
+        seq,
+    };
+    let mut buf = Vec::new();
+    emit_probe(&spec, &mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn foreign_duplicate_late_and_unsent_replies_are_ignored() {
+    let options = Options::default();
+    let cfg = TraceConfig::new(Protocol::Udp, SRC.into(), TARGET.into(), 0x8042, &options);
+    let mut trace = Trace::new(cfg.clone());
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    while trace.poll_transmit(t0, &mut buf).is_some() {}
+    let t1 = t0 + Duration::from_millis(1);
+    // Another trace's probe (other flow) to the same target.
+    let other = TraceConfig {
+        flow: 0x8043,
+        ..cfg.clone()
+    };
+    let foreign = parse_reply_v4(&testing::time_exceeded_v4(
+        router(1),
+        &probe_bytes(&other, 1, 1),
+    ))
+    .unwrap();
+    assert!(!trace.on_reply(t1, &foreign));
+    // A probe this trace never sent (TTL 20's sequence).
+    let unsent = parse_reply_v4(&testing::time_exceeded_v4(
+        router(9),
+        &probe_bytes(&cfg, 20, 58),
+    ))
+    .unwrap();
+    assert!(!trace.on_reply(t1, &unsent));
+    // The real reply, then its duplicate.
+    let real = parse_reply_v4(&testing::time_exceeded_v4(
+        router(1),
+        &probe_bytes(&cfg, 1, 1),
+    ))
+    .unwrap();
+    assert!(trace.on_reply(t1, &real));
+    assert!(!trace.on_reply(t1, &real));
+    // A reply after the wait time counts as lost.
+    let t2 = t0 + Duration::from_millis(1500);
+    trace.handle_timeout(t2);
+    let late = parse_reply_v4(&testing::time_exceeded_v4(
+        router(1),
+        &probe_bytes(&cfg, 1, 2),
+    ))
+    .unwrap();
+    assert!(!trace.on_reply(t2, &late));
+    assert_eq!(trace.outcome().hops[0].received(), 1);
+}
+
+#[test]
+fn first_icmp_sequence_is_the_port_option() {
+    let options = Options {
+        port: 65535,
+        ..Options::default()
+    };
+    let cfg = TraceConfig::new(Protocol::Icmp, SRC.into(), TARGET.into(), 7, &options);
+    let mut trace = Trace::new(cfg);
+    let mut buf = Vec::new();
+    let t0 = Instant::now();
+    trace.poll_transmit(t0, &mut buf).unwrap();
+    assert_eq!(u16::from_be_bytes([buf[26], buf[27]]), 65535);
+    trace.poll_transmit(t0, &mut buf).unwrap();
+    assert_eq!(u16::from_be_bytes([buf[26], buf[27]]), 0, "wraps");
+    let reply = parse_reply_v4(&testing::echo_reply_v4(TARGET, SRC, 7, 0)).unwrap();
+    assert!(trace.on_reply(t0 + Duration::from_millis(1), &reply));
+}
