@@ -44,10 +44,10 @@ impl FakePath {
 
     /// The reply a probe draws, if any.
     fn answer(&self, protocol: Protocol, ttl: u8, probe: &[u8]) -> Option<Vec<u8>> {
-        if let Some(u) = self.unreachable_at {
-            if ttl > u {
-                return Some(testing::unreachable_v4(router(u), 1, probe));
-            }
+        if let Some(u) = self.unreachable_at
+            && ttl > u
+        {
+            return Some(testing::unreachable_v4(router(u), 1, probe));
         }
         if ttl < self.target_ttl {
             return (!self.silent.contains(&ttl))
@@ -67,7 +67,14 @@ impl FakePath {
             Protocol::Tcp => {
                 let flow = u16::from_be_bytes([probe[20], probe[21]]);
                 let tcp_seq = u32::from_be_bytes([probe[24], probe[25], probe[26], probe[27]]);
-                testing::tcp_reply_v4(TARGET, SRC, 80, flow, tcp_seq.wrapping_add(1), seq % 2 == 0)
+                testing::tcp_reply_v4(
+                    TARGET,
+                    SRC,
+                    80,
+                    flow,
+                    tcp_seq.wrapping_add(1),
+                    seq.is_multiple_of(2),
+                )
             }
             Protocol::Gre => testing::unreachable_v4(TARGET, 2, probe),
         })
