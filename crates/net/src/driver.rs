@@ -1,0 +1,331 @@
+//! The probing thread: one loop that drives every running trace over the shared sockets.
+
+use crate::{NetError, Sockets, sockets::recv_from, source_for};
+use edgetrace_probe::{Options, Trace, TraceConfig, TraceOutcome};
+use edgetrace_wire::{Protocol, Reply, parse_reply_v4, parse_reply_v6};
+use mio::{Events, Interest, Poll, Token, Waker, unix::SourceFd};
+use socket2::SockAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// One trace to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceRequest {
+    pub protocol: Protocol,
+    pub target: IpAddr,
+    pub options: Options,
+}
+
+type Reply2 = oneshot::Sender<Result<TraceOutcome, NetError>>;
+
+struct Job {
+    request: TraceRequest,
+    source: IpAddr,
+    reply: Reply2,
+}
+
+/// Handle to the probing thread. Dropping it lets running traces finish, then stops the thread.
+pub struct Prober {
+    jobs: Option<mpsc::Sender<Job>>,
+    waker: Arc<Waker>,
+    thread: Option<thread::JoinHandle<()>>,
+    has_v6: bool,
+}
+
+const WAKER: Token = Token(0);
+const V4_ICMP: Token = Token(1);
+const V4_TCP: Token = Token(2);
+const V6_ICMP: Token = Token(3);
+const V6_TCP: Token = Token(4);
+
+impl Prober {
+    /// Starts the probing thread over already opened sockets.
+    pub fn start(sockets: Sockets) -> Result<Prober, NetError> {
+        let io = |context| move |source| NetError::Io { context, source };
+        let poll = Poll::new().map_err(io("creating poll"))?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io("creating waker"))?);
+        let registry = poll.registry();
+        let register = |fd: i32, token| {
+            registry
+                .register(&mut SourceFd(&fd), token, Interest::READABLE)
+                .map_err(io("registering socket"))
+        };
+        register(sockets.v4_icmp.as_raw_fd(), V4_ICMP)?;
+        register(sockets.v4_tcp.as_raw_fd(), V4_TCP)?;
+        if let Some(v6) = &sockets.v6 {
+            register(v6.icmp.as_raw_fd(), V6_ICMP)?;
+            register(v6.tcp.as_raw_fd(), V6_TCP)?;
+        }
+        let has_v6 = sockets.v6.is_some();
+        let (tx, rx) = mpsc::channel();
+        let driver = Driver {
+            sockets,
+            poll,
+            jobs: rx,
+            traces: HashMap::new(),
+            by_flow: HashMap::new(),
+            next_id: 0,
+            next_flow: 0x8000 | (std::process::id() as u16).wrapping_mul(7919) & 0x7fff,
+            closed: false,
+        };
+        let thread = thread::Builder::new()
+            .name("edgetrace-prober".into())
+            .spawn(move || driver.run())
+            .map_err(io("starting the probing thread"))?;
+        Ok(Prober {
+            jobs: Some(tx),
+            waker,
+            thread: Some(thread),
+            has_v6,
+        })
+    }
+
+    /// Starts a trace; the receiver yields its outcome when it is done. Fails at once when
+    /// there is no route to the target.
+    pub fn trace(
+        &self,
+        request: TraceRequest,
+    ) -> Result<oneshot::Receiver<Result<TraceOutcome, NetError>>, NetError> {
+        if request.target.is_ipv6() && !self.has_v6 {
+            return Err(NetError::NoRoute {
+                target: request.target,
+                source: std::io::Error::other("IPv6 is not available on this machine"),
+            });
+        }
+        let source = source_for(request.target)?;
+        let (reply, rx) = oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or(NetError::Stopped)?;
+        jobs.send(Job {
+            request,
+            source,
+            reply,
+        })
+        .map_err(|_| NetError::Stopped)?;
+        self.waker.wake().map_err(|source| NetError::Io {
+            context: "waking the prober",
+            source,
+        })?;
+        Ok(rx)
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.jobs.take();
+        let _ = self.waker.wake();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Running {
+    trace: Trace,
+    reply: Reply2,
+    key: (Protocol, IpAddr, u32),
+}
+
+struct Driver {
+    sockets: Sockets,
+    poll: Poll,
+    jobs: mpsc::Receiver<Job>,
+    traces: HashMap<u64, Running>,
+    by_flow: HashMap<(Protocol, IpAddr, u32), u64>,
+    next_id: u64,
+    next_flow: u16,
+    closed: bool,
+}
+
+impl Driver {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(64);
+        let mut packet = Vec::with_capacity(128);
+        loop {
+            self.accept_jobs();
+            if self.closed && self.traces.is_empty() {
+                return;
+            }
+            let now = Instant::now();
+            self.transmit(now, &mut packet);
+            self.finish_done(now);
+            let timeout = self
+                .traces
+                .values()
+                .filter_map(|r| r.trace.poll_timeout())
+                .min()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                self.fail_all(&e);
+                return;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    token => self.drain(token),
+                }
+            }
+        }
+    }
+
+    fn accept_jobs(&mut self) {
+        loop {
+            match self.jobs.try_recv() {
+                Ok(job) => self.add(job),
+                Err(mpsc::TryRecvError::Empty) => return,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.closed = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn allocate_flow(&mut self, protocol: Protocol, target: IpAddr) -> u32 {
+        loop {
+            let flow = u32::from(self.next_flow);
+            self.next_flow = self.next_flow.wrapping_add(1) | 0x8000;
+            if !self.by_flow.contains_key(&(protocol, target, flow)) {
+                return flow;
+            }
+        }
+    }
+
+    fn add(&mut self, job: Job) {
+        let TraceRequest {
+            protocol,
+            target,
+            options,
+        } = job.request;
+        let flow = self.allocate_flow(protocol, target);
+        let cfg = TraceConfig::new(protocol, job.source, target, flow, &options);
+        let key = (protocol, target, cfg.flow);
+        if self.by_flow.contains_key(&key) {
+            let _ = job.reply.send(Err(NetError::FlowBusy {
+                target,
+                key: cfg.flow,
+            }));
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_flow.insert(key, id);
+        self.traces.insert(
+            id,
+            Running {
+                trace: Trace::new(cfg),
+                reply: job.reply,
+                key,
+            },
+        );
+    }
+
+    fn transmit(&mut self, now: Instant, packet: &mut Vec<u8>) {
+        for r in self.traces.values_mut() {
+            r.trace.handle_timeout(now);
+            while let Some(tx) = r.trace.poll_transmit(now, packet) {
+                let sent = match tx.destination {
+                    IpAddr::V4(_) => {
+                        let to = SockAddr::from(SocketAddr::new(tx.destination, 0));
+                        self.sockets.v4_send.send_to(packet, &to)
+                    }
+                    IpAddr::V6(_) => match &self.sockets.v6 {
+                        Some(v6) => {
+                            let s = v6.sender(r.trace.config().protocol);
+                            let to = SockAddr::from(SocketAddr::new(tx.destination, 0));
+                            s.set_unicast_hops_v6(u32::from(tx.ttl))
+                                .and_then(|()| s.send_to(packet, &to))
+                        }
+                        None => Err(std::io::Error::other("IPv6 is not available")),
+                    },
+                };
+                if let Err(e) = sent {
+                    r.trace.on_send_error(e.to_string());
+                }
+            }
+            r.trace.handle_timeout(now);
+        }
+    }
+
+    fn finish_done(&mut self, _now: Instant) {
+        let done: Vec<u64> = self
+            .traces
+            .iter()
+            .filter(|(_, r)| r.trace.is_done())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(r) = self.traces.remove(&id) {
+                self.by_flow.remove(&r.key);
+                let _ = r.reply.send(Ok(r.trace.outcome()));
+            }
+        }
+    }
+
+    fn fail_all(&mut self, e: &std::io::Error) {
+        for (_, r) in self.traces.drain() {
+            let _ = r.reply.send(Err(NetError::Io {
+                context: "polling sockets",
+                source: std::io::Error::new(e.kind(), e.to_string()),
+            }));
+        }
+    }
+
+    /// Reads every queued packet of one socket and dispatches the replies.
+    fn drain(&mut self, token: Token) {
+        let mut buf = [0u8; 2048];
+        loop {
+            let socket = match token {
+                V4_ICMP => &self.sockets.v4_icmp,
+                V4_TCP => &self.sockets.v4_tcp,
+                V6_ICMP | V6_TCP => match &self.sockets.v6 {
+                    Some(v6) if token == V6_ICMP => &v6.icmp,
+                    Some(v6) => &v6.tcp,
+                    None => return,
+                },
+                _ => return,
+            };
+            let (len, from) = match recv_from(socket, &mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // WouldBlock: drained. Other errors (e.g. a queued ICMP error): nothing to read.
+                Err(_) => return,
+            };
+            let now = Instant::now();
+            let data = &buf[..len];
+            let parsed = match token {
+                V4_ICMP | V4_TCP => parse_reply_v4(data),
+                _ => match from.as_socket() {
+                    Some(SocketAddr::V6(a)) => {
+                        parse_reply_v6(*a.ip(), if token == V6_ICMP { 58 } else { 6 }, data)
+                    }
+                    _ => continue,
+                },
+            };
+            if let Ok(reply) = parsed {
+                self.dispatch(now, &reply);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, reply: &Reply) {
+        let key = (
+            reply.probe.protocol,
+            reply.probe.destination,
+            reply.probe.flow,
+        );
+        if let Some(r) = self
+            .by_flow
+            .get(&key)
+            .and_then(|id| self.traces.get_mut(id))
+        {
+            r.trace.on_reply(now, reply);
+        }
+    }
+}
