@@ -313,8 +313,8 @@ fn print_tables(
             }
             writeln!(
                 out,
-                "{:>4}  {:<44} {:>6} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8}  {}",
-                "TTL", "Host", "Loss%", "Snt", "Rcv", "Min", "Avg", "Max", "StDev", "Notes"
+                "{:>4}  {:<44} {:>6} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8}  Notes",
+                "TTL", "Host", "Loss%", "Snt", "Rcv", "Min", "Avg", "Max", "StDev"
             )?;
             for h in &c.hops {
                 let loss = if h.packets_sent == 0 {
