@@ -1,0 +1,98 @@
+//! Compilation of checked trees into closures for fast execution.
+//!
+//! Comparisons whose left-hand side is a plain field are specialised per
+//! operator so that the common case costs one indirect call and the
+//! comparison itself. Other sub-expressions run through `interp::eval`
+//! over the pre-checked node (regexes and literal arguments already built).
+
+use crate::ast::{CmpOp, LogicalOp};
+use crate::check::{Node, NodeKind};
+use crate::context::ExecutionContext;
+use crate::interp::{eval, truthy};
+use crate::ops::Op;
+use crate::types::Value;
+
+pub(crate) type BoolFn = Box<dyn Fn(&ExecutionContext<'_>) -> bool + Send + Sync>;
+
+fn field_cmp(index: usize, op: Op) -> BoolFn {
+    match op {
+        Op::Order(CmpOp::Eq, Value::Bytes(lit)) => {
+            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if *b == lit))
+        }
+        Op::Order(CmpOp::Ne, Value::Bytes(lit)) => {
+            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if *b != lit))
+        }
+        Op::Order(CmpOp::Eq, Value::Int(lit)) => {
+            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Int(i)) if *i == lit))
+        }
+        Op::Matches(re) => {
+            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if re.is_match(b)))
+        }
+        Op::InIp(set) => {
+            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Ip(ip)) if set.contains(ip)))
+        }
+        Op::Contains(needle) => {
+            let finder = memchr::memmem::Finder::new(&needle).into_owned();
+            Box::new(
+                move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if finder.find(b).is_some()),
+            )
+        }
+        op => Box::new(move |ctx| ctx.value(index).is_some_and(|v| op.test(v, ctx.lists))),
+    }
+}
+
+pub(crate) fn compile_bool(node: Node) -> BoolFn {
+    let Node {
+        kind,
+        ty,
+        each,
+        span,
+    } = node;
+    match kind {
+        NodeKind::Lit(Value::Bool(b)) => Box::new(move |_| b),
+        NodeKind::Field { index, .. } => {
+            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Bool(true))))
+        }
+        NodeKind::Cmp { lhs, op, .. } if !lhs.each => match lhs.kind {
+            NodeKind::Field { index, .. } => field_cmp(index, op),
+            _ => Box::new(move |ctx| eval(&lhs, ctx).is_some_and(|v| op.test(&v, ctx.lists))),
+        },
+        NodeKind::Not(inner) => {
+            let f = compile_bool(*inner);
+            Box::new(move |ctx| !f(ctx))
+        }
+        NodeKind::Logic { op, items } => {
+            let mut fs: Vec<BoolFn> = items.into_iter().map(compile_bool).collect();
+            match (op, fs.len()) {
+                (LogicalOp::And, 2) => {
+                    let (b, a) = (fs.pop(), fs.pop());
+                    match (a, b) {
+                        (Some(a), Some(b)) => Box::new(move |ctx| a(ctx) && b(ctx)),
+                        _ => Box::new(|_| false),
+                    }
+                }
+                (LogicalOp::Or, 2) => {
+                    let (b, a) = (fs.pop(), fs.pop());
+                    match (a, b) {
+                        (Some(a), Some(b)) => Box::new(move |ctx| a(ctx) || b(ctx)),
+                        _ => Box::new(|_| false),
+                    }
+                }
+                (LogicalOp::And, _) => Box::new(move |ctx| fs.iter().all(|f| f(ctx))),
+                (LogicalOp::Or, _) => Box::new(move |ctx| fs.iter().any(|f| f(ctx))),
+                (LogicalOp::Xor, _) => {
+                    Box::new(move |ctx| fs.iter().fold(false, |acc, f| acc ^ f(ctx)))
+                }
+            }
+        }
+        kind => {
+            let node = Node {
+                kind,
+                ty,
+                each,
+                span,
+            };
+            Box::new(move |ctx| truthy(&eval(&node, ctx)))
+        }
+    }
+}

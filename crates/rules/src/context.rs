@@ -1,0 +1,289 @@
+//! The execution context: the field values of one request (and response).
+
+use crate::error::{Error, ErrorKind, Result, Span};
+use crate::lists::Lists;
+use crate::scheme::{FieldId, Scheme};
+use crate::types::{Type, Value};
+
+/// Field values for one evaluation. Fields never set are *missing*:
+/// comparisons against them are false, functions given them return missing.
+pub struct ExecutionContext<'a> {
+    pub(crate) scheme: &'a Scheme,
+    pub(crate) values: Vec<Option<Value>>,
+    pub(crate) lists: Option<&'a dyn Lists>,
+}
+
+impl std::fmt::Debug for ExecutionContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (def, v) in self.scheme.fields().iter().zip(&self.values) {
+            if let Some(v) = v {
+                m.entry(&def.name, &format_args!("{v}"));
+            }
+        }
+        m.finish()
+    }
+}
+
+fn context_error(message: String) -> Error {
+    Error::new(ErrorKind::Context, Span::default(), message)
+}
+
+impl<'a> ExecutionContext<'a> {
+    /// An empty context (every field missing) for `scheme`.
+    pub fn new(scheme: &'a Scheme) -> Self {
+        ExecutionContext {
+            scheme,
+            values: vec![None; scheme.fields().len()],
+            lists: None,
+        }
+    }
+
+    /// Resolves `in $name` through `lists` during execution. Without lists,
+    /// `in $name` is false.
+    pub fn with_lists(mut self, lists: &'a dyn Lists) -> Self {
+        self.lists = Some(lists);
+        self
+    }
+
+    /// The scheme this context belongs to.
+    pub fn scheme(&self) -> &'a Scheme {
+        self.scheme
+    }
+
+    /// Sets a field by name. Fails if the field is unknown or the value does
+    /// not have the field's type.
+    pub fn set(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
+        let id = self
+            .scheme
+            .field(name)
+            .ok_or_else(|| context_error(format!("unknown field \"{name}\"")))?;
+        self.set_id(id, value)
+    }
+
+    /// Sets a field by id.
+    pub fn set_id(&mut self, id: FieldId, value: impl Into<Value>) -> Result<()> {
+        let value = value.into();
+        let def = self
+            .scheme
+            .field_def(id)
+            .ok_or_else(|| context_error(format!("field id {} is not in this scheme", id.0)))?;
+        if !value.has_type(&def.ty) {
+            return Err(context_error(format!(
+                "field \"{}\" is {}, the value {value} does not fit",
+                def.name, def.ty
+            )));
+        }
+        self.values[id.0] = Some(value);
+        Ok(())
+    }
+
+    /// Makes a field missing again.
+    pub fn unset(&mut self, name: &str) {
+        if let Some(id) = self.scheme.field(name) {
+            self.values[id.0] = None;
+        }
+    }
+
+    /// The value of a field, if set.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.scheme
+            .field(name)
+            .and_then(|id| self.values[id.0].as_ref())
+    }
+
+    /// Sets a header-style map field (`Map<Array<String>>`) from name/value
+    /// pairs: names are lowercased, repeated names collect their values in
+    /// order. Also sets `<field>.names` (original case) and `<field>.values`
+    /// when the scheme has them.
+    pub fn set_headers<'h>(
+        &mut self,
+        field: &str,
+        pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
+    ) -> Result<()> {
+        let mut map: Vec<(Vec<u8>, Value)> = Vec::new();
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        for (name, value) in pairs {
+            let key = name.to_ascii_lowercase().into_bytes();
+            names.push(Value::from(name));
+            values.push(Value::Bytes(value.as_bytes().to_vec()));
+            match map.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, Value::Array(items))) => items.push(value.into()),
+                _ => map.push((key, Value::Array(vec![value.into()]))),
+            }
+        }
+        self.set(field, Value::Map(map))?;
+        for (suffix, v) in [("names", names), ("values", values)] {
+            let sub = format!("{field}.{suffix}");
+            if let Some(id) = self.scheme.field(&sub) {
+                if self
+                    .scheme
+                    .field_def(id)
+                    .is_some_and(|d| d.ty == Type::array_of_strings())
+                {
+                    self.set_id(id, Value::Array(v))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills the request fields Cloudflare derives from a request line and
+    /// headers: `http.request.method`, `http.host`, `http.request.full_uri`,
+    /// `.uri`, `.uri.path`, `.uri.path.extension`, `.uri.query`,
+    /// `.uri.args` (+ `.names`/`.values`), their `raw.*` variants,
+    /// `http.request.version`, `http.request.headers` (+ `.names`/`.values`),
+    /// `http.user_agent`, `http.referer`, `http.cookie`,
+    /// `http.request.cookies`, `http.x_forwarded_for` and `ssl`.
+    ///
+    /// `uri` is the request target (`/path?query`); `host` the Host header.
+    /// Fields the scheme lacks are skipped.
+    pub fn set_request(
+        &mut self,
+        method: &str,
+        scheme_https: bool,
+        host: &str,
+        uri: &str,
+        version: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<()> {
+        let (path, query) = match uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (uri, None),
+        };
+        let full = format!(
+            "{}://{host}{uri}",
+            if scheme_https { "https" } else { "http" }
+        );
+        let decoded_path = crate::functions::percent_decode(path.as_bytes(), false);
+        let ext = path
+            .rsplit('/')
+            .next()
+            .and_then(|seg| seg.rsplit_once('.'))
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let mut set = |name: &str, v: Value| -> Result<()> {
+            if self.scheme.field(name).is_some() {
+                self.set(name, v)
+            } else {
+                Ok(())
+            }
+        };
+        set("http.request.method", method.into())?;
+        set("http.host", host.into())?;
+        set("ssl", scheme_https.into())?;
+        set("http.request.version", version.into())?;
+        set("raw.http.request.full_uri", full.clone().into())?;
+        set("raw.http.request.uri", uri.into())?;
+        set("raw.http.request.uri.path", path.into())?;
+        set("raw.http.request.uri.path.extension", ext.clone().into())?;
+        set("raw.http.request.uri.query", query.unwrap_or("").into())?;
+        let decoded_uri = match query {
+            Some(q) => [decoded_path.clone(), b"?".to_vec(), q.as_bytes().to_vec()].concat(),
+            None => decoded_path.clone(),
+        };
+        let full_decoded = [
+            format!("{}://{host}", if scheme_https { "https" } else { "http" }).into_bytes(),
+            decoded_uri.clone(),
+        ]
+        .concat();
+        set("http.request.full_uri", full_decoded.into())?;
+        set("http.request.uri", decoded_uri.into())?;
+        set("http.request.uri.path", decoded_path.into())?;
+        set("http.request.uri.path.extension", ext.into())?;
+        set("http.request.uri.query", query.unwrap_or("").into())?;
+        let args: Vec<(String, String)> = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|s| !s.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                let dec = |s: &str| {
+                    String::from_utf8_lossy(&crate::functions::percent_decode(s.as_bytes(), true))
+                        .into_owned()
+                };
+                (dec(k), dec(v))
+            })
+            .collect();
+        if self.scheme.field("http.request.uri.args").is_some() {
+            self.set_args(
+                "http.request.uri.args",
+                args.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )?;
+        }
+        if self.scheme.field("http.request.headers").is_some() {
+            self.set_headers("http.request.headers", headers.iter().copied())?;
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+        };
+        let joined_cookies: Vec<&str> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            .map(|(_, v)| *v)
+            .collect();
+        let mut set = |name: &str, v: Option<&str>| -> Result<()> {
+            match v {
+                Some(v) if self.scheme.field(name).is_some() => self.set(name, v),
+                _ => Ok(()),
+            }
+        };
+        set("http.user_agent", header("user-agent"))?;
+        set("http.referer", header("referer"))?;
+        set("http.x_forwarded_for", header("x-forwarded-for"))?;
+        let cookie = joined_cookies.join("; ");
+        set(
+            "http.cookie",
+            (!joined_cookies.is_empty()).then_some(cookie.as_str()),
+        )?;
+        if self.scheme.field("http.request.cookies").is_some() {
+            let pairs: Vec<(&str, &str)> = cookie
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+                .collect();
+            self.set_args("http.request.cookies", pairs)?;
+        }
+        Ok(())
+    }
+
+    /// Like [`set_headers`](Self::set_headers) but keeps names as given
+    /// (query arguments and cookies are case-sensitive).
+    pub fn set_args<'h>(
+        &mut self,
+        field: &str,
+        pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
+    ) -> Result<()> {
+        let mut map: Vec<(Vec<u8>, Value)> = Vec::new();
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        for (name, value) in pairs {
+            names.push(Value::from(name));
+            values.push(Value::from(value));
+            match map.iter_mut().find(|(k, _)| k == name.as_bytes()) {
+                Some((_, Value::Array(items))) => items.push(value.into()),
+                _ => map.push((name.as_bytes().to_vec(), Value::Array(vec![value.into()]))),
+            }
+        }
+        self.set(field, Value::Map(map))?;
+        for (suffix, v) in [("names", names), ("values", values)] {
+            if let Some(id) = self.scheme.field(&format!("{field}.{suffix}")) {
+                self.set_id(id, Value::Array(v))?;
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn value(&self, index: usize) -> Option<&Value> {
+        match self.values.get(index) {
+            Some(Some(v)) => Some(v),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Evaluation of checked value sub-expressions (function calls, indexing).
+//! Boolean structure is compiled to closures in `compile`; this module is
+//! what those closures (and explanation) call for everything else.
+
+use std::borrow::Cow;
+
+use crate::ast::LogicalOp;
+use crate::check::{Key, Node, NodeKind};
+use crate::context::ExecutionContext;
+use crate::types::Value;
+
+type Val<'c> = Option<Cow<'c, Value>>;
+
+fn index<'v>(v: &'v Value, key: &Key) -> Option<&'v Value> {
+    match (v, key) {
+        (Value::Array(items), Key::Pos(i)) => items.get(*i),
+        (Value::Map(_), Key::Name(k)) => v.map_get(k),
+        _ => None,
+    }
+}
+
+pub(crate) fn truthy(v: &Val<'_>) -> bool {
+    matches!(v.as_deref(), Some(Value::Bool(true)))
+}
+
+/// Evaluates `node`; `None` means missing.
+pub(crate) fn eval<'c>(node: &'c Node, ctx: &'c ExecutionContext<'_>) -> Val<'c> {
+    match &node.kind {
+        NodeKind::Lit(v) => Some(Cow::Borrowed(v)),
+        NodeKind::Field { index, .. } => ctx.value(*index).map(Cow::Borrowed),
+        NodeKind::Index { base, key } => match eval(base, ctx)? {
+            Cow::Borrowed(v) => index(v, key).map(Cow::Borrowed),
+            Cow::Owned(v) => index(&v, key).cloned().map(Cow::Owned),
+        },
+        NodeKind::Each(base) => match eval(base, ctx)? {
+            Cow::Borrowed(Value::Map(items)) => Some(Cow::Owned(Value::Array(
+                items.iter().map(|(_, v)| v.clone()).collect(),
+            ))),
+            Cow::Owned(Value::Map(items)) => Some(Cow::Owned(Value::Array(
+                items.into_iter().map(|(_, v)| v).collect(),
+            ))),
+            arr @ Cow::Borrowed(Value::Array(_)) => Some(arr),
+            arr @ Cow::Owned(Value::Array(_)) => Some(arr),
+            _ => None,
+        },
+        NodeKind::Call { func, args } => {
+            let mapped = args.first().is_some_and(|a| a.each);
+            let mut vals: Vec<Val<'c>> = args.iter().map(|a| eval(a, ctx)).collect();
+            if mapped {
+                let rest = vals.split_off(1);
+                let first = vals.pop()??;
+                let Value::Array(items) = first.as_ref() else {
+                    return None;
+                };
+                let mut local: Vec<Val<'_>> = Vec::with_capacity(rest.len() + 1);
+                local.push(None);
+                local.extend(rest.iter().map(|v| v.as_deref().map(Cow::Borrowed)));
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    local[0] = Some(Cow::Borrowed(item));
+                    if let Some(v) = func.apply(&local) {
+                        out.push(v);
+                    }
+                }
+                Some(Cow::Owned(Value::Array(out)))
+            } else {
+                func.apply(&vals).map(Cow::Owned)
+            }
+        }
+        NodeKind::Cmp { lhs, op, .. } => {
+            let v = eval(lhs, ctx);
+            if lhs.each {
+                let v = v?;
+                let Value::Array(items) = v.as_ref() else {
+                    return None;
+                };
+                let out = items
+                    .iter()
+                    .map(|i| Value::Bool(op.test(i, ctx.lists)))
+                    .collect();
+                Some(Cow::Owned(Value::Array(out)))
+            } else {
+                Some(Cow::Owned(Value::Bool(
+                    v.is_some_and(|v| op.test(&v, ctx.lists)),
+                )))
+            }
+        }
+        NodeKind::Not(inner) => Some(Cow::Owned(Value::Bool(!truthy(&eval(inner, ctx))))),
+        NodeKind::Logic { op, items } => {
+            let mut it = items.iter().map(|i| truthy(&eval(i, ctx)));
+            let r = match op {
+                LogicalOp::And => it.all(|b| b),
+                LogicalOp::Or => it.any(|b| b),
+                LogicalOp::Xor => it.fold(false, |a, b| a ^ b),
+            };
+            Some(Cow::Owned(Value::Bool(r)))
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Compiled comparison operators, shared by fast execution and explanation.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use regex::bytes::Regex;
+
+use crate::ast::CmpOp;
+use crate::lists::{ListKind, Lists};
+use crate::types::Value;
+
+/// A set of IP ranges, sorted and merged, per family.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IpSet {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+}
+
+fn merge<T: Ord + Copy>(mut ranges: Vec<(T, T)>, succ: impl Fn(T) -> Option<T>) -> Vec<(T, T)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(ranges.len());
+    for (a, b) in ranges {
+        match out.last_mut() {
+            Some((_, end)) if succ(*end).is_none_or(|n| a <= n) => *end = (*end).max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+fn find<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
+    if ranges.len() <= 4 {
+        return ranges.iter().any(|&(a, b)| a <= x && x <= b);
+    }
+    let i = ranges.partition_point(|&(a, _)| a <= x);
+    i > 0 && x <= ranges[i - 1].1
+}
+
+impl IpSet {
+    pub(crate) fn new(ranges: Vec<(IpAddr, IpAddr)>) -> Self {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (a, b) in ranges {
+            match (a, b) {
+                (IpAddr::V4(a), IpAddr::V4(b)) => v4.push((u32::from(a), u32::from(b))),
+                (IpAddr::V6(a), IpAddr::V6(b)) => v6.push((u128::from(a), u128::from(b))),
+                _ => {}
+            }
+        }
+        IpSet {
+            v4: merge(v4, |x| x.checked_add(1)),
+            v6: merge(v6, |x| x.checked_add(1)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, ip: &IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => find(&self.v4, u32::from(*a)),
+            IpAddr::V6(a) => find(&self.v6, u128::from(*a)),
+        }
+    }
+}
+
+pub(crate) fn cidr_range(ip: IpAddr, len: u8) -> (IpAddr, IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            let lo = u32::from(a) & mask;
+            (IpAddr::V4(lo.into()), IpAddr::V4((lo | !mask).into()))
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            let lo = u128::from(a) & mask;
+            (IpAddr::V6(lo.into()), IpAddr::V6((lo | !mask).into()))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum BytesSet {
+    Small(Vec<Vec<u8>>),
+    Hashed(HashSet<Vec<u8>>),
+}
+
+impl BytesSet {
+    pub(crate) fn new(items: Vec<Vec<u8>>) -> Self {
+        if items.len() <= 8 {
+            BytesSet::Small(items)
+        } else {
+            BytesSet::Hashed(items.into_iter().collect())
+        }
+    }
+
+    #[inline]
+    fn contains(&self, b: &[u8]) -> bool {
+        match self {
+            BytesSet::Small(v) => v.iter().any(|x| x == b),
+            BytesSet::Hashed(h) => h.contains(b),
+        }
+    }
+}
+
+/// A comparison with its right-hand side compiled.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Order(CmpOp, Value),
+    Contains(Vec<u8>),
+    Matches(Regex),
+    Wildcard(Regex),
+    InBytes(BytesSet),
+    InInt(Vec<(i64, i64)>),
+    InIp(IpSet),
+    InList(String, #[allow(dead_code)] ListKind),
+}
+
+fn order(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Bytes(a), Value::Bytes(b)) => Some(a.as_slice().cmp(b.as_slice())),
+        (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
+        (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+        (Value::Ip(a), Value::Ip(b)) => (a.is_ipv4() == b.is_ipv4()).then(|| a.cmp(b)),
+        _ => None,
+    }
+}
+
+impl Op {
+    pub(crate) fn int_ranges(ranges: Vec<(i64, i64)>) -> Op {
+        Op::InInt(merge(ranges, |x| x.checked_add(1)))
+    }
+
+    /// Whether `v` (a present value of the checked type) satisfies the comparison.
+    #[inline]
+    pub(crate) fn test(&self, v: &Value, lists: Option<&dyn Lists>) -> bool {
+        match self {
+            Op::Order(op, rhs) => {
+                let Some(o) = order(v, rhs) else { return false };
+                match op {
+                    CmpOp::Eq => o == Ordering::Equal,
+                    CmpOp::Ne => o != Ordering::Equal,
+                    CmpOp::Lt => o == Ordering::Less,
+                    CmpOp::Le => o != Ordering::Greater,
+                    CmpOp::Gt => o == Ordering::Greater,
+                    CmpOp::Ge => o != Ordering::Less,
+                    _ => false,
+                }
+            }
+            Op::Contains(needle) => v
+                .as_bytes()
+                .is_some_and(|h| memchr::memmem::find(h, needle).is_some()),
+            Op::Matches(re) | Op::Wildcard(re) => v.as_bytes().is_some_and(|h| re.is_match(h)),
+            Op::InBytes(set) => v.as_bytes().is_some_and(|b| set.contains(b)),
+            Op::InInt(ranges) => matches!(v, Value::Int(i) if find(ranges, *i)),
+            Op::InIp(set) => matches!(v, Value::Ip(ip) if set.contains(ip)),
+            Op::InList(name, _) => lists.is_some_and(|l| l.contains(name, v)),
+        }
+    }
+}
+
+/// Builds a regex for a wildcard pattern: `*` matches any run of bytes
+/// (lazily); `\*` and `\\` are literal; the whole value must match.
+/// `captures` wraps each `*` in a group (for `wildcard_replace`).
+pub(crate) fn wildcard_regex(
+    pattern: &[u8],
+    case_sensitive: bool,
+    captures: bool,
+) -> Result<Regex, String> {
+    let mut re = String::from(if case_sensitive {
+        "(?s-u)^"
+    } else {
+        "(?si-u)^"
+    });
+    let mut i = 0;
+    let mut prev_star = false;
+    while i < pattern.len() {
+        let b = pattern[i];
+        let literal = match b {
+            b'\\' => match pattern.get(i + 1) {
+                Some(&e @ (b'*' | b'\\')) => {
+                    i += 1;
+                    e
+                }
+                _ => {
+                    return Err(
+                        "a backslash must be followed by * or \\ (write \\* or \\\\)".into(),
+                    );
+                }
+            },
+            b'*' => {
+                if prev_star {
+                    return Err("two unescaped * in a row (**) are not allowed".into());
+                }
+                prev_star = true;
+                re.push_str(if captures { "(.*?)" } else { ".*?" });
+                i += 1;
+                continue;
+            }
+            b => b,
+        };
+        prev_star = false;
+        if literal.is_ascii_alphanumeric() {
+            re.push(literal as char);
+        } else {
+            re.push_str(&format!("\\x{literal:02x}"));
+        }
+        i += 1;
+    }
+    re.push('$');
+    regex::bytes::RegexBuilder::new(&re)
+        .size_limit(1 << 22)
+        .build()
+        .map_err(|e| format!("the pattern is too complex: {e}"))
+}
