@@ -17,6 +17,16 @@ use crate::sys;
 /// Every namespace created by this crate is called `et-{pid}-{n}-{tag}-{short}`.
 pub const NS_PREFIX: &str = "et-";
 
+/// Sysctls (under `/proc/sys`) that [`Lab::add_ns`] changes to switch ICMP rate limiting off.
+const ICMP_RATELIMIT_KEYS: [&str; 6] = [
+    "net/ipv4/icmp_ratemask",
+    "net/ipv4/icmp_ratelimit",
+    "net/ipv6/icmp/ratelimit",
+    "net/ipv6/icmp/ratemask",
+    "net/ipv4/icmp_msgs_per_sec",
+    "net/ipv4/icmp_msgs_burst",
+];
+
 static LAB_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// `ip netns add/del` manipulate the shared `/run/netns` mount; serialise them
 /// so labs built concurrently from several test threads don't race on it.
@@ -70,6 +80,9 @@ pub struct Lab {
     children: Vec<Child>,
     workers: Vec<Worker>,
     default_opts: NsOptions,
+    /// Kernel defaults of the ICMP rate-limit sysctls, read from the first
+    /// namespace before they were switched off.
+    icmp_defaults: Option<Vec<(&'static str, String)>>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -205,6 +218,7 @@ impl Lab {
             children: Vec::new(),
             workers: Vec::new(),
             default_opts: NsOptions::default(),
+            icmp_defaults: None,
         })
     }
 
@@ -283,6 +297,19 @@ impl Lab {
             ("net/ipv6/conf/default/accept_ra", "0"),
         ];
         if !opts.kernel_icmp_ratelimit {
+            if self.icmp_defaults.is_none() {
+                let ns = name.clone();
+                self.icmp_defaults = Some(run_in_netns(&ns, || {
+                    ICMP_RATELIMIT_KEYS
+                        .iter()
+                        .filter_map(|k| {
+                            fs::read_to_string(format!("/proc/sys/{k}"))
+                                .ok()
+                                .map(|v| (*k, v.trim().to_string()))
+                        })
+                        .collect()
+                })?);
+            }
             settings.extend([
                 ("net/ipv4/icmp_ratemask", "0"),
                 ("net/ipv4/icmp_ratelimit", "0"),
@@ -620,6 +647,17 @@ impl Lab {
             threads: vec![t],
         });
         Ok(())
+    }
+
+    /// Puts the kernel's default ICMP rate limiting back in `ns` (values as
+    /// found in a fresh namespace of this lab before they were switched off).
+    pub fn restore_kernel_icmp_ratelimit(&self, ns: &str) -> io::Result<()> {
+        let defaults = self
+            .icmp_defaults
+            .as_ref()
+            .ok_or_else(|| other("ICMP rate limiting was never switched off in this lab"))?;
+        let settings: Vec<(&str, &str)> = defaults.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.sysctls(ns, &settings)
     }
 
     /// Tears everything down now (also done by `Drop`). Returns the first error.

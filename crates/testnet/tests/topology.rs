@@ -414,3 +414,32 @@ fn drop_on_panic_and_stale_cleanup() {
     edgetrace_testnet::cleanup_stale().unwrap();
     assert!(lab_gone(stale));
 }
+
+#[test]
+fn icmp_ratelimit_options() {
+    let mut lab = Lab::new("rl").unwrap();
+    let off = lab.add_ns("off").unwrap();
+    let kept = lab
+        .add_ns_opts(
+            "kept",
+            edgetrace_testnet::NsOptions {
+                kernel_icmp_ratelimit: true,
+            },
+        )
+        .unwrap();
+    let get = |ns: &str, k: &str| lab.sysctl_get(ns, k).unwrap();
+    assert_eq!(get(&off, "net/ipv4/icmp_ratelimit"), "0");
+    assert_eq!(get(&off, "net/ipv4/icmp_ratemask"), "0");
+    assert_eq!(get(&off, "net/ipv6/icmp/ratelimit"), "0");
+    assert_ne!(get(&kept, "net/ipv4/icmp_ratelimit"), "0");
+    lab.restore_kernel_icmp_ratelimit(&off).unwrap();
+    for k in [
+        "net/ipv4/icmp_ratelimit",
+        "net/ipv4/icmp_ratemask",
+        "net/ipv6/icmp/ratelimit",
+    ] {
+        assert_eq!(get(&off, k), get(&kept, k), "{k}");
+    }
+    // Commands only run in the lab's own namespaces.
+    assert!(lab.exec("not-ours", &["true"]).is_err());
+}
