@@ -172,7 +172,13 @@ fn colo_error(e: &NetError) -> ColoError {
 
 /// Runs every (target, protocol) trace at once; returns the API objects and whether any failed.
 fn trace_all(args: &Args, targets: &[IpAddr]) -> anyhow::Result<(Vec<Traceroute>, bool)> {
-    let sockets = Sockets::open().context("cannot open the probing sockets")?;
+    // Raw sockets when permitted; otherwise the unprivileged ways (ping sockets, UDP with
+    // IP_RECVERR), and each trace that needs more says so.
+    let sockets = match Sockets::open() {
+        Ok(s) => Some(s),
+        Err(e) if e.is_not_permitted() => None,
+        Err(e) => return Err(e).context("cannot open the probing sockets"),
+    };
     drop_privileges().context("cannot drop privileges")?;
     let prober = Prober::start(sockets)?;
     let options = Options {

@@ -402,3 +402,61 @@ fn without_cap_net_raw_the_error_says_what_to_do() {
         "{stderr}"
     );
 }
+
+#[test]
+fn without_cap_net_raw_icmp_and_udp_trace_through_unprivileged_sockets() {
+    let path = six_routers("unpriv", LinearSpec::default());
+    path.lab
+        .sysctls(&path.src, &[("net/ipv4/ping_group_range", "0 2147483647")])
+        .unwrap();
+    for v6 in [false, true] {
+        let target = if v6 {
+            path.target_v6.to_string()
+        } else {
+            path.target_v4.to_string()
+        };
+        for proto in ["icmp", "udp"] {
+            let cmd = format!("{BIN} traceroute --json -P {proto} {target}");
+            let out = path
+                .lab
+                .exec(
+                    &path.src,
+                    &["capsh", "--drop=cap_net_raw", "--", "-c", &cmd],
+                )
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{proto} v6={v6}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let r: Vec<Traceroute> = serde_json::from_slice(&out.stdout).unwrap();
+            let c = only_colo(&r[0]);
+            assert_eq!(
+                hop_ips(c),
+                expected(&hops_of(&path, v6), &[]),
+                "{proto} v6={v6}"
+            );
+            assert!(
+                c.hops.iter().all(|h| h.packets_lost == 0),
+                "{proto} v6={v6}: {:?}",
+                c.hops
+            );
+        }
+        // TCP has no unprivileged way: Code 4 and a message that says what to do.
+        let cmd = format!("{BIN} traceroute --json -P tcp {target}");
+        let out = path
+            .lab
+            .exec(
+                &path.src,
+                &["capsh", "--drop=cap_net_raw", "--", "-c", &cmd],
+            )
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let r: Vec<Traceroute> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            r[0].colos[0].error,
+            "Could not gather traceroute data: Code 4"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("CAP_NET_RAW"));
+    }
+}

@@ -1,5 +1,6 @@
 //! The probing thread: one loop that drives every running trace over the shared sockets.
 
+use crate::unprivileged::UnprivilegedSocket;
 use crate::{NetError, Sockets, sockets::recv_from, source_for};
 use edgetrace_probe::{Options, Trace, TraceConfig, TraceOutcome};
 use edgetrace_wire::{Protocol, Reply, parse_reply_v4, parse_reply_v6};
@@ -44,8 +45,10 @@ const V6_ICMP: Token = Token(3);
 const V6_TCP: Token = Token(4);
 
 impl Prober {
-    /// Starts the probing thread over already opened sockets.
-    pub fn start(sockets: Sockets) -> Result<Prober, NetError> {
+    /// Starts the probing thread over already opened raw sockets, or, with `None`, in
+    /// unprivileged mode (ICMP through ping sockets, UDP with `IP_RECVERR`; TCP and GRE are
+    /// refused with [`NetError::NotPermitted`]).
+    pub fn start(sockets: Option<Sockets>) -> Result<Prober, NetError> {
         let io = |context| move |source| NetError::Io { context, source };
         let poll = Poll::new().map_err(io("creating poll"))?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io("creating waker"))?);
@@ -55,13 +58,16 @@ impl Prober {
                 .register(&mut SourceFd(&fd), token, Interest::READABLE)
                 .map_err(io("registering socket"))
         };
-        register(sockets.v4_icmp.as_raw_fd(), V4_ICMP)?;
-        register(sockets.v4_tcp.as_raw_fd(), V4_TCP)?;
-        if let Some(v6) = &sockets.v6 {
-            register(v6.icmp.as_raw_fd(), V6_ICMP)?;
-            register(v6.tcp.as_raw_fd(), V6_TCP)?;
+        if let Some(sockets) = &sockets {
+            register(sockets.v4_icmp.as_raw_fd(), V4_ICMP)?;
+            register(sockets.v4_tcp.as_raw_fd(), V4_TCP)?;
+            if let Some(v6) = &sockets.v6 {
+                register(v6.icmp.as_raw_fd(), V6_ICMP)?;
+                register(v6.tcp.as_raw_fd(), V6_TCP)?;
+            }
         }
-        let has_v6 = sockets.v6.is_some();
+        // Unprivileged sockets are opened per trace; the kernel says then whether IPv6 works.
+        let has_v6 = sockets.as_ref().is_none_or(|s| s.v6.is_some());
         let (tx, rx) = mpsc::channel();
         let driver = Driver {
             sockets,
@@ -128,10 +134,15 @@ struct Running {
     trace: Trace,
     reply: Reply2,
     key: (Protocol, IpAddr, u32),
+    /// The trace's own socket in unprivileged mode.
+    own: Option<UnprivilegedSocket>,
 }
 
+/// Tokens of per-trace sockets start here: token = OWN_BASE + trace id.
+const OWN_BASE: usize = 1 << 20;
+
 struct Driver {
-    sockets: Sockets,
+    sockets: Option<Sockets>,
     poll: Poll,
     jobs: mpsc::Receiver<Job>,
     traces: HashMap<u64, Running>,
@@ -203,7 +214,35 @@ impl Driver {
             target,
             options,
         } = job.request;
-        let flow = self.allocate_flow(protocol, target);
+        let id = self.next_id;
+        self.next_id += 1;
+        let (flow, own) = if self.sockets.is_some() {
+            (self.allocate_flow(protocol, target), None)
+        } else {
+            let port = options.effective_port(protocol);
+            let opened = UnprivilegedSocket::open(protocol, target, port).and_then(|s| {
+                let token = Token(OWN_BASE + id as usize);
+                self.poll
+                    .registry()
+                    .register(
+                        &mut SourceFd(&s.socket.as_raw_fd()),
+                        token,
+                        Interest::READABLE,
+                    )
+                    .map_err(|source| NetError::Io {
+                        context: "registering socket",
+                        source,
+                    })?;
+                Ok(s)
+            });
+            match opened {
+                Ok(s) => (s.flow, Some(s)),
+                Err(e) => {
+                    let _ = job.reply.send(Err(e));
+                    return;
+                }
+            }
+        };
         let cfg = TraceConfig::new(protocol, job.source, target, flow, &options);
         let key = (protocol, target, cfg.flow);
         if self.by_flow.contains_key(&key) {
@@ -213,15 +252,15 @@ impl Driver {
             }));
             return;
         }
-        let id = self.next_id;
-        self.next_id += 1;
         self.by_flow.insert(key, id);
+        let trace = Trace::new(cfg);
         self.traces.insert(
             id,
             Running {
-                trace: Trace::new(cfg),
+                trace,
                 reply: job.reply,
                 key,
+                own,
             },
         );
     }
@@ -230,12 +269,14 @@ impl Driver {
         for r in self.traces.values_mut() {
             r.trace.handle_timeout(now);
             while let Some(tx) = r.trace.poll_transmit(now, packet) {
-                let sent = match tx.destination {
-                    IpAddr::V4(_) => {
+                let sent = match (&self.sockets, &r.own, tx.destination) {
+                    (_, Some(own), _) => own.send(tx.ttl, tx.seq, packet).map(|()| 0),
+                    (None, None, _) => Err(std::io::Error::other("no socket for this trace")),
+                    (Some(sockets), None, IpAddr::V4(_)) => {
                         let to = SockAddr::from(SocketAddr::new(tx.destination, 0));
-                        self.sockets.v4_send.send_to(packet, &to)
+                        sockets.v4_send.send_to(packet, &to)
                     }
-                    IpAddr::V6(_) => match &self.sockets.v6 {
+                    (Some(sockets), None, IpAddr::V6(_)) => match &sockets.v6 {
                         Some(v6) => {
                             let s = v6.sender(r.trace.config().protocol);
                             let to = SockAddr::from(SocketAddr::new(tx.destination, 0));
@@ -263,6 +304,12 @@ impl Driver {
         for id in done {
             if let Some(r) = self.traces.remove(&id) {
                 self.by_flow.remove(&r.key);
+                if let Some(own) = &r.own {
+                    let _ = self
+                        .poll
+                        .registry()
+                        .deregister(&mut SourceFd(&own.socket.as_raw_fd()));
+                }
                 let _ = r.reply.send(Ok(r.trace.outcome()));
             }
         }
@@ -279,23 +326,36 @@ impl Driver {
 
     /// Reads every queued packet of one socket and dispatches the replies.
     fn drain(&mut self, token: Token) {
+        if token.0 >= OWN_BASE {
+            let id = (token.0 - OWN_BASE) as u64;
+            let mut replies = Vec::new();
+            if let Some(own) = self.traces.get(&id).and_then(|r| r.own.as_ref()) {
+                own.drain(&mut replies);
+            }
+            for (at, reply) in &replies {
+                self.dispatch(*at, reply);
+            }
+            return;
+        }
+        let Some(sockets) = &self.sockets else { return };
         let mut buf = [0u8; 2048];
+        let mut replies = Vec::new();
         loop {
             let socket = match token {
-                V4_ICMP => &self.sockets.v4_icmp,
-                V4_TCP => &self.sockets.v4_tcp,
-                V6_ICMP | V6_TCP => match &self.sockets.v6 {
+                V4_ICMP => &sockets.v4_icmp,
+                V4_TCP => &sockets.v4_tcp,
+                V6_ICMP | V6_TCP => match &sockets.v6 {
                     Some(v6) if token == V6_ICMP => &v6.icmp,
                     Some(v6) => &v6.tcp,
-                    None => return,
+                    None => break,
                 },
-                _ => return,
+                _ => break,
             };
             let (len, from) = match recv_from(socket, &mut buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // WouldBlock: drained. Other errors (e.g. a queued ICMP error): nothing to read.
-                Err(_) => return,
+                Err(_) => break,
             };
             let now = Instant::now();
             let data = &buf[..len];
@@ -309,8 +369,11 @@ impl Driver {
                 },
             };
             if let Ok(reply) = parsed {
-                self.dispatch(now, &reply);
+                replies.push((now, reply));
             }
+        }
+        for (now, reply) in &replies {
+            self.dispatch(*now, reply);
         }
     }
 

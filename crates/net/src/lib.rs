@@ -10,7 +10,8 @@
 //! use edgetrace_probe::Options;
 //! use edgetrace_wire::Protocol;
 //!
-//! let sockets = Sockets::open().expect("needs CAP_NET_RAW");
+//! // Raw sockets when permitted; otherwise ping sockets and UDP with IP_RECVERR.
+//! let sockets = Sockets::open().ok();
 //! drop_privileges().unwrap();
 //! let prober = Prober::start(sockets).unwrap();
 //! let request = TraceRequest {
@@ -24,6 +25,7 @@
 
 mod driver;
 mod sockets;
+mod unprivileged;
 
 pub use driver::{Prober, TraceRequest};
 pub use sockets::{Sockets, drop_privileges, source_for};
@@ -33,13 +35,11 @@ use std::io;
 /// Why a trace could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    /// Raw sockets need CAP_NET_RAW.
-    #[error(
-        "{what} needs raw sockets, which need CAP_NET_RAW: run as root or grant it with \
-         `setcap cap_net_raw+ep <edgetrace binary>` ({source})"
-    )]
+    /// The probe type needs a privilege this process lacks.
+    #[error("{what} are not permitted here: {hint} ({source})")]
     NotPermitted {
         what: &'static str,
+        hint: &'static str,
         source: io::Error,
     },
     /// No route to the target, or no address of its family on this machine.

@@ -46,7 +46,12 @@ impl V6Sockets {
 fn raw(domain: Domain, protocol: i32, what: &'static str) -> Result<Socket, NetError> {
     Socket::new(domain, Type::RAW, Some(socket2::Protocol::from(protocol))).map_err(|source| {
         match source.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => NetError::NotPermitted { what, source },
+            Some(libc::EPERM) | Some(libc::EACCES) => NetError::NotPermitted {
+                what,
+                hint: "raw sockets need CAP_NET_RAW: run as root or grant it with \
+                       `setcap cap_net_raw+ep <edgetrace binary>`",
+                source,
+            },
             _ => NetError::Io {
                 context: what,
                 source,
@@ -96,7 +101,7 @@ impl Sockets {
     /// Opens every socket edgetrace probes with. Needs CAP_NET_RAW; call it once, before
     /// [`drop_privileges`]. IPv6 sockets are optional: a kernel without IPv6 still traces IPv4.
     pub fn open() -> Result<Sockets, NetError> {
-        let v4_send = raw(Domain::IPV4, libc::IPPROTO_RAW, "sending IPv4 probes")?;
+        let v4_send = raw(Domain::IPV4, libc::IPPROTO_RAW, "raw IPv4 probes")?;
         v4_send
             .set_header_included_v4(true)
             .map_err(io_err("IP_HDRINCL"))?;

@@ -92,6 +92,8 @@ impl TraceConfig {
 pub struct Transmit {
     pub ttl: u8,
     pub destination: IpAddr,
+    /// The sequence value the probe carries (for sockets that take only a payload).
+    pub seq: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +223,7 @@ impl Trace {
         Some(Transmit {
             ttl,
             destination: self.cfg.target,
+            seq: spec.seq,
         })
     }
 
