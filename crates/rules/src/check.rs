@@ -253,15 +253,16 @@ impl Checker<'_> {
     fn index(&mut self, base: &Expr, index: &Index, span: Span) -> Result<Node> {
         let base = self.node(base)?;
         let text = self.src(base.span).to_owned();
-        if base.each {
+        if base.each && *index == Index::Each {
             return Err(err(
                 ErrorKind::Type,
                 span,
                 format!(
-                    "`{text}` already stands for each element ([*]); it cannot be indexed again"
+                    "`{text}` already stands for each element ([*]); [*] cannot be applied twice"
                 ),
             ));
         }
+        let base_each = base.each;
         let (kind, ty, each) = match (&base.ty, index) {
             (Type::Array(t), Index::Int(i)) => {
                 let pos = usize::try_from(*i).unwrap_or(usize::MAX);
@@ -272,7 +273,7 @@ impl Checker<'_> {
                         key: Key::Pos(pos),
                     },
                     t,
-                    false,
+                    base_each,
                 )
             }
             (Type::Map(t), Index::Key(k)) => {
@@ -283,7 +284,7 @@ impl Checker<'_> {
                         key: Key::Name(k.clone()),
                     },
                     t,
-                    false,
+                    base_each,
                 )
             }
             (Type::Array(t) | Type::Map(t), Index::Each) => {

@@ -28,6 +28,19 @@ pub(crate) fn eval<'c>(node: &'c Node, ctx: &'c ExecutionContext<'_>) -> Val<'c>
     match &node.kind {
         NodeKind::Lit(v) => Some(Cow::Borrowed(v)),
         NodeKind::Field { index, .. } => ctx.value(*index).map(Cow::Borrowed),
+        NodeKind::Index { base, key } if base.each => {
+            let v = eval(base, ctx)?;
+            let Value::Array(items) = v.as_ref() else {
+                return None;
+            };
+            Some(Cow::Owned(Value::Array(
+                items
+                    .iter()
+                    .filter_map(|i| index(i, key))
+                    .cloned()
+                    .collect(),
+            )))
+        }
         NodeKind::Index { base, key } => match eval(base, ctx)? {
             Cow::Borrowed(v) => index(v, key).map(Cow::Borrowed),
             Cow::Owned(v) => index(&v, key).cloned().map(Cow::Owned),

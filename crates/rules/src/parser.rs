@@ -243,7 +243,9 @@ impl Parser<'_> {
             }
             return Err(Error::new(
                 ErrorKind::Syntax,
-                self.lx.next_word_span().to(op_span),
+                Some(self.lx.next_word_span())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(op_span),
                 "expected a set of values {…} or a list $name after \"in\"",
             ));
         }
