@@ -28,10 +28,17 @@
 //! the benchmarking ranges `198.18.0.0/15` and `2001:2::/48`. Tests need root
 //! (CAP_SYS_ADMIN + CAP_NET_ADMIN), `ip` (iproute2) and `iptables`/`ip6tables`.
 //!
-//! Hops answer from the address of their interface facing the source: with
-//! routes set in both directions, Linux picks the ICMP error's source address
-//! from the route back to the original sender, which leaves through the
-//! ingress interface on a linear path.
+//! Hops answer from the address of their interface facing the source (the
+//! inbound interface of the probe): IPv6 does this by itself, and every
+//! namespace sets `net.ipv4.icmp_errors_use_inbound_ifaddr=1` so IPv4 matches
+//! (without it, IPv4 picks the source of the route back to the sender, which
+//! differs on asymmetric paths such as the far side of [`ecmp_diamond`]).
+//!
+//! ICMP rate limiting is off in every namespace unless asked otherwise
+//! ([`NsOptions`], [`LinearSpec::kernel_icmp_ratelimit`]); with the kernel
+//! defaults, time-exceeded and destination-unreachable are limited per
+//! destination (v4: `icmp_ratelimit=1000` ms with a burst of 6, v6:
+//! `ratelimit=100` ms) and globally (`icmp_msgs_per_sec`/`icmp_msgs_burst`).
 
 pub mod counters;
 pub mod lab;
