@@ -463,7 +463,7 @@ impl Checker<'_> {
                         .size_limit(1 << 22)
                         .nest_limit(64)
                         .build()
-                        .map(Op::Matches)
+                        .map(|re| ops::literal_regex(pattern).unwrap_or(Op::Matches(re)))
                         .map_err(|e| {
                             let detail = e.to_string();
                             let last = detail.lines().last().unwrap_or("").trim().to_owned();

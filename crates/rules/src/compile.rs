@@ -14,30 +14,35 @@ use crate::types::Value;
 
 pub(crate) type BoolFn = Box<dyn Fn(&ExecutionContext<'_>) -> bool + Send + Sync>;
 
-fn field_cmp(index: usize, op: Op) -> BoolFn {
+/// `neg` negates the result (for `not field op value`), so that the
+/// common `not ip.src in {…}` costs a single call.
+fn field_cmp(index: usize, op: Op, neg: bool) -> BoolFn {
     match op {
-        Op::Order(CmpOp::Eq, Value::Bytes(lit)) => {
-            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if *b == lit))
-        }
-        Op::Order(CmpOp::Ne, Value::Bytes(lit)) => {
-            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if *b != lit))
-        }
+        Op::StartsWith(p) => Box::new(move |ctx| {
+            matches!(ctx.value(index), Some(Value::Bytes(b)) if b.starts_with(&p)) != neg
+        }),
+        Op::Order(CmpOp::Eq, Value::Bytes(lit)) => Box::new(move |ctx| {
+            matches!(ctx.value(index), Some(Value::Bytes(b)) if *b == lit) != neg
+        }),
+        Op::Order(CmpOp::Ne, Value::Bytes(lit)) => Box::new(move |ctx| {
+            matches!(ctx.value(index), Some(Value::Bytes(b)) if *b != lit) != neg
+        }),
         Op::Order(CmpOp::Eq, Value::Int(lit)) => {
-            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Int(i)) if *i == lit))
+            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Int(i)) if *i == lit) != neg)
         }
-        Op::Matches(re) => {
-            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if re.is_match(b)))
-        }
-        Op::InIp(set) => {
-            Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Ip(ip)) if set.contains(ip)))
-        }
+        Op::Matches(re) => Box::new(move |ctx| {
+            matches!(ctx.value(index), Some(Value::Bytes(b)) if re.is_match(b)) != neg
+        }),
+        Op::InIp(set) => Box::new(move |ctx| {
+            matches!(ctx.value(index), Some(Value::Ip(ip)) if set.contains(ip)) != neg
+        }),
         Op::Contains(needle) => {
             let finder = memchr::memmem::Finder::new(&needle).into_owned();
-            Box::new(
-                move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if finder.find(b).is_some()),
-            )
+            Box::new(move |ctx| {
+                matches!(ctx.value(index), Some(Value::Bytes(b)) if finder.find(b).is_some()) != neg
+            })
         }
-        op => Box::new(move |ctx| ctx.value(index).is_some_and(|v| op.test(v, ctx.lists))),
+        op => Box::new(move |ctx| ctx.value(index).is_some_and(|v| op.test(v, ctx.lists)) != neg),
     }
 }
 
@@ -54,10 +59,15 @@ pub(crate) fn compile_bool(node: Node) -> BoolFn {
             Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Bool(true))))
         }
         NodeKind::Cmp { lhs, op, .. } if !lhs.each => match lhs.kind {
-            NodeKind::Field { index, .. } => field_cmp(index, op),
+            NodeKind::Field { index, .. } => field_cmp(index, op, false),
             _ => Box::new(move |ctx| eval(&lhs, ctx).is_some_and(|v| op.test(&v, ctx.lists))),
         },
         NodeKind::Not(inner) => {
+            if let NodeKind::Cmp { lhs, op, .. } = &inner.kind {
+                if let (false, NodeKind::Field { index, .. }) = (lhs.each, &lhs.kind) {
+                    return field_cmp(*index, op.clone(), true);
+                }
+            }
             let f = compile_bool(*inner);
             Box::new(move |ctx| !f(ctx))
         }

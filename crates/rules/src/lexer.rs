@@ -144,7 +144,7 @@ impl<'a> Lexer<'a> {
             let close = format!("\"{}", "#".repeat(hashes));
             return match self.rest().find(&close) {
                 Some(i) => {
-                    let body = self.rest()[..i].as_bytes().to_vec();
+                    let body = self.rest().as_bytes()[..i].to_vec();
                     self.pos += i + close.len();
                     Ok((body, Span::new(start, self.pos)))
                 }

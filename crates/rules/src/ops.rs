@@ -111,6 +111,8 @@ impl BytesSet {
 pub(crate) enum Op {
     Order(CmpOp, Value),
     Contains(Vec<u8>),
+    StartsWith(Vec<u8>),
+    EndsWith(Vec<u8>),
     Matches(Regex),
     Wildcard(Regex),
     InBytes(BytesSet),
@@ -153,6 +155,8 @@ impl Op {
             Op::Contains(needle) => v
                 .as_bytes()
                 .is_some_and(|h| memchr::memmem::find(h, needle).is_some()),
+            Op::StartsWith(p) => v.as_bytes().is_some_and(|h| h.starts_with(p)),
+            Op::EndsWith(p) => v.as_bytes().is_some_and(|h| h.ends_with(p)),
             Op::Matches(re) | Op::Wildcard(re) => v.as_bytes().is_some_and(|h| re.is_match(h)),
             Op::InBytes(set) => v.as_bytes().is_some_and(|b| set.contains(b)),
             Op::InInt(ranges) => matches!(v, Value::Int(i) if find(ranges, *i)),
@@ -215,4 +219,38 @@ pub(crate) fn wildcard_regex(
         .size_limit(1 << 22)
         .build()
         .map_err(|e| format!("the pattern is too complex: {e}"))
+}
+
+/// A regular expression that is only a literal, optionally anchored
+/// (`^/api/`, `\.php$`, `^/$`, `admin`), runs as a plain byte comparison
+/// with the same meaning.
+pub(crate) fn literal_regex(pattern: &str) -> Option<Op> {
+    use regex_syntax::hir::{HirKind, Look};
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let items: Vec<&regex_syntax::hir::Hir> = match hir.kind() {
+        HirKind::Concat(items) => items.iter().collect(),
+        _ => vec![&hir],
+    };
+    let (start, rest) = match items.split_first() {
+        Some((first, rest)) if matches!(first.kind(), HirKind::Look(Look::Start)) => (true, rest),
+        _ => (false, items.as_slice()),
+    };
+    let (end, middle) = match rest.split_last() {
+        Some((last, middle)) if matches!(last.kind(), HirKind::Look(Look::End)) => (true, middle),
+        _ => (false, rest),
+    };
+    let lit = match middle {
+        [] => Vec::new(),
+        [one] => match one.kind() {
+            HirKind::Literal(lit) => lit.0.to_vec(),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(match (start, end) {
+        (true, true) => Op::Order(CmpOp::Eq, Value::Bytes(lit)),
+        (true, false) => Op::StartsWith(lit),
+        (false, true) => Op::EndsWith(lit),
+        (false, false) => Op::Contains(lit),
+    })
 }

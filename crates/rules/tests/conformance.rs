@@ -1217,3 +1217,37 @@ fn other_scheme_contexts_do_not_match() {
     assert!(e.execute(&ExecutionContext::new(&s1)));
     assert!(!e.execute(&ExecutionContext::new(&s2)));
 }
+
+#[test]
+fn literal_regexes_keep_regex_meaning() {
+    let s = scheme();
+    let mut c = ExecutionContext::new(&s);
+    for (path, pattern, want) in [
+        ("/api/x", "^/api/", true),
+        ("/v1/api/x", "^/api/", false),
+        ("/index.php", "\\\\.php$", true),
+        ("/index.php\n", "\\\\.php$", false),
+        ("/index.phps", "\\\\.php$", false),
+        ("/", "^/$", true),
+        ("//", "^/$", false),
+        ("/admin/x", "admin", true),
+        ("/ADMIN/x", "admin", false),
+        ("/ADMIN/x", "(?i)admin", true),
+        ("anything", "", true),
+        ("/a.b", "^/a.b$", true),
+        ("/axb", "^/a.b$", true),
+        ("/axb", "^/a\\\\.b$", false),
+    ] {
+        c.set("http.request.uri.path", path).unwrap();
+        filter(
+            &c,
+            &format!("http.request.uri.path matches \"{pattern}\""),
+            want,
+        );
+        filter(
+            &c,
+            &format!("not http.request.uri.path matches \"{pattern}\""),
+            !want,
+        );
+    }
+}
