@@ -475,7 +475,7 @@ impl Checker<'_> {
                         })
                 }
                 CmpOp::Wildcard | CmpOp::StrictWildcard => {
-                    ops::wildcard_regex(s, op == CmpOp::StrictWildcard, false)
+                    ops::Wildcard::new(s, op == CmpOp::StrictWildcard)
                         .map(Op::Wildcard)
                         .map_err(|e| {
                             err(
@@ -848,14 +848,13 @@ impl Checker<'_> {
                 } else {
                     Vec::new()
                 };
-                let re =
-                    ops::wildcard_regex(&pattern, flags.contains(&b's'), true).map_err(|e| {
-                        err(
-                            ErrorKind::Pattern,
-                            nodes[1].span,
-                            format!("invalid wildcard pattern: {e}"),
-                        )
-                    })?;
+                let re = ops::wildcard_regex(&pattern, flags.contains(&b's')).map_err(|e| {
+                    err(
+                        ErrorKind::Pattern,
+                        nodes[1].span,
+                        format!("invalid wildcard pattern: {e}"),
+                    )
+                })?;
                 let replacement = sig.lit_bytes(2)?;
                 check_replacement(&replacement, re.captures_len() - 1, nodes[2].span)?;
                 (

@@ -8,6 +8,7 @@
 use crate::ast::{CmpOp, LogicalOp};
 use crate::check::{Node, NodeKind};
 use crate::context::ExecutionContext;
+use crate::functions::Func;
 use crate::interp::{eval, truthy};
 use crate::ops::Op;
 use crate::types::Value;
@@ -95,6 +96,42 @@ pub(crate) fn compile_bool(node: Node) -> BoolFn {
                 }
             }
         }
+        NodeKind::Call {
+            func: func @ (Func::Any | Func::All),
+            args,
+        } if is_each_cmp(&args) => {
+            let all = matches!(func, Func::All);
+            let Some(Node {
+                kind: NodeKind::Cmp { lhs, op, .. },
+                ..
+            }) = args.into_iter().next()
+            else {
+                return Box::new(|_| false);
+            };
+            // any/all over a comparison of each element: no intermediate array.
+            Box::new(move |ctx| match eval(&lhs, ctx).as_deref() {
+                Some(Value::Array(items)) if all => items.iter().all(|v| op.test(v, ctx.lists)),
+                Some(Value::Array(items)) => items.iter().any(|v| op.test(v, ctx.lists)),
+                _ => false,
+            })
+        }
+        NodeKind::Call {
+            func: func @ (Func::StartsWith | Func::EndsWith),
+            args,
+        } if field_and_literal(&args).is_some() => {
+            let Some((index, lit)) = field_and_literal(&args) else {
+                return Box::new(|_| false);
+            };
+            if matches!(func, Func::StartsWith) {
+                Box::new(
+                    move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if b.starts_with(&lit)),
+                )
+            } else {
+                Box::new(
+                    move |ctx| matches!(ctx.value(index), Some(Value::Bytes(b)) if b.ends_with(&lit)),
+                )
+            }
+        }
         kind => {
             let node = Node {
                 kind,
@@ -104,5 +141,27 @@ pub(crate) fn compile_bool(node: Node) -> BoolFn {
             };
             Box::new(move |ctx| truthy(&eval(&node, ctx)))
         }
+    }
+}
+
+fn is_each_cmp(args: &[Node]) -> bool {
+    matches!(args, [Node { kind: NodeKind::Cmp { lhs, .. }, .. }] if lhs.each)
+}
+
+/// `(field index, literal)` for calls such as `starts_with(field, "lit")`.
+fn field_and_literal(args: &[Node]) -> Option<(usize, Vec<u8>)> {
+    match args {
+        [
+            Node {
+                kind: NodeKind::Field { index, .. },
+                each: false,
+                ..
+            },
+            Node {
+                kind: NodeKind::Lit(Value::Bytes(lit)),
+                ..
+            },
+        ] => Some((*index, lit.clone())),
+        _ => None,
     }
 }

@@ -114,7 +114,7 @@ pub(crate) enum Op {
     StartsWith(Vec<u8>),
     EndsWith(Vec<u8>),
     Matches(Regex),
-    Wildcard(Regex),
+    Wildcard(Wildcard),
     InBytes(BytesSet),
     InInt(Vec<(i64, i64)>),
     InIp(IpSet),
@@ -157,7 +157,8 @@ impl Op {
                 .is_some_and(|h| memchr::memmem::find(h, needle).is_some()),
             Op::StartsWith(p) => v.as_bytes().is_some_and(|h| h.starts_with(p)),
             Op::EndsWith(p) => v.as_bytes().is_some_and(|h| h.ends_with(p)),
-            Op::Matches(re) | Op::Wildcard(re) => v.as_bytes().is_some_and(|h| re.is_match(h)),
+            Op::Matches(re) => v.as_bytes().is_some_and(|h| re.is_match(h)),
+            Op::Wildcard(w) => v.as_bytes().is_some_and(|h| w.is_match(h)),
             Op::InBytes(set) => v.as_bytes().is_some_and(|b| set.contains(b)),
             Op::InInt(ranges) => matches!(v, Value::Int(i) if find(ranges, *i)),
             Op::InIp(set) => matches!(v, Value::Ip(ip) if set.contains(ip)),
@@ -166,28 +167,18 @@ impl Op {
     }
 }
 
-/// Builds a regex for a wildcard pattern: `*` matches any run of bytes
-/// (lazily); `\*` and `\\` are literal; the whole value must match.
-/// `captures` wraps each `*` in a group (for `wildcard_replace`).
-pub(crate) fn wildcard_regex(
-    pattern: &[u8],
-    case_sensitive: bool,
-    captures: bool,
-) -> Result<Regex, String> {
-    let mut re = String::from(if case_sensitive {
-        "(?s-u)^"
-    } else {
-        "(?si-u)^"
-    });
+/// Splits a wildcard pattern at its unescaped `*`s into literal segments
+/// (`\*` and `\\` are literal; `**` is invalid).
+fn wildcard_segments(pattern: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut segments = vec![Vec::new()];
     let mut i = 0;
     let mut prev_star = false;
     while i < pattern.len() {
-        let b = pattern[i];
-        let literal = match b {
+        match pattern[i] {
             b'\\' => match pattern.get(i + 1) {
                 Some(&e @ (b'*' | b'\\')) => {
                     i += 1;
-                    e
+                    segments.last_mut().map(|s| s.push(e));
                 }
                 _ => {
                     return Err(
@@ -200,25 +191,95 @@ pub(crate) fn wildcard_regex(
                     return Err("two unescaped * in a row (**) are not allowed".into());
                 }
                 prev_star = true;
-                re.push_str(if captures { "(.*?)" } else { ".*?" });
+                segments.push(Vec::new());
                 i += 1;
                 continue;
             }
-            b => b,
-        };
-        prev_star = false;
-        if literal.is_ascii_alphanumeric() {
-            re.push(literal as char);
-        } else {
-            re.push_str(&format!("\\x{literal:02x}"));
+            b => segments.last_mut().map(|s| s.push(b)).unwrap_or(()),
         }
+        prev_star = false;
         i += 1;
+    }
+    Ok(segments)
+}
+
+/// Builds a regex for a wildcard pattern: `*` matches any run of bytes
+/// (lazily, one capture group each, for `wildcard_replace`); the whole
+/// value must match.
+pub(crate) fn wildcard_regex(pattern: &[u8], case_sensitive: bool) -> Result<Regex, String> {
+    let segments = wildcard_segments(pattern)?;
+    let mut re = String::from(if case_sensitive {
+        "(?s-u)^"
+    } else {
+        "(?si-u)^"
+    });
+    for (i, seg) in segments.iter().enumerate() {
+        if i > 0 {
+            re.push_str("(.*?)");
+        }
+        for &b in seg {
+            if b.is_ascii_alphanumeric() {
+                re.push(b as char);
+            } else {
+                re.push_str(&format!("\\x{b:02x}"));
+            }
+        }
     }
     re.push('$');
     regex::bytes::RegexBuilder::new(&re)
         .size_limit(1 << 22)
         .build()
         .map_err(|e| format!("the pattern is too complex: {e}"))
+}
+
+/// The `wildcard` / `strict wildcard` operators: the whole value must
+/// match; `*` matches any run of bytes; `wildcard` ignores ASCII case.
+#[derive(Debug, Clone)]
+pub(crate) struct Wildcard {
+    segments: Vec<Vec<u8>>,
+    case_sensitive: bool,
+}
+
+impl Wildcard {
+    pub(crate) fn new(pattern: &[u8], case_sensitive: bool) -> Result<Self, String> {
+        let mut segments = wildcard_segments(pattern)?;
+        if !case_sensitive {
+            segments.iter_mut().for_each(|s| s.make_ascii_lowercase());
+        }
+        Ok(Wildcard {
+            segments,
+            case_sensitive,
+        })
+    }
+
+    pub(crate) fn is_match(&self, value: &[u8]) -> bool {
+        if !self.case_sensitive && value.iter().any(u8::is_ascii_uppercase) {
+            return self.match_exact(&value.to_ascii_lowercase());
+        }
+        self.match_exact(value)
+    }
+
+    fn match_exact(&self, h: &[u8]) -> bool {
+        let segs = &self.segments;
+        let (Some(first), Some(last)) = (segs.first(), segs.last()) else {
+            return false;
+        };
+        if segs.len() == 1 {
+            return h == first.as_slice();
+        }
+        if !h.starts_with(first) || h.len() < first.len() + last.len() || !h.ends_with(last) {
+            return false;
+        }
+        let mut pos = first.len();
+        let end = h.len() - last.len();
+        for mid in &segs[1..segs.len() - 1] {
+            match memchr::memmem::find(&h[pos..end], mid) {
+                Some(i) => pos += i + mid.len(),
+                None => return false,
+            }
+        }
+        true
+    }
 }
 
 /// A regular expression that is only a literal, optionally anchored
@@ -253,4 +314,38 @@ pub(crate) fn literal_regex(pattern: &str) -> Option<Op> {
         (false, true) => Op::EndsWith(lit),
         (false, false) => Op::Contains(lit),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn wildcard_matcher_agrees_with_regex(
+            pattern in "[aAb*\\\\]{0,8}",
+            value in "[aAb*\\\\]{0,10}",
+            strict in any::<bool>(),
+        ) {
+            let w = Wildcard::new(pattern.as_bytes(), strict);
+            let r = wildcard_regex(pattern.as_bytes(), strict);
+            prop_assert_eq!(w.is_ok(), r.is_ok());
+            if let (Ok(w), Ok(r)) = (w, r) {
+                prop_assert_eq!(w.is_match(value.as_bytes()), r.is_match(value.as_bytes()), "{} on {}", pattern, value);
+            }
+        }
+
+        #[test]
+        fn literal_regexes_agree_with_regex(
+            pattern in "\\^?[a/.b]{0,4}(\\\\[.])?[a/b]{0,3}\\$?",
+            value in "[a/.b\n]{0,8}",
+        ) {
+            let re = Regex::new(&pattern).unwrap();
+            if let Some(op) = literal_regex(&pattern) {
+                let v = Value::Bytes(value.as_bytes().to_vec());
+                prop_assert_eq!(op.test(&v, None), re.is_match(value.as_bytes()), "{} on {:?}", pattern, value);
+            }
+        }
+    }
 }
