@@ -132,7 +132,8 @@ impl<'a> ExecutionContext<'a> {
     /// Fills the request fields Cloudflare derives from a request line and
     /// headers: `http.request.method`, `http.host`, `http.request.full_uri`,
     /// `.uri`, `.uri.path`, `.uri.path.extension`, `.uri.query`,
-    /// `.uri.args` (+ `.names`/`.values`), their `raw.*` variants,
+    /// `.uri.args` (+ `.names`/`.values`), their `raw.*` variants (not
+    /// percent-decoded),
     /// `http.request.version`, `http.request.headers` (+ `.names`/`.values`),
     /// `http.user_agent`, `http.referer`, `http.cookie`,
     /// `http.request.cookies`, `http.x_forwarded_for` and `ssl`.
@@ -211,6 +212,15 @@ impl<'a> ExecutionContext<'a> {
                 "http.request.uri.args",
                 args.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             )?;
+        }
+        if self.scheme.field("raw.http.request.uri.args").is_some() {
+            let raw: Vec<(&str, &str)> = query
+                .unwrap_or("")
+                .split('&')
+                .filter(|s| !s.is_empty())
+                .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+                .collect();
+            self.set_args("raw.http.request.uri.args", raw)?;
         }
         if self.scheme.field("http.request.headers").is_some() {
             self.set_headers("http.request.headers", headers.iter().copied())?;

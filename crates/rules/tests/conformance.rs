@@ -1251,3 +1251,36 @@ fn literal_regexes_keep_regex_meaning() {
         );
     }
 }
+
+#[test]
+fn raw_fields_are_not_decoded() {
+    let s = scheme();
+    let mut c = ExecutionContext::new(&s);
+    c.set_request(
+        "GET",
+        false,
+        "example.com",
+        "/a%20b/c.PNG?q=x%20y",
+        "HTTP/2",
+        &[],
+    )
+    .unwrap();
+    filter(&c, r#"http.request.uri.path eq "/a b/c.PNG""#, true);
+    filter(&c, r#"raw.http.request.uri.path eq "/a%20b/c.PNG""#, true);
+    filter(&c, r#"http.request.uri.path.extension eq "png""#, true);
+    filter(&c, r#"http.request.uri.args["q"][0] eq "x y""#, true);
+    filter(&c, r#"raw.http.request.uri.args["q"][0] eq "x%20y""#, true);
+    filter(
+        &c,
+        r#"raw.http.request.full_uri eq "http://example.com/a%20b/c.PNG?q=x%20y""#,
+        true,
+    );
+    filter(&c, "ssl", false);
+}
+
+#[test]
+fn expressions_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Expression>();
+    check::<Scheme>();
+}
