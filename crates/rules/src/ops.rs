@@ -170,7 +170,8 @@ impl Op {
 /// Splits a wildcard pattern at its unescaped `*`s into literal segments
 /// (`\*` and `\\` are literal; `**` is invalid).
 fn wildcard_segments(pattern: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let mut segments = vec![Vec::new()];
+    let mut segments = Vec::new();
+    let mut current = Vec::new();
     let mut i = 0;
     let mut prev_star = false;
     while i < pattern.len() {
@@ -178,7 +179,7 @@ fn wildcard_segments(pattern: &[u8]) -> Result<Vec<Vec<u8>>, String> {
             b'\\' => match pattern.get(i + 1) {
                 Some(&e @ (b'*' | b'\\')) => {
                     i += 1;
-                    segments.last_mut().map(|s| s.push(e));
+                    current.push(e);
                 }
                 _ => {
                     return Err(
@@ -191,15 +192,16 @@ fn wildcard_segments(pattern: &[u8]) -> Result<Vec<Vec<u8>>, String> {
                     return Err("two unescaped * in a row (**) are not allowed".into());
                 }
                 prev_star = true;
-                segments.push(Vec::new());
+                segments.push(std::mem::take(&mut current));
                 i += 1;
                 continue;
             }
-            b => segments.last_mut().map(|s| s.push(b)).unwrap_or(()),
+            b => current.push(b),
         }
         prev_star = false;
         i += 1;
     }
+    segments.push(current);
     Ok(segments)
 }
 

@@ -292,12 +292,21 @@ impl Parser<'_> {
 
     fn operand(&mut self) -> Result<Expr> {
         let mut expr = self.primary()?;
+        let mut indexes = 0;
         loop {
             self.lx.skip_ws();
             if !self.lx.eat("[") {
                 return Ok(expr);
             }
             let open = self.lx.pos - 1;
+            indexes += 1;
+            if self.depth + indexes > MAX_DEPTH {
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    Span::new(open, open + 1),
+                    format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"),
+                ));
+            }
             self.lx.skip_ws();
             let index = if self.lx.eat("*") {
                 Index::Each

@@ -1187,6 +1187,8 @@ fn syntax_and_limit_errors() {
     error(&s, f, &long, ErrorKind::Limit, "the maximum is 4,096");
     let deep = format!("{}ssl{}", "(".repeat(100), ")".repeat(100));
     error(&s, f, &deep, ErrorKind::Limit, "nested too deeply");
+    let indexes = format!("http.request.headers.names{} eq \"a\"", "[0]".repeat(100));
+    error(&s, f, &indexes, ErrorKind::Limit, "nested too deeply");
     let nots = format!("{}ssl", "not ".repeat(100));
     error(&s, f, &nots, ErrorKind::Limit, "nested too deeply");
     // Exactly 4,096 characters is fine.
