@@ -14,6 +14,10 @@ use edgetrace_rules::{ExecutionContext, ExprKind, Expression, Scheme};
 
 const FILTER: &str = r#"http.host eq "example.com" and not ip.src in {10.0.0.0/8} and http.request.uri.path matches "^/api/""#;
 
+/// The same filter with a regular expression that is not a plain literal,
+/// so both engines run the regex crate.
+const FILTER_REGEX: &str = r#"http.host eq "example.com" and not ip.src in {10.0.0.0/8} and http.request.uri.path matches "^/api/v[0-9]+/""#;
+
 const HOST: &str = "example.com";
 const PATH: &str = "/api/v1/users";
 const IP: &str = "203.0.113.7";
@@ -126,6 +130,15 @@ fn main() {
         "wirefilter agrees"
     );
 
+    let expr_re =
+        Expression::parse(&scheme, FILTER_REGEX, ExprKind::Filter).expect("filter parses");
+    let wfilter_re = wscheme
+        .parse(FILTER_REGEX)
+        .expect("wirefilter parses")
+        .compile();
+    assert!(expr_re.execute(&ctx));
+    assert!(wfilter_re.execute(&wctx).expect("same scheme"));
+
     let rules: Vec<Expression> = thousand_rules()
         .iter()
         .map(|r| Expression::parse(&scheme, r, ExprKind::Filter).expect("rule parses"))
@@ -141,6 +154,12 @@ fn main() {
     c.bench_function("wirefilter-0.6.1/single_filter", |b| {
         b.iter(|| wfilter.execute(black_box(&wctx)).unwrap_or(false))
     });
+    c.bench_function("edgetrace/regex_filter", |b| {
+        b.iter(|| expr_re.execute(black_box(&ctx)))
+    });
+    c.bench_function("wirefilter-0.6.1/regex_filter", |b| {
+        b.iter(|| wfilter_re.execute(black_box(&wctx)).unwrap_or(false))
+    });
     c.bench_function("edgetrace/1000_rules_one_request", |b| {
         b.iter(|| rules.iter().filter(|r| r.execute(black_box(&rctx))).count())
     });
@@ -149,6 +168,10 @@ fn main() {
     let dur = Duration::from_secs(2);
     let ours_rate = rate(dur, || expr.execute(black_box(&ctx)));
     let wf_rate = rate(dur, || wfilter.execute(black_box(&wctx)).unwrap_or(false));
+    let ours_re = rate(dur, || expr_re.execute(black_box(&ctx)));
+    let wf_re = rate(dur, || {
+        wfilter_re.execute(black_box(&wctx)).unwrap_or(false)
+    });
     let start = Instant::now();
     let mut rounds = 0u32;
     let mut matched = 0;
@@ -173,5 +196,19 @@ fn main() {
         "ratio (edgetrace / wirefilter): {:.2}x",
         ours_rate / wf_rate
     );
+    println!();
+    println!("filter: {FILTER_REGEX}");
+    println!(
+        "edgetrace:          {:>6.1} M exec/s ({:.1} ns/exec)",
+        ours_re / 1e6,
+        1e9 / ours_re
+    );
+    println!(
+        "wirefilter 0.6.1:   {:>6.1} M exec/s ({:.1} ns/exec)",
+        wf_re / 1e6,
+        1e9 / wf_re
+    );
+    println!("ratio (edgetrace / wirefilter): {:.2}x", ours_re / wf_re);
+    println!();
     println!("1,000-rule zone, one request: {per_zone:?} ({matched} rules matched)");
 }

@@ -460,6 +460,7 @@ impl Checker<'_> {
                         )
                     })?;
                     regex::bytes::RegexBuilder::new(pattern)
+                        .unicode(false)
                         .size_limit(1 << 22)
                         .nest_limit(64)
                         .build()
@@ -821,6 +822,7 @@ impl Checker<'_> {
                     )
                 })?;
                 let re = regex::bytes::RegexBuilder::new(pattern_str)
+                    .unicode(false)
                     .size_limit(1 << 22)
                     .nest_limit(64)
                     .build()

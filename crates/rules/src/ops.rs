@@ -289,7 +289,12 @@ impl Wildcard {
 /// with the same meaning.
 pub(crate) fn literal_regex(pattern: &str) -> Option<Op> {
     use regex_syntax::hir::{HirKind, Look};
-    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
     let items: Vec<&regex_syntax::hir::Hir> = match hir.kind() {
         HirKind::Concat(items) => items.iter().collect(),
         _ => vec![&hir],
@@ -343,7 +348,7 @@ mod tests {
             pattern in "\\^?[a/.b]{0,4}(\\\\[.])?[a/b]{0,3}\\$?",
             value in "[a/.b\n]{0,8}",
         ) {
-            let re = Regex::new(&pattern).unwrap();
+            let re = regex::bytes::RegexBuilder::new(&pattern).unicode(false).build().unwrap();
             if let Some(op) = literal_regex(&pattern) {
                 let v = Value::Bytes(value.as_bytes().to_vec());
                 prop_assert_eq!(op.test(&v, None), re.is_match(value.as_bytes()), "{} on {:?}", pattern, value);

@@ -1286,3 +1286,35 @@ fn expressions_are_send_and_sync() {
     check::<Expression>();
     check::<Scheme>();
 }
+
+#[test]
+fn regexes_are_byte_oriented_unless_u_flag() {
+    let s = scheme();
+    let mut c = ExecutionContext::new(&s);
+    c.set("http.request.uri.path", "/%ED%95%9C%EA%B8%80")
+        .unwrap();
+    // Cloudflare's example: (?u) enables Unicode classes.
+    filter(
+        &c,
+        r#"url_decode(http.request.uri.path) matches "(?u)\\p{Hangul}+""#,
+        true,
+    );
+    filter(
+        &c,
+        r#"url_decode(http.request.uri.path) matches "(?u)^/\\p{Hangul}{2}$""#,
+        true,
+    );
+    // Without it, `.` is one byte: the two Hangul syllables are six bytes.
+    filter(
+        &c,
+        r#"url_decode(http.request.uri.path) matches "^/.{6}$""#,
+        true,
+    );
+    filter(
+        &c,
+        r#"url_decode(http.request.uri.path) matches "^/.{2}$""#,
+        false,
+    );
+    c.set("http.request.uri.path", "/\u{e9}").unwrap();
+    filter(&c, r#"http.request.uri.path matches "^/é$""#, true);
+}
