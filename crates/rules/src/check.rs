@@ -61,6 +61,7 @@ pub(crate) struct Checker<'a> {
     pub lists: Option<&'a dyn Lists>,
     pub text: &'a str,
     pub replace_calls: usize,
+    pub concat_calls: usize,
 }
 
 fn err(kind: ErrorKind, span: Span, msg: impl Into<String>) -> Error {
@@ -653,6 +654,16 @@ impl Checker<'_> {
                 (Func::Len, Type::Int, true)
             }
             "concat" => {
+                self.concat_calls += 1;
+                let url_rewrite =
+                    self.target == Target::value_in(crate::scheme::Phase::HttpRequestTransform);
+                if url_rewrite && self.concat_calls > 1 {
+                    return Err(err(
+                        ErrorKind::Argument,
+                        name_span,
+                        "concat() can appear only once in a URL rewrite expression",
+                    ));
+                }
                 sig.arity(1, usize::MAX)?;
                 let first = nodes[0].ty.clone();
                 let ok_kind = matches!(first, Type::Bytes | Type::Array(_));

@@ -7,6 +7,7 @@ use crate::ast::{CmpOp, LogicalOp};
 use crate::check::{Node, NodeKind};
 use crate::context::ExecutionContext;
 use crate::error::Span;
+use crate::functions::Func;
 use crate::interp::{eval, truthy};
 use crate::types::Value;
 
@@ -261,6 +262,23 @@ impl Explainer<'_, '_> {
                     span,
                     result: Some(result),
                     note: Some(note),
+                    children: Vec::new(),
+                }
+            }
+            NodeKind::Call {
+                func: Func::Any | Func::All,
+                args,
+            } if matches!(args.as_slice(), [Node { kind: NodeKind::Cmp { lhs, .. }, .. }] if lhs.each) =>
+            {
+                // any(x[*] op v) / all(…): report the elements and how many matched.
+                let inner = self.step(&args[0]);
+                let r = truthy(&eval(node, self.ctx));
+                Step {
+                    kind: StepKind::Leaf,
+                    text,
+                    span,
+                    result: Some(r),
+                    note: inner.note,
                     children: Vec::new(),
                 }
             }

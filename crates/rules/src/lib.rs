@@ -128,6 +128,7 @@ impl Expression {
             lists,
             text,
             replace_calls: 0,
+            concat_calls: 0,
         };
         let node = checker
             .check_root(&ast)

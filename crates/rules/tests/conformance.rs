@@ -833,6 +833,21 @@ fn argument_rules() {
     let f = Target::FILTER;
     error(
         &s,
+        t,
+        r#"concat("/a", concat("/b", http.host))"#,
+        ErrorKind::Argument,
+        "concat() can appear only once in a URL rewrite expression",
+    );
+    assert!(
+        Expression::parse(
+            &s,
+            r#"concat("/a", concat("/b", http.host))"#,
+            ExprKind::Value
+        )
+        .is_ok()
+    );
+    error(
+        &s,
         f,
         r#"starts_with("foo", "f")"#,
         ErrorKind::Argument,
