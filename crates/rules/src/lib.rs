@@ -35,11 +35,44 @@
 //! # Ok::<(), edgetrace_rules::Error>(())
 //! ```
 //!
+//! # Pipeline
+//!
+//! 1. [`Scheme`]: the typed fields ([`Scheme::cloudflare`] has Cloudflare's
+//!    request fields, their `raw.*` variants, map fields with `.names` /
+//!    `.values`, and the response fields of response phases).
+//! 2. [`parse`]: text → [`Expr`] (every node spanned); `Display` on [`Expr`]
+//!    prints canonical text that parses back to the same tree.
+//! 3. Checking against the scheme and a [`Target`] (filter or value
+//!    expression, optionally a [`Phase`]): types, operator/type rules,
+//!    function argument rules and availability, named lists.
+//! 4. Compilation to closures; regexes, sets and literal arguments are built
+//!    once. [`Expression::execute`] is the fast path;
+//!    [`Expression::explain`] re-evaluates with a record of every step.
+//!
+//! # Functions and where they are allowed
+//!
+//! | function | filter | value | phases |
+//! |---|---|---|---|
+//! | `any` `all` `lower` `upper` `len` `concat` `starts_with` `ends_with` `substring` `url_decode` `lookup_json_string` `lookup_json_integer` `remove_bytes` | yes | yes | all |
+//! | `cidr` `cidr6` | yes | no | custom rules, rate limiting |
+//! | `decode_base64` | yes | yes | Transform Rules, custom rules, rate limiting |
+//! | `join` | yes | yes | Transform Rules, custom rules, Custom Error Rules |
+//! | `split` | yes | yes | response header Transform Rules, Custom Error Rules |
+//! | `encode_base64` | yes | yes | Transform Rules, Custom Error Rules |
+//! | `regex_replace` `to_string` | no | yes | Transform Rules, dynamic redirects |
+//! | `wildcard_replace` | no | yes | URL rewrites, dynamic redirects |
+//! | `remove_query_args` `uuidv4` `sha256` | no | yes | Transform Rules |
+//!
+//! Without a phase in the [`Target`], only the filter/value column applies.
+//!
 //! Semantics follow Cloudflare's documentation: comparisons against a
 //! missing field are false (and `not` of such a comparison is true);
 //! filters must be Boolean; value expressions must produce a String;
 //! expressions are at most 4,096 characters; functions are only accepted
-//! where Cloudflare allows them (see [`Target`] and [`Phase`]).
+//! where Cloudflare allows them (see [`Target`] and [`Phase`]); regular
+//! expressions are byte-oriented unless `(?u)` turns Unicode on, as in
+//! Cloudflare's engine; `wildcard` ignores ASCII case, `strict wildcard`
+//! does not.
 
 mod ast;
 mod check;

@@ -1333,3 +1333,124 @@ fn regexes_are_byte_oriented_unless_u_flag() {
     c.set("http.request.uri.path", "/\u{e9}").unwrap();
     filter(&c, r#"http.request.uri.path matches "^/é$""#, true);
 }
+
+#[test]
+fn scheme_has_the_documented_fields_and_types() {
+    use edgetrace_rules::Type;
+    let s = scheme();
+    let string = Type::Bytes;
+    let strings = Type::array_of_strings();
+    let map = Type::map_of_string_arrays();
+    let expected: Vec<(&str, Type, bool)> = vec![
+        ("http.host", string.clone(), false),
+        ("http.request.method", string.clone(), false),
+        ("http.request.uri", string.clone(), false),
+        ("http.request.uri.path", string.clone(), false),
+        ("http.request.uri.query", string.clone(), false),
+        ("http.request.uri.path.extension", string.clone(), false),
+        ("http.request.full_uri", string.clone(), false),
+        ("http.request.version", string.clone(), false),
+        ("http.user_agent", string.clone(), false),
+        ("http.referer", string.clone(), false),
+        ("http.cookie", string.clone(), false),
+        ("http.x_forwarded_for", string.clone(), false),
+        ("http.request.headers", map.clone(), false),
+        ("http.request.headers.names", strings.clone(), false),
+        ("http.request.headers.values", strings.clone(), false),
+        ("http.request.cookies", map.clone(), false),
+        ("http.request.uri.args", map.clone(), false),
+        ("http.request.uri.args.names", strings.clone(), false),
+        ("http.request.uri.args.values", strings.clone(), false),
+        ("http.request.body.raw", string.clone(), false),
+        ("http.request.body.size", Type::Int, false),
+        ("http.request.body.form", map.clone(), false),
+        ("http.request.body.form.names", strings.clone(), false),
+        ("http.request.body.form.values", strings.clone(), false),
+        ("http.request.body.mime", string.clone(), false),
+        ("ip.src", Type::Ip, false),
+        ("ip.src.country", string.clone(), false),
+        ("ip.src.continent", string.clone(), false),
+        ("ip.src.asnum", Type::Int, false),
+        ("ip.src.city", string.clone(), false),
+        ("ip.src.region_code", string.clone(), false),
+        ("ip.src.postal_code", string.clone(), false),
+        ("ip.src.lat", string.clone(), false),
+        ("ip.src.lon", string.clone(), false),
+        ("ip.src.subdivision_1_iso_code", string.clone(), false),
+        ("ip.src.subdivision_2_iso_code", string.clone(), false),
+        ("ip.src.is_in_european_union", Type::Bool, false),
+        ("ip.src.timezone.name", string.clone(), false),
+        ("ssl", Type::Bool, false),
+        ("cf.bot_management.score", Type::Int, false),
+        ("cf.bot_management.verified_bot", Type::Bool, false),
+        ("cf.client.bot", Type::Bool, false),
+        ("cf.threat_score", Type::Int, false),
+        ("raw.http.request.uri", string.clone(), false),
+        ("raw.http.request.uri.path", string.clone(), false),
+        ("raw.http.request.uri.query", string.clone(), false),
+        ("raw.http.request.full_uri", string.clone(), false),
+        ("raw.http.request.uri.args", map.clone(), false),
+        ("raw.http.request.uri.args.names", strings.clone(), false),
+        ("http.response.code", Type::Int, true),
+        ("http.response.headers", map.clone(), true),
+        ("http.response.headers.names", strings.clone(), true),
+        ("http.response.headers.values", strings.clone(), true),
+        (
+            "http.response.content_type.media_type",
+            string.clone(),
+            true,
+        ),
+    ];
+    for (name, ty, response_only) in expected {
+        let id = s.field(name).unwrap_or_else(|| panic!("{name} missing"));
+        let def = s.field_def(id).unwrap();
+        assert_eq!(def.ty, ty, "{name}");
+        assert_eq!(def.response_only, response_only, "{name}");
+    }
+}
+
+#[test]
+fn field_types_in_use() {
+    let s = scheme();
+    let mut c = request(&s);
+    c.set("ip.src.region_code", "BE").unwrap();
+    c.set("ip.src.postal_code", "10115").unwrap();
+    c.set("ip.src.lon", "13.40").unwrap();
+    c.set("ip.src.subdivision_1_iso_code", "DE-BE").unwrap();
+    c.set("http.request.body.size", 8).unwrap();
+    c.set("http.request.body.mime", "application/json").unwrap();
+    c.set("http.x_forwarded_for", "198.51.100.1, 203.0.113.9")
+        .unwrap();
+    c.set(
+        "cf.bot_management.detection_ids",
+        Value::Array(vec![Value::Int(33554817)]),
+    )
+    .unwrap();
+    for (text, want) in [
+        (
+            r#"ip.src.city eq "Berlin" and ip.src.region_code eq "BE""#,
+            true,
+        ),
+        (r#"ip.src.postal_code matches "^10[0-9]{3}$""#, true),
+        (r#"ip.src.lat eq "52.52" and ip.src.lon ne "0""#, true),
+        (r#"ip.src.subdivision_1_iso_code eq "DE-BE""#, true),
+        (r#"ip.src.subdivision_2_iso_code eq "x""#, false),
+        (r#"ip.src.timezone.name eq "Europe/Berlin""#, true),
+        (
+            "http.request.body.size gt 5 and http.request.body.size le 8",
+            true,
+        ),
+        (r#"http.request.body.mime eq "application/json""#, true),
+        (r#"http.request.body.form["name"][0] eq "bob""#, true),
+        (r#"any(http.request.body.form.names[*] eq "comment")"#, true),
+        (r#"http.x_forwarded_for contains "203.0.113.9""#, true),
+        ("any(cf.bot_management.detection_ids[*] eq 33554817)", true),
+        (
+            "cf.bot_management.score lt 30 and not cf.bot_management.verified_bot",
+            true,
+        ),
+        ("cf.client.bot or cf.threat_score gt 50", true),
+    ] {
+        filter(&c, text, want);
+    }
+}
