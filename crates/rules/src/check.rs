@@ -584,7 +584,7 @@ impl Checker<'_> {
                 Some(_) => {}
             }
         }
-        Ok(Op::InList(name.to_owned(), expected))
+        Ok(Op::InList(name.to_owned()))
     }
 
     fn call(&mut self, name: &str, args: &[Expr], span: Span) -> Result<Node> {

@@ -139,6 +139,10 @@ impl<'a> ExecutionContext<'a> {
     /// `http.request.cookies`, `http.x_forwarded_for` and `ssl`.
     ///
     /// `uri` is the request target (`/path?query`); `host` the Host header.
+    /// The non-`raw` URI fields hold the path normalized as Cloudflare's
+    /// URL normalization does: backslashes become slashes, repeated slashes
+    /// merge, percent-encoded unreserved characters are decoded (other
+    /// escapes get uppercase hex), and `.` / `..` segments are resolved.
     /// Fields the scheme lacks are skipped.
     pub fn set_request(
         &mut self,
@@ -157,7 +161,7 @@ impl<'a> ExecutionContext<'a> {
             "{}://{host}{uri}",
             if scheme_https { "https" } else { "http" }
         );
-        let decoded_path = crate::functions::percent_decode(path.as_bytes(), false);
+        let decoded_path = normalize_path(path.as_bytes());
         let ext = path
             .rsplit('/')
             .next()
@@ -296,4 +300,64 @@ impl<'a> ExecutionContext<'a> {
             _ => None,
         }
     }
+}
+
+/// Cloudflare-style URL path normalization (see [`ExecutionContext::set_request`]).
+pub(crate) fn normalize_path(path: &[u8]) -> Vec<u8> {
+    // Percent-decoding of unreserved characters; uppercase hex elsewhere.
+    let mut decoded = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        let b = path[i];
+        if b == b'%'
+            && i + 2 < path.len()
+            && path[i + 1].is_ascii_hexdigit()
+            && path[i + 2].is_ascii_hexdigit()
+        {
+            let hex = [path[i + 1], path[i + 2]];
+            let value = std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .unwrap_or(0);
+            if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
+                decoded.push(value);
+            } else {
+                decoded.push(b'%');
+                decoded.extend(hex.iter().map(u8::to_ascii_uppercase));
+            }
+            i += 3;
+            continue;
+        }
+        decoded.push(if b == b'\\' { b'/' } else { b });
+        i += 1;
+    }
+    // Merge repeated slashes.
+    let mut merged: Vec<u8> = Vec::with_capacity(decoded.len());
+    for b in decoded {
+        if !(b == b'/' && merged.last() == Some(&b'/')) {
+            merged.push(b);
+        }
+    }
+    // Resolve dot segments (RFC 3986, section 5.2.4).
+    let absolute = merged.first() == Some(&b'/');
+    let trailing = merged.ends_with(b"/") || merged.ends_with(b"/.") || merged.ends_with(b"/..");
+    let mut out: Vec<&[u8]> = Vec::new();
+    for seg in merged.split(|&b| b == b'/') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                out.pop();
+            }
+            seg => out.push(seg),
+        }
+    }
+    let mut result = Vec::with_capacity(merged.len());
+    if absolute {
+        result.push(b'/');
+    }
+    result.extend_from_slice(&out.join(&b'/'));
+    if trailing && !out.is_empty() {
+        result.push(b'/');
+    }
+    result
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use regex::bytes::Regex;
 
 use crate::ast::CmpOp;
-use crate::lists::{ListKind, Lists};
+use crate::lists::Lists;
 use crate::types::Value;
 
 /// A set of IP ranges, sorted and merged, per family.
@@ -118,7 +118,7 @@ pub(crate) enum Op {
     InBytes(BytesSet),
     InInt(Vec<(i64, i64)>),
     InIp(IpSet),
-    InList(String, #[allow(dead_code)] ListKind),
+    InList(String),
 }
 
 fn order(a: &Value, b: &Value) -> Option<Ordering> {
@@ -162,7 +162,7 @@ impl Op {
             Op::InBytes(set) => v.as_bytes().is_some_and(|b| set.contains(b)),
             Op::InInt(ranges) => matches!(v, Value::Int(i) if find(ranges, *i)),
             Op::InIp(set) => matches!(v, Value::Ip(ip) if set.contains(ip)),
-            Op::InList(name, _) => lists.is_some_and(|l| l.contains(name, v)),
+            Op::InList(name) => lists.is_some_and(|l| l.contains(name, v)),
         }
     }
 }

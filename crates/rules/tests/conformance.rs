@@ -1282,7 +1282,12 @@ fn raw_fields_are_not_decoded() {
         &[],
     )
     .unwrap();
-    filter(&c, r#"http.request.uri.path eq "/a b/c.PNG""#, true);
+    filter(&c, r#"http.request.uri.path eq "/a%20b/c.PNG""#, true);
+    filter(
+        &c,
+        r#"url_decode(http.request.uri.path) eq "/a b/c.PNG""#,
+        true,
+    );
     filter(&c, r#"raw.http.request.uri.path eq "/a%20b/c.PNG""#, true);
     filter(&c, r#"http.request.uri.path.extension eq "png""#, true);
     filter(&c, r#"http.request.uri.args["q"][0] eq "x y""#, true);
@@ -1452,5 +1457,36 @@ fn field_types_in_use() {
         ("cf.client.bot or cf.threat_score gt 50", true),
     ] {
         filter(&c, text, want);
+    }
+}
+
+#[test]
+fn url_normalization_of_request_paths() {
+    let s = scheme();
+    let mut c = ExecutionContext::new(&s);
+    for (raw, normalized) in [
+        ("/a/b", "/a/b"),
+        ("/%7Euser/%41bc", "/~user/Abc"),
+        ("/a%2fb", "/a%2Fb"),
+        ("//a///b", "/a/b"),
+        ("/a\\b", "/a/b"),
+        ("/a/./b/../c", "/a/c"),
+        ("/a/b/..", "/a/"),
+        ("/..", "/"),
+        ("/", "/"),
+        ("/dir/", "/dir/"),
+    ] {
+        c.set_request("GET", true, "example.com", raw, "HTTP/1.1", &[])
+            .unwrap();
+        assert_eq!(
+            c.get("http.request.uri.path"),
+            Some(&Value::from(normalized)),
+            "{raw}"
+        );
+        assert_eq!(
+            c.get("raw.http.request.uri.path"),
+            Some(&Value::from(raw)),
+            "{raw}"
+        );
     }
 }
