@@ -361,3 +361,22 @@ pub(crate) fn normalize_path(path: &[u8]) -> Vec<u8> {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_path;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn normalization_is_idempotent(path in "[/a.%2eE5fF\\\\]{0,16}") {
+            let once = normalize_path(path.as_bytes());
+            prop_assert_eq!(normalize_path(&once), once.clone(), "{}", path);
+        }
+
+        #[test]
+        fn normalization_never_panics(path in proptest::collection::vec(any::<u8>(), 0..32)) {
+            let _ = normalize_path(&path);
+        }
+    }
+}
