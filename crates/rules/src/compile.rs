@@ -10,7 +10,7 @@ use crate::check::{Node, NodeKind};
 use crate::context::ExecutionContext;
 use crate::functions::Func;
 use crate::interp::{eval, truthy};
-use crate::ops::Op;
+use crate::ops::{Op, regex_is_match};
 use crate::types::Value;
 
 pub(crate) type BoolFn = Box<dyn Fn(&ExecutionContext<'_>) -> bool + Send + Sync>;
@@ -32,7 +32,7 @@ fn field_cmp(index: usize, op: Op, neg: bool) -> BoolFn {
             Box::new(move |ctx| matches!(ctx.value(index), Some(Value::Int(i)) if *i == lit) != neg)
         }
         Op::Matches(re) => Box::new(move |ctx| {
-            matches!(ctx.value(index), Some(Value::Bytes(b)) if re.is_match(b)) != neg
+            matches!(ctx.value(index), Some(Value::Bytes(b)) if regex_is_match(&re, b)) != neg
         }),
         Op::InIp(set) => Box::new(move |ctx| {
             matches!(ctx.value(index), Some(Value::Ip(ip)) if set.contains(ip)) != neg
