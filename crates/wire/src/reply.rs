@@ -88,6 +88,25 @@ pub fn parse_reply_v6(from: Ipv6Addr, next_header: u8, data: &[u8]) -> Result<Re
     }
 }
 
+/// An echo reply answers the probe whose identifier and sequence it echoes; it comes from the
+/// probe's destination.
+fn echo_reply(from: IpAddr, rest: [u8; 4]) -> Reply {
+    let probe = ProbeId {
+        protocol: Protocol::Icmp,
+        destination: from,
+        flow: u32::from(u16::from_be_bytes([rest[0], rest[1]])),
+        port: 0,
+        seq: Some(u32::from(u16::from_be_bytes([rest[2], rest[3]]))),
+        ip_id: None,
+    };
+    Reply {
+        from,
+        kind: ReplyKind::EchoReply,
+        probe,
+        mpls: Vec::new(),
+    }
+}
+
 fn parse_icmpv4(from: IpAddr, data: &[u8]) -> Result<Reply, WireError> {
     let icmp = Icmpv4Slice::from_slice(data).map_err(|e| WireError::Malformed {
         what: "ICMP header",
@@ -95,22 +114,7 @@ fn parse_icmpv4(from: IpAddr, data: &[u8]) -> Result<Reply, WireError> {
     })?;
     let rest = icmp.bytes5to8();
     let kind = match (icmp.type_u8(), icmp.code_u8()) {
-        (0, _) => {
-            let probe = ProbeId {
-                protocol: Protocol::Icmp,
-                destination: from,
-                flow: u32::from(u16::from_be_bytes([rest[0], rest[1]])),
-                port: 0,
-                seq: Some(u32::from(u16::from_be_bytes([rest[2], rest[3]]))),
-                ip_id: None,
-            };
-            return Ok(Reply {
-                from,
-                kind: ReplyKind::EchoReply,
-                probe,
-                mpls: Vec::new(),
-            });
-        }
+        (0, _) => return Ok(echo_reply(from, rest)),
         (11, _) => ReplyKind::TimeExceeded,
         (3, code) => ReplyKind::Unreachable { code, v6: false },
         (12, code) => ReplyKind::ParamProblem { code, v6: false },
@@ -139,22 +143,7 @@ fn parse_icmpv6(from: IpAddr, data: &[u8]) -> Result<Reply, WireError> {
     })?;
     let rest = icmp.bytes5to8();
     let kind = match (icmp.type_u8(), icmp.code_u8()) {
-        (129, _) => {
-            let probe = ProbeId {
-                protocol: Protocol::Icmp,
-                destination: from,
-                flow: u32::from(u16::from_be_bytes([rest[0], rest[1]])),
-                port: 0,
-                seq: Some(u32::from(u16::from_be_bytes([rest[2], rest[3]]))),
-                ip_id: None,
-            };
-            return Ok(Reply {
-                from,
-                kind: ReplyKind::EchoReply,
-                probe,
-                mpls: Vec::new(),
-            });
-        }
+        (129, _) => return Ok(echo_reply(from, rest)),
         (3, _) => ReplyKind::TimeExceeded,
         (1, code) => ReplyKind::Unreachable { code, v6: true },
         (4, code) => ReplyKind::ParamProblem { code, v6: true },
