@@ -65,6 +65,21 @@ fn hops_of(path: &Path, v6: bool) -> Vec<String> {
     }
 }
 
+fn target_of(path: &Path, v6: bool) -> String {
+    if v6 {
+        path.target_v6.to_string()
+    } else {
+        path.target_v4.to_string()
+    }
+}
+
+/// Runs `edgetrace traceroute ARGS` in `ns` with CAP_NET_RAW dropped from its bounding set.
+fn run_without_cap_net_raw(lab: &edgetrace_testnet::Lab, ns: &str, args: &str) -> Output {
+    let cmd = format!("{BIN} traceroute {args}");
+    lab.exec(ns, &["capsh", "--drop=cap_net_raw", "--", "-c", &cmd])
+        .expect("capsh runs")
+}
+
 fn six_routers(tag: &str, spec: LinearSpec) -> Path {
     linear_tagged(tag, &LinearSpec { routers: 6, ..spec }).expect("topology builds")
 }
@@ -79,11 +94,7 @@ fn dual_stack_linear_path_every_protocol_exact_hops() {
         },
     );
     for v6 in [false, true] {
-        let target = if v6 {
-            path.target_v6.to_string()
-        } else {
-            path.target_v4.to_string()
-        };
+        let target = target_of(&path, v6);
         for proto in ["icmp", "udp", "tcp", "gre"] {
             let port = if proto == "tcp" { "8080" } else { "0" };
             let r = trace_json(&path.lab, &path.src, &["-P", proto, "-p", port, &target]);
@@ -154,11 +165,7 @@ fn silent_routers_are_empty_hops_and_cost_about_one_wait() {
         },
     );
     for v6 in [false, true] {
-        let target = if v6 {
-            path.target_v6.to_string()
-        } else {
-            path.target_v4.to_string()
-        };
+        let target = target_of(&path, v6);
         let r = trace_json(&path.lab, &path.src, &["-P", "udp", &target]);
         let c = only_colo(&r[0]);
         assert_eq!(
@@ -210,11 +217,7 @@ fn tcp_closed_port_and_host_unreachable() {
         },
     );
     for v6 in [false, true] {
-        let target = if v6 {
-            path.target_v6.to_string()
-        } else {
-            path.target_v4.to_string()
-        };
+        let target = target_of(&path, v6);
         let r = trace_json(&path.lab, &path.src, &["-P", "udp", &target]);
         let c = only_colo(&r[0]);
         let hops = hops_of(&path, v6);
@@ -232,11 +235,7 @@ fn tcp_closed_port_and_host_unreachable() {
         },
     );
     for v6 in [false, true] {
-        let target = if v6 {
-            closed.target_v6.to_string()
-        } else {
-            closed.target_v4.to_string()
-        };
+        let target = target_of(&closed, v6);
         let r = trace_json(
             &closed.lab,
             &closed.src,
@@ -382,19 +381,7 @@ fn without_cap_net_raw_the_error_says_what_to_do() {
     )
     .unwrap();
     let t = path.target_v4.to_string();
-    let out = path
-        .lab
-        .exec(
-            &path.src,
-            &[
-                "capsh",
-                "--drop=cap_net_raw",
-                "--",
-                "-c",
-                &format!("{BIN} traceroute {t}"),
-            ],
-        )
-        .unwrap();
+    let out = run_without_cap_net_raw(&path.lab, &path.src, &t);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -410,20 +397,10 @@ fn without_cap_net_raw_icmp_and_udp_trace_through_unprivileged_sockets() {
         .sysctls(&path.src, &[("net/ipv4/ping_group_range", "0 2147483647")])
         .unwrap();
     for v6 in [false, true] {
-        let target = if v6 {
-            path.target_v6.to_string()
-        } else {
-            path.target_v4.to_string()
-        };
+        let target = target_of(&path, v6);
         for proto in ["icmp", "udp"] {
-            let cmd = format!("{BIN} traceroute --json -P {proto} {target}");
-            let out = path
-                .lab
-                .exec(
-                    &path.src,
-                    &["capsh", "--drop=cap_net_raw", "--", "-c", &cmd],
-                )
-                .unwrap();
+            let args = format!("--json -P {proto} {target}");
+            let out = run_without_cap_net_raw(&path.lab, &path.src, &args);
             assert!(
                 out.status.success(),
                 "{proto} v6={v6}: {}",
@@ -443,14 +420,7 @@ fn without_cap_net_raw_icmp_and_udp_trace_through_unprivileged_sockets() {
             );
         }
         // TCP has no unprivileged way: Code 4 and a message that says what to do.
-        let cmd = format!("{BIN} traceroute --json -P tcp {target}");
-        let out = path
-            .lab
-            .exec(
-                &path.src,
-                &["capsh", "--drop=cap_net_raw", "--", "-c", &cmd],
-            )
-            .unwrap();
+        let out = run_without_cap_net_raw(&path.lab, &path.src, &format!("--json -P tcp {target}"));
         assert_eq!(out.status.code(), Some(1));
         let r: Vec<Traceroute> = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(

@@ -22,12 +22,12 @@ pub struct TraceRequest {
     pub options: Options,
 }
 
-type Reply2 = oneshot::Sender<Result<TraceOutcome, NetError>>;
+type OutcomeSender = oneshot::Sender<Result<TraceOutcome, NetError>>;
 
 struct Job {
     request: TraceRequest,
     source: IpAddr,
-    reply: Reply2,
+    reply: OutcomeSender,
 }
 
 /// Handle to the probing thread. Dropping it lets running traces finish, then stops the thread.
@@ -132,7 +132,7 @@ impl Drop for Prober {
 
 struct Running {
     trace: Trace,
-    reply: Reply2,
+    reply: OutcomeSender,
     key: (Protocol, IpAddr, u32),
     /// The trace's own socket in unprivileged mode.
     own: Option<UnprivilegedSocket>,
@@ -163,7 +163,7 @@ impl Driver {
             }
             let now = Instant::now();
             self.transmit(now, &mut packet);
-            self.finish_done(now);
+            self.finish_done();
             let timeout = self
                 .traces
                 .values()
@@ -290,11 +290,10 @@ impl Driver {
                     r.trace.on_send_error(e.to_string());
                 }
             }
-            r.trace.handle_timeout(now);
         }
     }
 
-    fn finish_done(&mut self, _now: Instant) {
+    fn finish_done(&mut self) {
         let done: Vec<u64> = self
             .traces
             .iter()

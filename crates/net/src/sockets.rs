@@ -200,11 +200,59 @@ mod tests {
         assert_eq!(source_for(lo).unwrap(), lo);
     }
 
-    #[test]
-    fn tcp_filter_jumps_land_on_returns() {
-        for ip_header in [true, false] {
-            let f = tcp_reply_filter(ip_header);
-            assert_eq!(f.len(), if ip_header { 7 } else { 6 });
+    /// Runs a classic BPF program over a packet, for the few opcodes our filters use.
+    fn run(filter: &[SockFilter], packet: &[u8]) -> u32 {
+        let prog: Vec<libc::sock_filter> = filter
+            .iter()
+            // SAFETY: socket2 declares SockFilter `#[repr(transparent)]` over `sock_filter`.
+            .map(|f| unsafe { std::mem::transmute_copy::<SockFilter, libc::sock_filter>(f) })
+            .collect();
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        loop {
+            let i = prog[pc];
+            pc += 1;
+            match i.code {
+                0xb1 => x = 4 * u32::from(packet[i.k as usize] & 0xf),
+                0x50 => a = u32::from(packet[(x + i.k) as usize]),
+                0x30 => a = u32::from(packet[i.k as usize]),
+                0x54 => a &= i.k,
+                0x45 => pc += usize::from(if a & i.k != 0 { i.jt } else { i.jf }),
+                0x15 => pc += usize::from(if a == i.k { i.jt } else { i.jf }),
+                0x06 => return i.k,
+                other => panic!("opcode {other:#x} not in our filters"),
+            }
         }
+    }
+
+    #[test]
+    fn tcp_filter_admits_only_syn_ack_and_rst() {
+        // Flags, byte 13 of the TCP header: SYN 0x02, ACK 0x10, RST 0x04.
+        let cases = [
+            (0x12, true),
+            (0x14, true),
+            (0x04, true),
+            (0x02, false),
+            (0x10, false),
+            (0x18, false),
+        ];
+        for (flags, admitted) in cases {
+            let mut tcp = [0u8; 20];
+            tcp[12] = 0x50;
+            tcp[13] = flags;
+            let mut v4 = vec![0x45u8];
+            v4.resize(20, 0);
+            v4.extend_from_slice(&tcp);
+            assert_eq!(
+                run(&tcp_reply_filter(true), &v4) != 0,
+                admitted,
+                "IPv4 flags {flags:#x}"
+            );
+            assert_eq!(
+                run(&tcp_reply_filter(false), &tcp) != 0,
+                admitted,
+                "IPv6 flags {flags:#x}"
+            );
+        }
+        assert_eq!(run(&drop_all_filter(), &[0u8; 40]), 0);
     }
 }

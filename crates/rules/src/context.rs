@@ -101,13 +101,28 @@ impl<'a> ExecutionContext<'a> {
         field: &str,
         pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
     ) -> Result<()> {
+        self.set_multimap(field, pairs, true)
+    }
+
+    /// Sets a `Map<Array<String>>` field and its `.names`/`.values` companions;
+    /// `lowercase` folds the map keys (headers) or keeps them (arguments, cookies).
+    fn set_multimap<'h>(
+        &mut self,
+        field: &str,
+        pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
+        lowercase: bool,
+    ) -> Result<()> {
         let mut map: Vec<(Vec<u8>, Value)> = Vec::new();
         let mut names = Vec::new();
         let mut values = Vec::new();
         for (name, value) in pairs {
-            let key = name.to_ascii_lowercase().into_bytes();
+            let key = if lowercase {
+                name.to_ascii_lowercase().into_bytes()
+            } else {
+                name.as_bytes().to_vec()
+            };
             names.push(Value::from(name));
-            values.push(Value::Bytes(value.as_bytes().to_vec()));
+            values.push(Value::from(value));
             match map.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, Value::Array(items))) => items.push(value.into()),
                 _ => map.push((key, Value::Array(vec![value.into()]))),
@@ -273,24 +288,7 @@ impl<'a> ExecutionContext<'a> {
         field: &str,
         pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
     ) -> Result<()> {
-        let mut map: Vec<(Vec<u8>, Value)> = Vec::new();
-        let mut names = Vec::new();
-        let mut values = Vec::new();
-        for (name, value) in pairs {
-            names.push(Value::from(name));
-            values.push(Value::from(value));
-            match map.iter_mut().find(|(k, _)| k == name.as_bytes()) {
-                Some((_, Value::Array(items))) => items.push(value.into()),
-                _ => map.push((name.as_bytes().to_vec(), Value::Array(vec![value.into()]))),
-            }
-        }
-        self.set(field, Value::Map(map))?;
-        for (suffix, v) in [("names", names), ("values", values)] {
-            if let Some(id) = self.scheme.field(&format!("{field}.{suffix}")) {
-                self.set_id(id, Value::Array(v))?;
-            }
-        }
-        Ok(())
+        self.set_multimap(field, pairs, false)
     }
 
     #[inline]

@@ -220,15 +220,8 @@ fn emit_tcp(spec: &ProbeSpec, out: &mut Vec<u8>) -> Result<(), WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::hex;
     use std::net::{Ipv4Addr, Ipv6Addr};
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn spec(protocol: Protocol, v6: bool) -> ProbeSpec {
         let (source, destination) = if v6 {

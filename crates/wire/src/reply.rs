@@ -284,16 +284,9 @@ fn parse_tcp(from: IpAddr, data: &[u8]) -> Result<Reply, WireError> {
 mod tests {
     use super::*;
     use crate::testing;
+    use crate::testing::hex;
     use crate::{ProbeSpec, emit_probe, extensions::emit_mpls_extension};
     use std::net::Ipv4Addr;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 5);
 

@@ -25,6 +25,16 @@ fn probe_source(probe: &[u8]) -> [u8; 4] {
     [probe[12], probe[13], probe[14], probe[15]]
 }
 
+/// Bytes from a hex block (whitespace ignored), for expected packets written as hex in tests.
+/// Panics on malformed hex: it is test input, written by hand.
+pub fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
+        .collect()
+}
+
 /// An ICMPv4 message with type, code, the 4 "rest of header" bytes and a body.
 pub fn icmpv4(
     from: Ipv4Addr,
