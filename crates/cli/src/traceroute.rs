@@ -2,13 +2,14 @@
 
 use anyhow::Context;
 use clap::{CommandFactory, error::ErrorKind};
-use edgetrace_net::{NetError, Prober, Sockets, TraceRequest, drop_privileges};
-use edgetrace_probe::report::{Colo, ColoError, ColoTrace, HopResult, Traceroute, merge_labelled};
+use edgetrace_fleet::{Family, LocalColo, resolve};
+use edgetrace_net::{Prober, Sockets, drop_privileges};
+use edgetrace_probe::report::{Colo, Traceroute};
 use edgetrace_probe::{MaxTtl, Options, PacketType, PacketsPerTtl, WaitTime};
+use futures::StreamExt;
 use std::io::{IsTerminal, Write};
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::IpAddr;
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// At most this many targets per run, as the API allows.
@@ -78,34 +79,6 @@ fn usage_error(kind: ErrorKind, message: String) -> ! {
     sub.error(kind, message).exit()
 }
 
-/// Resolves a target; `prefer_v6` picks the family when a name has both.
-fn resolve(target: &str, prefer_v6: bool) -> Result<IpAddr, String> {
-    if let Ok(ip) = target
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
-        return Ok(ip);
-    }
-    if target.is_empty()
-        || target.len() > 253
-        || target.contains(|c: char| c.is_whitespace() || c == '/')
-    {
-        return Err(format!("target {target:?}: not an IP address or hostname"));
-    }
-    let addrs: Vec<IpAddr> = (target, 0)
-        .to_socket_addrs()
-        .map_err(|e| format!("target {target:?}: cannot resolve: {e}"))?
-        .map(|a| a.ip())
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv6() == prefer_v6)
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| format!("target {target:?}: no addresses"))
-}
-
 pub fn run(args: Args) -> ExitCode {
     if args.targets.len() > MAX_TARGETS {
         usage_error(
@@ -121,7 +94,7 @@ pub fn run(args: Args) -> ExitCode {
         let handles: Vec<_> = args
             .targets
             .iter()
-            .map(|t| s.spawn(move || resolve(t, args.ipv6)))
+            .map(|t| s.spawn(move || resolve_blocking(t, args.ipv6)))
             .collect();
         handles
             .into_iter()
@@ -161,16 +134,21 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn colo_error(e: &NetError) -> ColoError {
-    match e {
-        NetError::NotPermitted { .. } => ColoError::NotPermitted,
-        NetError::NoRoute { .. } => ColoError::Send,
-        NetError::FlowBusy { .. } => ColoError::Target,
-        NetError::Stopped | NetError::Io { .. } => ColoError::Unavailable,
-    }
+/// Resolves on the calling thread (the CLI resolves every target before sending anything).
+fn resolve_blocking(target: &str, prefer_v6: bool) -> Result<IpAddr, String> {
+    let family = if prefer_v6 {
+        Family::PreferV6
+    } else {
+        Family::PreferV4
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a resolver: {e}"))?
+        .block_on(resolve(target, family))
 }
 
-/// Runs every (target, protocol) trace at once; returns the API objects and whether any failed.
+/// Runs every target's trace at once; returns the API objects and whether any failed.
 fn trace_all(args: &Args, targets: &[IpAddr]) -> anyhow::Result<(Vec<Traceroute>, bool)> {
     // Raw sockets when permitted; otherwise the unprivileged ways (ping sockets, UDP with
     // IP_RECVERR), and each trace that needs more says so.
@@ -180,7 +158,11 @@ fn trace_all(args: &Args, targets: &[IpAddr]) -> anyhow::Result<(Vec<Traceroute>
         Err(e) => return Err(e).context("cannot open the probing sockets"),
     };
     drop_privileges().context("cannot drop privileges")?;
-    let prober = Prober::start(sockets)?;
+    let colo = Colo {
+        name: args.colo_name.clone(),
+        city: String::new(),
+    };
+    let colo = LocalColo::new(colo, Prober::start(sockets)?);
     let options = Options {
         packet_type: args.protocol,
         port: args.port,
@@ -188,108 +170,52 @@ fn trace_all(args: &Args, targets: &[IpAddr]) -> anyhow::Result<(Vec<Traceroute>
         packets_per_ttl: args.packets_per_ttl,
         wait_time: args.wait_time,
     };
-    let protocols = args.protocol.protocols();
-    let (tx, rx) = mpsc::channel();
-    let mut pending = 0;
-    let mut outcomes: Vec<Vec<Option<Result<edgetrace_probe::TraceOutcome, NetError>>>> = targets
-        .iter()
-        .map(|_| protocols.iter().map(|_| None).collect())
-        .collect();
-    for (t, &target) in targets.iter().enumerate() {
-        for (p, &protocol) in protocols.iter().enumerate() {
-            match prober.trace(TraceRequest {
-                protocol,
-                target,
-                options,
-            }) {
-                Ok(receiver) => {
-                    let tx = tx.clone();
-                    pending += 1;
-                    std::thread::spawn(move || {
-                        let r = receiver.blocking_recv().unwrap_or(Err(NetError::Stopped));
-                        let _ = tx.send((t, p, r));
-                    });
-                }
-                Err(e) => outcomes[t][p] = Some(Err(e)),
-            }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let runs = runtime.block_on(async {
+        let mut traces = futures::stream::FuturesOrdered::new();
+        for &ip in targets {
+            traces.push_back(colo.trace_ip(ip, options));
         }
-    }
-    drop(tx);
-    let progress = std::io::stderr().is_terminal();
-    let total = pending;
-    let started = Instant::now();
-    while pending > 0 {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok((t, p, r)) => {
-                outcomes[t][p] = Some(r);
-                pending -= 1;
+        let progress = std::io::stderr().is_terminal();
+        let started = Instant::now();
+        let mut ticker = tokio::time::interval(Duration::from_millis(100));
+        let mut runs = Vec::new();
+        loop {
+            tokio::select! {
+                next = traces.next() => match next {
+                    Some(run) => runs.push(run),
+                    None => break,
+                },
+                _ = ticker.tick() => {}
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            if progress {
+                eprint!(
+                    "\r\x1b[Ktracing {} target(s), {}/{} done, {:.1} s",
+                    targets.len(),
+                    runs.len(),
+                    targets.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
         }
         if progress {
-            eprint!(
-                "\r\x1b[Ktracing {} target(s), {}/{} traces done, {:.1} s",
-                targets.len(),
-                total - pending,
-                total,
-                started.elapsed().as_secs_f64()
-            );
+            eprint!("\r\x1b[K");
         }
-    }
-    if progress {
-        eprint!("\r\x1b[K");
-    }
-    let colo = Colo {
-        name: args.colo_name.clone(),
-        city: String::new(),
-    };
+        runs
+    });
     let mut failed = false;
     let mut results = Vec::new();
-    for (t, &target) in targets.iter().enumerate() {
-        let mut hops: Vec<(&str, Vec<HopResult>)> = Vec::new();
-        let mut duration = Duration::ZERO;
-        let mut error = None;
-        for (p, protocol) in protocols.iter().enumerate() {
-            match outcomes[t][p].take().unwrap_or(Err(NetError::Stopped)) {
-                Ok(o) if o.send_error.is_some() && o.hops.iter().all(|h| h.nodes.is_empty()) => {
-                    eprintln!(
-                        "edgetrace: {target}: cannot send {} probes: {}",
-                        protocol.as_str(),
-                        o.send_error.unwrap_or_default()
-                    );
-                    error = Some(ColoError::Send);
-                }
-                Ok(o) => {
-                    duration = duration.max(o.duration);
-                    hops.push((protocol.as_str(), o.hops));
-                }
-                Err(e) => {
-                    eprintln!("edgetrace: {target}: {e}");
-                    error = Some(colo_error(&e));
-                }
-            }
+    for (target, run) in args.targets.iter().zip(runs) {
+        for p in &run.problems {
+            eprintln!("edgetrace: {p}");
         }
-        let trace = match error {
-            Some(e) => {
-                failed = true;
-                ColoTrace::failed(colo.clone(), &target.to_string(), e)
-            }
-            None if protocols.len() > 1 => {
-                let parts: Vec<(&str, &[HopResult])> =
-                    hops.iter().map(|(n, h)| (*n, h.as_slice())).collect();
-                ColoTrace::from_hops(colo.clone(), target, &merge_labelled(&parts), duration)
-            }
-            None => ColoTrace::from_hops(
-                colo.clone(),
-                target,
-                &hops.pop().map(|h| h.1).unwrap_or_default(),
-                duration,
-            ),
-        };
+        failed |= !run.trace.error.is_empty();
         results.push(Traceroute {
-            target: args.targets[t].clone(),
-            colos: vec![trace],
+            target: target.clone(),
+            colos: vec![run.trace],
         });
     }
     Ok((results, failed))
