@@ -686,7 +686,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(user.accounts, [a.id.clone()]);
+        assert_eq!(user.accounts, std::slice::from_ref(&a.id));
         let k2 = store
             .create_global_key("ops@example.com", &b.id)
             .await
