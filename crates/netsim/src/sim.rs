@@ -152,6 +152,7 @@ fn pump(device: SyncDevice, network: &Mutex<Network>, stop: &AtomicBool) {
     let start = Instant::now();
     let now = || SimTime::from_duration(start.elapsed());
     let mut buf = vec![0u8; 65536];
+    let mut batch: Vec<(SimTime, Vec<u8>)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let next = {
             let mut net = network.lock().unwrap_or_else(|p| p.into_inner());
@@ -167,13 +168,20 @@ fn pump(device: SyncDevice, network: &Mutex<Network>, stop: &AtomicBool) {
             let mut fds = [PollFd::new(device.as_fd(), PollFlags::POLLIN)];
             let _ = ppoll(&mut fds, Some(TimeSpec::from_duration(wait)), None);
         }
-        let mut net = network.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded, so a flood cannot starve deliveries.
-        for _ in 0..4096 {
+        // Read everything waiting first, stamping each packet as it is read, then simulate:
+        // simulation work must not delay the timestamps of packets still queued.
+        batch.clear();
+        while batch.len() < 4096 {
             match device.recv(&mut buf) {
-                Ok(n) => net.on_packet(now(), &buf[..n]),
+                Ok(n) => batch.push((now(), buf[..n].to_vec())),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            let mut net = network.lock().unwrap_or_else(|p| p.into_inner());
+            for (at, packet) in &batch {
+                net.on_packet(*at, packet);
             }
         }
     }
