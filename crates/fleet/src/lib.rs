@@ -237,6 +237,11 @@ impl Fleet {
         Fleet { colos }
     }
 
+    /// The colo that is this machine (the first one), for requests that trace from here.
+    pub fn local(&self) -> Option<&LocalColo> {
+        self.colos.first()
+    }
+
     pub fn colos(&self) -> Vec<Colo> {
         self.colos.iter().map(|c| c.colo.clone()).collect()
     }

@@ -112,12 +112,14 @@ fn round3(x: f64) -> f64 {
 
 /// One element of the API's `result` array: a target and its traces from each colo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Traceroute {
     pub target: String,
     pub colos: Vec<ColoTrace>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Colo {
     pub name: String,
     pub city: String,
@@ -149,6 +151,7 @@ impl ColoError {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColoTrace {
     pub colo: Colo,
     pub error: String,
@@ -158,6 +161,7 @@ pub struct ColoTrace {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hop {
     pub packets_ttl: u8,
     pub packets_sent: u32,
@@ -166,6 +170,7 @@ pub struct Hop {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Node {
     pub ip: String,
     /// The PTR name, or the IP when there is none.
@@ -184,6 +189,7 @@ pub struct Node {
 /// Statistics of the replies that came from the target itself. Latencies are absent when the
 /// target never answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetSummary {
     pub asn: String,
     pub ip: String,
