@@ -1,5 +1,7 @@
 //! `edgetrace`: self-hosted edge diagnostics.
 
+mod admin;
+mod serve;
 mod traceroute;
 
 use clap::{Parser, Subcommand};
@@ -14,17 +16,48 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the API server: Cloudflare-compatible traceroute API, with SQLite in the data
+    /// directory and this machine as the colo.
+    ///
+    /// Needs CAP_NET_RAW for TCP and GRE traces (root, or `setcap cap_net_raw+ep`); it is
+    /// dropped as soon as the sockets are open.
+    Serve(serve::Args),
     /// Trace the path to up to 10 targets at once (ICMP, UDP, TCP SYN, GRE; IPv4 and IPv6).
     ///
     /// Probes keep one flow per trace (Paris traceroute), so load balancers send every TTL of a
     /// trace down the same path. Needs CAP_NET_RAW (root, or `setcap cap_net_raw+ep`); it is
     /// dropped as soon as the sockets are open.
     Traceroute(traceroute::Args),
+    /// Manage accounts in a data directory.
+    Account {
+        #[command(flatten)]
+        dir: admin::DataDir,
+        #[command(subcommand)]
+        command: admin::Account,
+    },
+    /// Manage API tokens in a data directory.
+    Token {
+        #[command(flatten)]
+        dir: admin::DataDir,
+        #[command(subcommand)]
+        command: admin::Token,
+    },
+    /// Manage global API keys (legacy X-Auth-Email + X-Auth-Key) in a data directory.
+    Key {
+        #[command(flatten)]
+        dir: admin::DataDir,
+        #[command(subcommand)]
+        command: admin::Key,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Traceroute(args) => traceroute::run(args),
+        Command::Account { dir, command } => admin::account(dir, command),
+        Command::Token { dir, command } => admin::token(dir, command),
+        Command::Key { dir, command } => admin::key(dir, command),
     }
 }

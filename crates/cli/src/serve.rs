@@ -1,0 +1,306 @@
+//! `edgetrace serve`: the API on the embedded default (SQLite in the data directory, this
+//! machine as the one colo), optionally the Datadog system-probe route on a Unix socket and TCP.
+
+use anyhow::{Context, bail};
+use edgetrace_api::{AppState, Limiter, RateLimit, SysprobeConfig};
+use edgetrace_fleet::{Fleet, LocalColo};
+use edgetrace_net::{Prober, Sockets, drop_privileges};
+use edgetrace_probe::report::Colo;
+use edgetrace_store::{PERMISSIONS, Store};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./edgetrace-data";
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+On an empty data directory, serve creates an account and a first API token with every
+permission and prints both once on stderr; only the token's hash is stored.
+
+Examples:
+  edgetrace serve
+  edgetrace serve --listen 0.0.0.0:8080 --data-dir /var/lib/edgetrace --colo-name ams01 --colo-city 'Amsterdam, NL'
+  edgetrace serve --sysprobe-socket /opt/datadog-agent/run/sysprobe.sock
+
+Config file (TOML; every key optional, command-line flags win):
+  listen = \"127.0.0.1:8080\"
+  data_dir = \"./edgetrace-data\"
+  [colo]
+  name = \"local\"
+  city = \"\"
+  [rate_limit]            # per API token
+  requests = 1200
+  period_secs = 300
+  [sysprobe]
+  socket = \"/run/edgetrace/sysprobe.sock\"
+  listen = \"127.0.0.1:3333\"   # needs an API token with Magic Transit Write
+  namespace = \"default\"
+  network_id = \"\"")]
+pub struct Args {
+    /// Address of the HTTP API [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Directory of the SQLite database [default: ./edgetrace-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file (see below).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Name of this machine as a colo [default: local].
+    #[arg(long, value_name = "NAME")]
+    colo_name: Option<String>,
+    /// City of this machine as a colo, e.g. "Denver, CO, US".
+    #[arg(long, value_name = "CITY")]
+    colo_city: Option<String>,
+    /// Serve Datadog's system-probe `GET /traceroute/{host}` on this Unix socket (mode 0660).
+    #[arg(long, value_name = "PATH")]
+    sysprobe_socket: Option<PathBuf>,
+    /// Also serve the system-probe route on TCP (callers need an API token).
+    #[arg(long, value_name = "ADDR")]
+    sysprobe_listen: Option<SocketAddr>,
+    /// Requests per 5 minutes allowed to one API token [default: 1200]; 0 disables the limit.
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    colo: ColoConfig,
+    rate_limit: Option<RateLimitConfig>,
+    #[serde(default)]
+    sysprobe: SysprobeSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColoConfig {
+    name: Option<String>,
+    city: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitConfig {
+    requests: u32,
+    period_secs: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SysprobeSection {
+    socket: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    namespace: Option<String>,
+    network_id: Option<String>,
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let config: Config =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(r) = &config.rate_limit
+        && r.period_secs == 0
+    {
+        bail!(
+            "{}: rate_limit.period_secs: 0 is out of range; allowed: 1 or more",
+            path.display()
+        );
+    }
+    Ok(config)
+}
+
+/// The data directory a command works on.
+pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgetrace: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: Args) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => load_config(path)?,
+        None => Config::default(),
+    };
+    let listen = args
+        .listen
+        .or(config.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address"));
+    let data_dir = data_dir(args.data_dir.or(config.data_dir));
+    let colo = Colo {
+        name: args
+            .colo_name
+            .or(config.colo.name)
+            .unwrap_or_else(|| "local".into()),
+        city: args.colo_city.or(config.colo.city).unwrap_or_default(),
+    };
+    if colo.name.trim().is_empty() {
+        bail!("--colo-name: must not be empty");
+    }
+    let rate_limit = match (args.rate_limit, config.rate_limit) {
+        (Some(n), _) => RateLimit {
+            requests: n,
+            ..RateLimit::default()
+        },
+        (None, Some(r)) => RateLimit {
+            requests: r.requests,
+            period: Duration::from_secs(r.period_secs),
+        },
+        (None, None) => RateLimit::default(),
+    };
+    let sysprobe_socket = args.sysprobe_socket.or(config.sysprobe.socket);
+    let sysprobe_listen = args.sysprobe_listen.or(config.sysprobe.listen);
+    let sysprobe = SysprobeConfig {
+        namespace: config
+            .sysprobe
+            .namespace
+            .unwrap_or_else(|| "default".into()),
+        network_id: config.sysprobe.network_id.unwrap_or_default(),
+    };
+
+    // Privileged sockets first, then every capability goes, before any thread starts.
+    let sockets = match Sockets::open() {
+        Ok(s) => Some(s),
+        Err(e) if e.is_not_permitted() => {
+            eprintln!(
+                "edgetrace: no CAP_NET_RAW: ICMP and UDP traces use unprivileged sockets; TCP and GRE answer Code 4 ({e})"
+            );
+            None
+        }
+        Err(e) => return Err(e).context("cannot open the probing sockets"),
+    };
+    drop_privileges().context("cannot drop privileges")?;
+    let prober = Prober::start(sockets)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let store = Store::open_data_dir(&data_dir).await?;
+        bootstrap(&store).await?;
+        let state = AppState {
+            store: store.clone(),
+            fleet: Arc::new(Fleet::new(vec![LocalColo::new(colo, prober)])),
+            limiter: Arc::new(Limiter::new(rate_limit)),
+            sysprobe: Arc::new(sysprobe),
+        };
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("--listen {listen}: cannot listen"))?;
+        eprintln!(
+            "edgetrace: API on http://{}/client/v4 (data in {})",
+            listener.local_addr()?,
+            data_dir.display()
+        );
+        let mut servers = tokio::task::JoinSet::new();
+        let api = edgetrace_api::router(state.clone());
+        servers.spawn(async move { axum::serve(listener, api).await.context("API server") });
+        if let Some(path) = sysprobe_socket {
+            let listener = bind_unix(&path)?;
+            eprintln!("edgetrace: system-probe route on unix:{}", path.display());
+            let app = edgetrace_api::sysprobe::router(state.clone(), false);
+            servers.spawn(async move {
+                axum::serve(listener, app)
+                    .await
+                    .context("system-probe server")
+            });
+        }
+        if let Some(addr) = sysprobe_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--sysprobe-listen {addr}: cannot listen"))?;
+            eprintln!(
+                "edgetrace: system-probe route on http://{} (API token required)",
+                listener.local_addr()?
+            );
+            let app = edgetrace_api::sysprobe::router(state.clone(), true);
+            servers.spawn(async move {
+                axum::serve(listener, app)
+                    .await
+                    .context("system-probe server")
+            });
+        }
+        tokio::select! {
+            done = servers.join_next() => {
+                match done {
+                    Some(Ok(r)) => r?,
+                    Some(Err(e)) => bail!("a server task failed: {e}"),
+                    None => {}
+                }
+            }
+            _ = shutdown_signal() => eprintln!("edgetrace: shutting down"),
+        }
+        store.close().await;
+        Ok(())
+    })
+}
+
+/// Binds the system-probe socket, replacing a stale one, readable and writable by the owner
+/// and group only.
+fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!(
+                "--sysprobe-socket {}: exists and is not a socket; refusing to replace it",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("--sysprobe-socket {}: cannot remove", path.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("--sysprobe-socket {}: cannot listen", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("--sysprobe-socket {}: cannot set mode 0660", path.display()))?;
+    Ok(listener)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+/// On an empty database: an account and a token with every permission, shown once.
+async fn bootstrap(store: &Store) -> anyhow::Result<()> {
+    if !store.accounts().await?.is_empty() {
+        return Ok(());
+    }
+    let account = store.create_account("default").await?;
+    let permissions: Vec<String> = PERMISSIONS.iter().map(|p| p.to_string()).collect();
+    let (token, secret) = store
+        .create_token(&account.id, "first token", &permissions)
+        .await?;
+    eprintln!(
+        "edgetrace: created account {} and API token {} with every permission.\n\
+         edgetrace: the token's secret is shown only now; keep it:\n\n    {secret}\n",
+        account.id, token.id
+    );
+    Ok(())
+}
