@@ -22,6 +22,12 @@ missing=()
 for cmd in "${!packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
 done
+# The end-to-end API tests run Cloudflare's Python SDK and Schemathesis from a venv.
+if ! command -v python3 >/dev/null 2>&1; then
+  missing+=(python3 python3-venv python3-pip)
+elif ! python3 -m venv --help >/dev/null 2>&1; then
+  missing+=(python3-venv)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,344 @@
+//! `edgetrace serve` end to end: a real server in a network namespace, credentials made with
+//! the CLI, driven by Cloudflare's official Python SDK (unchanged) against targets in a
+//! namespace topology, the Datadog route over its Unix socket, and Schemathesis against the
+//! served OpenAPI document. Python tools live in `target/e2e-venv`, installed from PyPI on first
+//! use (pinned in `tests/e2e/requirements.txt`). Needs root, like every namespace test.
+
+use edgetrace_testnet::{Lab, LinearSpec, linear_tagged};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_edgetrace");
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The venv with the pinned Python tools, created once per test run when missing or stale.
+fn venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let dir = workspace().join("target/e2e-venv");
+        let wanted = std::fs::read_to_string(workspace().join("tests/e2e/requirements.txt"))
+            .expect("tests/e2e/requirements.txt");
+        let stamp = dir.join("requirements.installed");
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&dir)
+                .status()
+                .expect("python3 runs")
+                .success();
+            assert!(ok, "python3 -m venv {} failed", dir.display());
+            let ok = Command::new(dir.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(workspace().join("tests/e2e/requirements.txt"))
+                .status()
+                .expect("pip runs")
+                .success();
+            assert!(ok, "pip install of tests/e2e/requirements.txt failed");
+            std::fs::write(&stamp, wanted).unwrap();
+        }
+        dir
+    })
+}
+
+fn cli(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "edgetrace {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// An account and a token with Magic Transit Write, made with the CLI; checks their shapes.
+fn credentials(data: &Path) -> (String, String) {
+    let account = cli(data, &["account", "create", "--name", "e2e"]);
+    assert_eq!(account.len(), 32, "{account:?}");
+    assert!(
+        account
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    let secret = cli(
+        data,
+        &[
+            "token",
+            "create",
+            "--account",
+            &account,
+            "--permission",
+            "Magic Transit Write",
+        ],
+    );
+    assert_eq!(secret.len(), 40, "only the secret on stdout: {secret:?}");
+    // Only its hash is stored.
+    let db = std::fs::read(data.join("edgetrace.db")).unwrap_or_default();
+    let wal = std::fs::read(data.join("edgetrace.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+    (account, secret)
+}
+
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "edgetrace serve did not create {} within 20 s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One HTTP/1.1 GET over a Unix socket; returns status and body.
+fn unix_get(socket: &Path, target: &str) -> (u16, String) {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: sysprobe\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+fn node_ips(trace: &Value) -> Vec<Vec<String>> {
+    trace["colos"][0]["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            h["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["ip"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn cloudflare_sdk_and_sysprobe_against_a_namespace_path() {
+    let python = venv().join("bin/python");
+    let path = linear_tagged(
+        "api",
+        &LinearSpec {
+            routers: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut lab = path.lab;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (account, secret) = credentials(&data);
+    let socket = tmp.path().join("sysprobe.sock");
+    lab.spawn(
+        &path.src,
+        &[
+            BIN,
+            "serve",
+            "--listen",
+            "127.0.0.1:8080",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--colo-name",
+            "lab01",
+            "--colo-city",
+            "Lab, ZZ",
+            "--sysprobe-socket",
+            socket.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    wait_for(&socket);
+
+    let (v4, v6) = (path.target_v4.to_string(), path.target_v6.to_string());
+    let script = workspace().join("tests/e2e/sdk_traceroute.py");
+    let out = lab
+        .exec(
+            &path.src,
+            &[
+                python.to_str().unwrap(),
+                script.to_str().unwrap(),
+                "http://127.0.0.1:8080/client/v4",
+                &secret,
+                &account,
+                &v4,
+                &v6,
+            ],
+        )
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "SDK script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdk: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want_v4: Vec<Vec<String>> = path.hops_v4.iter().map(|h| vec![h.to_string()]).collect();
+    let want_v6: Vec<Vec<String>> = path.hops_v6.iter().map(|h| vec![h.to_string()]).collect();
+    for packet_type in ["icmp", "udp", "tcp"] {
+        let traces = &sdk["traces"][packet_type];
+        assert_eq!(
+            traces.as_array().unwrap().len(),
+            2,
+            "{packet_type}: {traces}"
+        );
+        for (trace, (target, want)) in traces
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip([(&v4, &want_v4), (&v6, &want_v6)])
+        {
+            assert_eq!(&trace["target"], target.as_str());
+            let colo = &trace["colos"][0];
+            assert_eq!(colo["colo"]["name"], "lab01");
+            assert_eq!(colo["colo"]["city"], "Lab, ZZ");
+            assert_eq!(colo["error"], "", "{packet_type} {target}: {colo}");
+            assert_eq!(&node_ips(trace), want, "{packet_type} {target}");
+            for hop in colo["hops"].as_array().unwrap() {
+                assert_eq!(hop["packets_sent"], 2, "{packet_type} {target}: {hop}");
+                assert_eq!(hop["packets_lost"], 0, "{packet_type} {target}: {hop}");
+            }
+            assert_eq!(colo["target_summary"]["ip"], target.as_str());
+            assert_eq!(colo["target_summary"]["packet_count"], 2);
+        }
+    }
+    assert_eq!(sdk["verify"]["status"], "active");
+    assert_eq!(sdk["bad_request"]["status"], 400);
+    assert_eq!(
+        sdk["bad_request"]["body"]["errors"][0]["source"]["pointer"],
+        "/options/max_ttl"
+    );
+    assert_eq!(sdk["unauthenticated"]["status"], 401);
+    assert_eq!(sdk["unauthenticated"]["body"]["errors"][0]["code"], 10000);
+
+    // The Datadog route over the Unix socket, with the route lookup's gateway and interface.
+    let (status, body) = unix_get(
+        &socket,
+        &format!("/traceroute/{v4}?protocol=UDP&max_ttl=10&timeout=1000000000&client_id=e2e"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let np: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(np["protocol"], "UDP");
+    assert_eq!(np["destination"]["ip_address"], v4.as_str());
+    assert_eq!(np["destination"]["port"], 33434);
+    let hops: Vec<&str> = np["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["ip_address"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = path.hops_v4.iter().map(|h| h.to_string()).collect();
+    assert_eq!(hops, want);
+    assert!(
+        np["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["reachable"] == true)
+    );
+    assert_eq!(np["source"]["via"]["gateway"], path.hops_v4[0].to_string());
+    let iface = np["source"]["via"]["interface"]["name"].as_str().unwrap();
+    assert!(!iface.is_empty() && iface != "lo", "{np}");
+    let (status, body) = unix_get(
+        &socket,
+        &format!("/traceroute/{v6}?protocol=ICMP&max_ttl=10"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let np: Value = serde_json::from_str(&body).unwrap();
+    let hops: Vec<&str> = np["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["ip_address"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = path.hops_v6.iter().map(|h| h.to_string()).collect();
+    assert_eq!(hops, want);
+    let (status, body) = unix_get(&socket, "/traceroute/198.18.0.1?protocol=SCTP");
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_nonconformance() {
+    let schemathesis = venv().join("bin/schemathesis");
+    // A namespace with only a loopback interface: whatever targets Schemathesis makes up, no
+    // probe and no DNS query can leave it.
+    let mut lab = Lab::new("schema").unwrap();
+    let ns = lab.add_ns("api").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (account, secret) = credentials(&data);
+    let socket = tmp.path().join("sysprobe.sock");
+    lab.spawn(
+        &ns,
+        &[
+            BIN,
+            "serve",
+            "--listen",
+            "127.0.0.1:8080",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--sysprobe-socket",
+            socket.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    wait_for(&socket);
+    let config = tmp.path().join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        format!("[parameters]\naccount_id = \"{account}\"\n"),
+    )
+    .unwrap();
+    let auth = format!("Authorization: Bearer {secret}");
+    let out = lab
+        .exec(
+            &ns,
+            &[
+                schemathesis.to_str().unwrap(),
+                "--config-file",
+                config.to_str().unwrap(),
+                "run",
+                "http://127.0.0.1:8080/client/v4/openapi.json",
+                "--url",
+                "http://127.0.0.1:8080/client/v4",
+                "-H",
+                &auth,
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+                "--max-examples",
+                "30",
+                "--seed",
+                "1",
+            ],
+        )
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("passed"), "{stdout}");
+    assert!(!stdout.contains("failed"), "{stdout}");
+}
