@@ -655,10 +655,10 @@ fn nat_reverse(reply: Vec<u8>, inside: IpAddr, quote: NatQuote) -> Vec<u8> {
         return reply;
     };
     d.set_dst(inside);
-    let is_error = match (d.v6, d.icmp_type()) {
-        (false, Some(3 | 11 | 12)) | (true, Some(1 | 3 | 4)) => true,
-        _ => false,
-    };
+    let is_error = matches!(
+        (d.v6, d.icmp_type()),
+        (false, Some(3 | 11 | 12)) | (true, Some(1 | 3 | 4))
+    );
     if !is_error {
         return d.into_bytes();
     }

@@ -367,12 +367,7 @@ pub(crate) mod tests {
                 assert_eq!(r.kind, ReplyKind::TimeExceeded);
                 assert_eq!(r.probe.protocol, protocol);
                 assert_eq!(r.probe.destination, s.destination);
-                let want_flow = if protocol == Protocol::Tcp {
-                    0x8123
-                } else {
-                    0x8123
-                };
-                assert_eq!(r.probe.flow, want_flow);
+                assert_eq!(r.probe.flow, 0x8123);
                 let seq = if protocol == Protocol::Tcp {
                     (0x8123 << 16) | 7
                 } else {
