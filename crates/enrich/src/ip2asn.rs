@@ -1,5 +1,5 @@
-//! The ip2asn TSV format (<https://iptoasn.com>) as sorted ranges searched through a 16-bit
-//! prefix index.
+//! The ip2asn TSV format (<https://iptoasn.com>) as sorted ranges searched through a
+//! bucket index.
 //!
 //! One line per range: `range_start \t range_end \t AS_number \t country_code \t
 //! AS_description`, with IPv4 or IPv6 addresses (or, as in `ip2asn-v4-u32.tsv`, IPv4
@@ -11,21 +11,16 @@ use std::path::Path;
 
 /// A key of the range table: an address as an integer.
 pub(crate) trait Key: Copy + Ord {
-    /// The top 16 bits, which select a slice of the table.
-    fn bucket(self) -> usize;
-    /// The first address of a bucket.
-    fn bucket_start(bucket: usize) -> Self;
+    /// The address as the widest integer, for the bucket arithmetic.
+    fn wide(self) -> u128;
     /// The address before this one.
     fn prev(self) -> Option<Self>;
 }
 
 impl Key for u32 {
     #[inline]
-    fn bucket(self) -> usize {
-        (self >> 16) as usize
-    }
-    fn bucket_start(bucket: usize) -> Self {
-        (bucket as u32) << 16
+    fn wide(self) -> u128 {
+        self.into()
     }
     fn prev(self) -> Option<Self> {
         self.checked_sub(1)
@@ -34,11 +29,8 @@ impl Key for u32 {
 
 impl Key for u128 {
     #[inline]
-    fn bucket(self) -> usize {
-        (self >> 112) as usize
-    }
-    fn bucket_start(bucket: usize) -> Self {
-        (bucket as u128) << 112
+    fn wide(self) -> u128 {
+        self
     }
     fn prev(self) -> Option<Self> {
         self.checked_sub(1)
@@ -47,65 +39,74 @@ impl Key for u128 {
 
 const BUCKETS: usize = 1 << 16;
 
-/// Disjoint ranges sorted by start. `index[b]` is the first range starting in bucket `b` or
-/// later, so the range holding an address is found by a binary search within one bucket (plus
-/// the range just before it, which may reach into the bucket).
+/// Disjoint ranges sorted by start, and an index that cuts the span they cover (from the
+/// first start to the last end) into 65 536 equal buckets: `index[b]` is the first range
+/// starting in bucket `b` or later. The range holding an address is then found by a binary
+/// search within its bucket (plus the range just before, which may reach into it). Cutting
+/// the covered span rather than the whole address space keeps IPv6, which lives in 2000::/3,
+/// spread over the buckets too.
 #[derive(Debug, Clone)]
 pub(crate) struct RangeTable<K> {
     starts: Vec<K>,
     /// (end, asn), kept apart from `starts` so the search touches only the starts.
     ends: Vec<(K, u32)>,
     index: Vec<u32>,
+    base: u128,
+    shift: u32,
 }
 
 impl<K: Key> RangeTable<K> {
-    fn empty() -> Self {
-        RangeTable {
-            starts: Vec::new(),
-            ends: Vec::new(),
-            index: vec![0; BUCKETS + 1],
-        }
-    }
-
     /// Builds the table from ranges sorted by start, disjoint, with `start <= end`.
     fn from_sorted(ranges: &[Range<K>]) -> Self {
-        let mut t = RangeTable::empty();
+        let mut starts: Vec<K> = Vec::with_capacity(ranges.len());
+        let mut ends: Vec<(K, u32)> = Vec::with_capacity(ranges.len());
         for r in ranges {
             // Merge touching ranges of the same AS: fewer, denser entries.
-            if let (Some(&(end, asn)), Some(next)) = (t.ends.last(), r.start.prev())
-                && asn == r.asn
-                && end == next
+            if let (Some(last), Some(before)) = (ends.last_mut(), r.start.prev())
+                && last.1 == r.asn
+                && last.0 == before
             {
-                if let Some(last) = t.ends.last_mut() {
-                    last.0 = r.end;
-                }
+                last.0 = r.end;
                 continue;
             }
-            t.starts.push(r.start);
-            t.ends.push((r.end, r.asn));
+            starts.push(r.start);
+            ends.push((r.end, r.asn));
         }
+        let base = starts.first().map_or(0, |s| s.wide());
+        let span = ends.last().map_or(0, |e| e.0.wide()) - base;
+        let mut shift = 0;
+        while span >> shift >= BUCKETS as u128 {
+            shift += 1;
+        }
+        let mut index = vec![0u32; BUCKETS + 1];
         let mut i = 0usize;
-        for b in 0..BUCKETS {
-            let first = K::bucket_start(b);
-            while i < t.starts.len() && t.starts[i] < first {
+        for (b, slot) in index.iter_mut().enumerate().take(BUCKETS) {
+            let first = base.saturating_add((b as u128) << shift);
+            while i < starts.len() && starts[i].wide() < first {
                 i += 1;
             }
-            t.index[b] = i as u32;
+            *slot = i as u32;
         }
-        t.index[BUCKETS] = t.starts.len() as u32;
-        t
+        index[BUCKETS] = starts.len() as u32;
+        RangeTable {
+            starts,
+            ends,
+            index,
+            base,
+            shift,
+        }
     }
 
     #[inline]
     pub(crate) fn lookup(&self, key: K) -> Option<u32> {
-        let b = key.bucket();
-        // Both indexes exist: `index` has BUCKETS + 1 entries and b < BUCKETS.
-        let lo = self.index.get(b).copied().unwrap_or(0) as usize;
-        let hi = self.index.get(b + 1).copied().unwrap_or(0) as usize;
-        let base = lo.saturating_sub(1);
-        let slice = self.starts.get(base..hi)?;
+        let offset = key.wide().checked_sub(self.base)?;
+        let b = usize::try_from(offset >> self.shift).ok()?;
+        let lo = *self.index.get(b)? as usize;
+        let hi = *self.index.get(b + 1)? as usize;
+        let first = lo.saturating_sub(1);
+        let slice = self.starts.get(first..hi)?;
         let n = slice.partition_point(|&s| s <= key);
-        let i = base + n.checked_sub(1)?;
+        let i = first + n.checked_sub(1)?;
         let &(end, asn) = self.ends.get(i)?;
         (key <= end).then_some(asn)
     }
@@ -448,5 +449,109 @@ mod tests {
             assert!(got.contains(want), "{text:?}: {got}");
             assert!(got.starts_with("t.tsv: "), "{got}");
         }
+    }
+
+    /// The index against a linear scan, on random tables of both families and at every edge.
+    #[test]
+    fn agrees_with_a_linear_scan() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..40 {
+            let n = 1 + (rnd() % 300) as usize;
+            let v6 = round % 2 == 1;
+            // Random disjoint ranges over a random slice of the space.
+            let mut at: u128 = if v6 {
+                0x2001u128 << 112
+            } else {
+                u128::from(rnd() as u32 >> 4)
+            };
+            let max: u128 = if v6 { u128::MAX } else { u32::MAX.into() };
+            let scale = if v6 {
+                1u128 << (rnd() % 100)
+            } else {
+                1u128 << (rnd() % 20)
+            };
+            let mut ranges = Vec::new();
+            for line in 0..n {
+                let gap = u128::from(rnd() % 3) * scale;
+                let len = u128::from(1 + rnd() % 4) * scale - 1;
+                let Some(start) = at.checked_add(gap) else {
+                    break;
+                };
+                let Some(end) = start.checked_add(len) else {
+                    break;
+                };
+                if end > max {
+                    break;
+                }
+                ranges.push((start, end, (rnd() % 3) as u32 + 1, line));
+                at = match end.checked_add(1) {
+                    Some(a) => a,
+                    None => break,
+                };
+            }
+            let naive = |k: u128| ranges.iter().find(|r| r.0 <= k && k <= r.1).map(|r| r.2);
+            let mut probes: Vec<u128> = vec![0, max];
+            for r in &ranges {
+                probes.extend([
+                    r.0,
+                    r.1,
+                    r.0.saturating_sub(1),
+                    r.1.saturating_add(1).min(max),
+                ]);
+                probes.push(r.0 + (r.1 - r.0) / 2);
+            }
+            if v6 {
+                let t = RangeTable::from_sorted(
+                    &ranges
+                        .iter()
+                        .map(|r| Range {
+                            start: r.0,
+                            end: r.1,
+                            asn: r.2,
+                            origin: (0, r.3),
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                for k in probes {
+                    assert_eq!(t.lookup(k), naive(k), "round {round} key {k:#x}");
+                }
+            } else {
+                let t = RangeTable::from_sorted(
+                    &ranges
+                        .iter()
+                        .map(|r| Range {
+                            start: r.0 as u32,
+                            end: r.1 as u32,
+                            asn: r.2,
+                            origin: (0, r.3),
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                for k in probes {
+                    assert_eq!(t.lookup(k as u32), naive(k), "round {round} key {k:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn whole_space_ranges() {
+        let t = table("0.0.0.0\t255.255.255.255\t1\tZZ\tall\n::\tffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\t2\tZZ\tall\n")
+            .unwrap();
+        assert_eq!(t.lookup("0.0.0.0".parse().unwrap()), Some(1));
+        assert_eq!(t.lookup("255.255.255.255".parse().unwrap()), Some(1));
+        assert_eq!(t.lookup("::".parse().unwrap()), Some(2));
+        assert_eq!(
+            t.lookup("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap()),
+            Some(2)
+        );
+        // IPv4-mapped addresses are looked up as IPv4.
+        assert_eq!(t.lookup("::ffff:1.2.3.4".parse().unwrap()), Some(1));
     }
 }
