@@ -410,3 +410,72 @@ fn own_runtime() -> Result<(Handle, oneshot::Sender<()>), Error> {
         .map_err(Error::Runtime)?;
     Ok((handle, stop))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_drops_expired_then_arbitrary_answers_but_never_pending_lookups() {
+        let now = Instant::now();
+        let mut cache = HashMap::new();
+        let (_tx, rx) = watch::channel(None);
+        for i in 0..8u8 {
+            let expires = if i < 2 {
+                now
+            } else {
+                now + Duration::from_secs(60)
+            };
+            cache.insert(
+                IpAddr::from([198, 18, 0, i]),
+                Slot::Ready {
+                    name: None,
+                    expires,
+                },
+            );
+        }
+        cache.insert(IpAddr::from([198, 18, 1, 1]), Slot::Pending(rx));
+        evict(&mut cache, now, 8);
+        // Expired ones gone, then down below three quarters of 8, the lookup kept.
+        assert!(cache.len() < 6, "{}", cache.len());
+        assert!(!cache.contains_key(&IpAddr::from([198, 18, 0, 0])));
+        assert!(!cache.contains_key(&IpAddr::from([198, 18, 0, 1])));
+        assert!(matches!(
+            cache.get(&IpAddr::from([198, 18, 1, 1])),
+            Some(Slot::Pending(_))
+        ));
+    }
+
+    #[test]
+    fn ttls_are_clamped_and_names_lose_their_final_dot() {
+        use hickory_resolver::lookup::Lookup;
+        use hickory_resolver::net::NoRecords;
+        use hickory_resolver::proto::op::{Query, ResponseCode};
+        use hickory_resolver::proto::rr::{Record, rdata::PTR};
+        let o = DnsOptions::default();
+        let ip: IpAddr = "198.18.0.1".parse().unwrap();
+        let query = Query::query(Name::from(ip), RecordType::PTR);
+        let ptr = |ttl| {
+            Record::from_rdata(
+                Name::from(ip),
+                ttl,
+                RData::PTR(PTR(Name::from_ascii("r1.example.net.").unwrap())),
+            )
+        };
+        let (name, ttl) = classify(Ok(Lookup::new_with_max_ttl(query.clone(), [ptr(0)])), &o);
+        assert_eq!(name.as_deref(), Some("r1.example.net"));
+        assert_eq!(ttl, o.min_ttl);
+        let (_, ttl) = classify(
+            Ok(Lookup::new_with_max_ttl(query.clone(), [ptr(u32::MAX)])),
+            &o,
+        );
+        assert_eq!(ttl, o.max_ttl);
+        let mut nx = NoRecords::new(query.clone(), ResponseCode::NXDomain);
+        nx.negative_ttl = Some(1_000_000);
+        let (name, ttl) = classify(Err(NetError::Dns(DnsError::NoRecordsFound(nx))), &o);
+        assert_eq!((name, ttl), (None, o.max_negative_ttl));
+        let (name, ttl) = classify(Err(NetError::Timeout), &o);
+        assert_eq!((name, ttl), (None, o.error_ttl));
+        assert_eq!(render(ip, None), "198.18.0.1");
+    }
+}

@@ -222,7 +222,7 @@ async fn a_silent_server_gives_the_ip_within_the_timeout() {
     assert_eq!(r.name(ip("198.18.0.1")).await, "198.18.0.1");
     let took = t.elapsed();
     assert!(took >= timeout - Duration::from_millis(20), "{took:?}");
-    assert!(took < timeout + Duration::from_millis(150), "{took:?}");
+    assert!(took < timeout + Duration::from_millis(250), "{took:?}");
     assert!(server.seen("198.18.0.1") >= 1, "the query was sent");
     // The failure is cached briefly: no second wait.
     let t = Instant::now();
@@ -244,7 +244,7 @@ async fn many_concurrent_lookups_to_a_silent_server_take_one_timeout() {
     let t = Instant::now();
     let names = r.names(ips.clone()).await;
     let took = t.elapsed();
-    assert!(took < timeout + Duration::from_millis(200), "{took:?}");
+    assert!(took < timeout + Duration::from_millis(250), "{took:?}");
     for ip in ips {
         assert_eq!(names[&ip], ip.to_string());
     }
