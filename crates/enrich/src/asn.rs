@@ -98,10 +98,7 @@ impl AsnDb {
     ) -> Result<AsnDb, Error> {
         let paths: Vec<PathBuf> = paths.into_iter().map(|p| p.as_ref().to_owned()).collect();
         if paths.is_empty() {
-            return Err(Error::Database {
-                path: PathBuf::new(),
-                what: "no ASN database file given".into(),
-            });
+            return Err(Error::NoFile("ASN"));
         }
         Ok(AsnDb {
             inner: Watched::open(paths, options, load, "asn")?,

@@ -291,7 +291,10 @@ impl Resolver {
             Some(Slot::Ready { name, expires }) if *expires > now => {
                 return Started::Ready(name.clone());
             }
-            Some(Slot::Pending(rx)) => return Started::Pending(rx.clone()),
+            // A lookup task that vanished (its runtime shut down) closed its channel: retry.
+            Some(Slot::Pending(rx)) if rx.has_changed().is_ok() => {
+                return Started::Pending(rx.clone());
+            }
             _ => {}
         }
         if cache.len() >= self.inner.options.cache_capacity {

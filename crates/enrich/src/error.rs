@@ -34,6 +34,9 @@ pub enum Error {
     /// The file parses but cannot serve its purpose (empty, or the wrong kind of database).
     #[error("{}: {what}", path.display())]
     Database { path: PathBuf, what: String },
+    /// An ASN database was asked for with no file.
+    #[error("no {0} database file given")]
+    NoFile(&'static str),
     /// A DNS option is out of range.
     #[error("DNS option {field} = {value}: must be {allowed}")]
     DnsOption {

@@ -175,10 +175,7 @@ struct Probe {
 fn load(paths: &[PathBuf], options: &DbOptions) -> Result<GeoData, Error> {
     // Watched hands back the one path GeoDb::open_with gave it.
     let Some(path) = paths.first() else {
-        return Err(Error::Database {
-            path: PathBuf::new(),
-            what: "no geolocation database file given".into(),
-        });
+        return Err(Error::NoFile("geolocation"));
     };
     let reader = mmdb::open(path, read(path)?, options)?;
     let sample = mmdb::sample::<Probe>(path, &reader)?;

@@ -375,6 +375,10 @@ fn truncated_and_corrupt_files_are_clear_startup_errors() {
         "{e}"
     );
 
+    let no_files: [&str; 0] = [];
+    let e = AsnDb::open_with(no_files, no_poll()).unwrap_err();
+    assert_eq!(e.to_string(), "no ASN database file given");
+
     // Missing file.
     let e = AsnDb::open_with(["/nonexistent/ip2asn-v4.tsv"], no_poll()).unwrap_err();
     assert!(
