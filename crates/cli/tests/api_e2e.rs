@@ -342,3 +342,83 @@ fn schemathesis_finds_no_server_error_and_no_nonconformance() {
     assert!(stdout.contains("passed"), "{stdout}");
     assert!(!stdout.contains("failed"), "{stdout}");
 }
+
+#[test]
+fn a_client_that_disconnects_loses_nothing() {
+    // A silent target keeps the trace busy for about a wait time; the client leaves long
+    // before, and the result is stored anyway.
+    let path = linear_tagged(
+        "gone",
+        &LinearSpec {
+            routers: 2,
+            target_silent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut lab = path.lab;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (account, secret) = credentials(&data);
+    let socket = tmp.path().join("sysprobe.sock");
+    lab.spawn(
+        &path.src,
+        &[
+            BIN,
+            "serve",
+            "--listen",
+            "127.0.0.1:8080",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--sysprobe-socket",
+            socket.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    wait_for(&socket);
+    let target = path.target_v4.to_string();
+    let body = format!("{{\"targets\": [\"{target}\"], \"options\": {{\"max_ttl\": 6}}}}");
+    let request = format!(
+        "POST /client/v4/accounts/{account}/diagnostics/traceroute HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    lab.in_ns(&path.src, move || {
+        let mut s = std::net::TcpStream::connect("127.0.0.1:8080").unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // Gone without reading the answer.
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stored = runtime.block_on(async {
+        let store = edgetrace_store::Store::open_data_dir(&data).await.unwrap();
+        let start = Instant::now();
+        loop {
+            let recent = store.recent_traceroutes(&account, 5).await.unwrap();
+            if let Some(t) = recent.first().filter(|t| t.status != "running") {
+                break t.clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no finished traceroute stored: {recent:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert_eq!(stored.status, "done");
+    let result = stored.result.unwrap();
+    let colo = &result[0]["colos"][0];
+    assert_eq!(result[0]["target"], target.as_str());
+    assert_eq!(colo["error"], "");
+    let want: Vec<Vec<String>> = path.hops_v4[..2]
+        .iter()
+        .map(|h| vec![h.to_string()])
+        .collect();
+    assert_eq!(node_ips(&result[0])[..2], want[..]);
+    assert_eq!(colo["target_summary"]["packet_count"], 0);
+}

@@ -529,10 +529,32 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
+        row.as_ref().map(Store::traceroute_from_row).transpose()
+    }
+
+    /// An account's most recent traceroutes, newest first.
+    pub async fn recent_traceroutes(
+        &self,
+        account_id: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredTraceroute>> {
+        sqlx::query(
+            "SELECT id, account_id, request, result, status, created_at, finished_at \
+             FROM traceroutes WHERE account_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+        )
+        .bind(account_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Store::traceroute_from_row)
+        .collect()
+    }
+
+    fn traceroute_from_row(r: &sqlx::any::AnyRow) -> Result<StoredTraceroute> {
         let request: String = r.try_get("request")?;
         let result: Option<String> = r.try_get("result")?;
-        Ok(Some(StoredTraceroute {
+        Ok(StoredTraceroute {
             id: r.try_get("id")?,
             account_id: r.try_get("account_id")?,
             request: serde_json::from_str(&request).unwrap_or(serde_json::Value::Null),
@@ -540,7 +562,7 @@ impl Store {
             status: r.try_get("status")?,
             created_at: r.try_get("created_at")?,
             finished_at: r.try_get("finished_at")?,
-        }))
+        })
     }
 
     /// Closes the pool, waiting for running queries.
@@ -732,6 +754,8 @@ mod tests {
         assert_eq!(done.request, request);
         assert_eq!(done.result, Some(result));
         assert!(done.finished_at.unwrap() >= done.created_at);
+        let recent = store.recent_traceroutes(&a.id, 10).await.unwrap();
+        assert_eq!(recent, [done.clone()]);
         // Another account cannot read it.
         let b = store.create_account("b").await.unwrap();
         assert!(store.traceroute(&b.id, &id).await.unwrap().is_none());
