@@ -755,7 +755,7 @@ mod tests {
         assert_eq!(done.result, Some(result));
         assert!(done.finished_at.unwrap() >= done.created_at);
         let recent = store.recent_traceroutes(&a.id, 10).await.unwrap();
-        assert_eq!(recent, [done.clone()]);
+        assert_eq!(recent, std::slice::from_ref(&done));
         // Another account cannot read it.
         let b = store.create_account("b").await.unwrap();
         assert!(store.traceroute(&b.id, &id).await.unwrap().is_none());
