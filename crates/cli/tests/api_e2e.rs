@@ -152,25 +152,40 @@ fn cloudflare_sdk_and_sysprobe_against_a_namespace_path() {
     let data = tmp.path().join("data");
     let (account, secret) = credentials(&data);
     let socket = tmp.path().join("sysprobe.sock");
-    lab.spawn(
-        &path.src,
-        &[
-            BIN,
-            "serve",
-            "--listen",
-            "127.0.0.1:8080",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--colo-name",
-            "lab01",
-            "--colo-city",
-            "Lab, ZZ",
-            "--sysprobe-socket",
-            socket.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    let pid = lab
+        .spawn(
+            &path.src,
+            &[
+                BIN,
+                "serve",
+                "--listen",
+                "127.0.0.1:8080",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--colo-name",
+                "lab01",
+                "--colo-city",
+                "Lab, ZZ",
+                "--sysprobe-socket",
+                socket.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
     wait_for(&socket);
+    // The raw sockets are open and every capability is gone (`ip netns exec` execs the server).
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let cap = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(cap("CapEff:"), "0000000000000000", "{status}");
+    assert_eq!(cap("CapPrm:"), "0000000000000000", "{status}");
 
     let (v4, v6) = (path.target_v4.to_string(), path.target_v6.to_string());
     let script = workspace().join("tests/e2e/sdk_traceroute.py");
@@ -421,4 +436,94 @@ fn a_client_that_disconnects_loses_nothing() {
         .collect();
     assert_eq!(node_ips(&result[0])[..2], want[..]);
     assert_eq!(colo["target_summary"]["packet_count"], 0);
+}
+
+#[test]
+fn bad_configuration_and_admin_input_name_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("edgetrace.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:8080\"\n[colo]\nnmae = \"x\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(tmp.path().join("d"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("edgetrace.toml") && stderr.contains("nmae"),
+        "{stderr}"
+    );
+    std::fs::write(&config, "[rate_limit]\nrequests = 5\nperiod_secs = 0\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rate_limit.period_secs: 0 is out of range"),
+        "{stderr}"
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+
+    let data = tmp.path().join("data");
+    let account = cli(&data, &["account", "create", "--name", "a"]);
+    for (args, needle) in [
+        (vec!["account", "create", "--name", ""], "name: "),
+        (
+            vec![
+                "token",
+                "create",
+                "--account",
+                &account,
+                "--permission",
+                "Everything",
+            ],
+            "permission: \"Everything\" is not a permission; known: Magic Transit Read",
+        ),
+        (
+            vec![
+                "token",
+                "create",
+                "--account",
+                "nope",
+                "--permission",
+                "Zone Read",
+            ],
+            "account: \"nope\" is not an identifier",
+        ),
+        (vec!["token", "revoke", &"0".repeat(32)], "no token with id"),
+        (
+            vec!["key", "create", "--email", "x", "--account", &account],
+            "email: ",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: nothing on stdout on failure"
+        );
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let listed = cli(&data, &["account", "list"]);
+    assert_eq!(listed, format!("{account}\ta"));
 }
