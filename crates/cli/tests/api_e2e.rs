@@ -104,6 +104,26 @@ fn wait_for(path: &Path) {
     }
 }
 
+/// Starts `edgetrace serve` in `ns` on 127.0.0.1:8080 with the system-probe socket in `dir`;
+/// returns the server's pid once it is listening.
+fn start_serve(lab: &mut Lab, ns: &str, dir: &Path, data: &Path, extra: &[&str]) -> u32 {
+    let socket = dir.join("sysprobe.sock");
+    let mut argv = vec![
+        BIN,
+        "serve",
+        "--listen",
+        "127.0.0.1:8080",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--sysprobe-socket",
+        socket.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(extra);
+    let pid = lab.spawn(ns, &argv).unwrap();
+    wait_for(&socket);
+    pid
+}
+
 /// One HTTP/1.1 GET over a Unix socket; returns status and body.
 fn unix_get(socket: &Path, target: &str) -> (u16, String) {
     let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
@@ -152,26 +172,13 @@ fn cloudflare_sdk_and_sysprobe_against_a_namespace_path() {
     let data = tmp.path().join("data");
     let (account, secret) = credentials(&data);
     let socket = tmp.path().join("sysprobe.sock");
-    let pid = lab
-        .spawn(
-            &path.src,
-            &[
-                BIN,
-                "serve",
-                "--listen",
-                "127.0.0.1:8080",
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--colo-name",
-                "lab01",
-                "--colo-city",
-                "Lab, ZZ",
-                "--sysprobe-socket",
-                socket.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
-    wait_for(&socket);
+    let pid = start_serve(
+        &mut lab,
+        &path.src,
+        tmp.path(),
+        &data,
+        &["--colo-name", "lab01", "--colo-city", "Lab, ZZ"],
+    );
     // The raw sockets are open and every capability is gone (`ip netns exec` execs the server).
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let cap = |name: &str| {
@@ -303,22 +310,7 @@ fn schemathesis_finds_no_server_error_and_no_nonconformance() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let (account, secret) = credentials(&data);
-    let socket = tmp.path().join("sysprobe.sock");
-    lab.spawn(
-        &ns,
-        &[
-            BIN,
-            "serve",
-            "--listen",
-            "127.0.0.1:8080",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--sysprobe-socket",
-            socket.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
-    wait_for(&socket);
+    start_serve(&mut lab, &ns, tmp.path(), &data, &[]);
     let config = tmp.path().join("schemathesis.toml");
     std::fs::write(
         &config,
@@ -375,22 +367,7 @@ fn a_client_that_disconnects_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let (account, secret) = credentials(&data);
-    let socket = tmp.path().join("sysprobe.sock");
-    lab.spawn(
-        &path.src,
-        &[
-            BIN,
-            "serve",
-            "--listen",
-            "127.0.0.1:8080",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--sysprobe-socket",
-            socket.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
-    wait_for(&socket);
+    start_serve(&mut lab, &path.src, tmp.path(), &data, &[]);
     let target = path.target_v4.to_string();
     let body = format!("{{\"targets\": [\"{target}\"], \"options\": {{\"max_ttl\": 6}}}}");
     let request = format!(
