@@ -3,8 +3,14 @@
 //! Replies are matched to probes by what they quote, never by arrival order. The parser only
 //! recovers the identity fields; deciding whether a probe with that identity was really sent is
 //! the engine's job. Anything that is not an answer to a probe is `WireError::Unrelated`.
+//!
+//! Checksums: a reply damaged in transit still names a probe, just not the one it answers, so
+//! the ICMPv4 checksum of every answer and the TCP checksum of IPv4 SYN-ACKs and RSTs (whose
+//! pseudo-header the IPv4 header gives) are verified, and a mismatch is `Malformed`. ICMPv6
+//! checksums are verified by the kernel before a raw socket sees the message; IPv6 TCP replies
+//! arrive without the IPv6 header, so without the pseudo-header, and are not checked.
 
-use crate::{MplsEntry, Protocol, WireError, extensions, gre::GreRepr};
+use crate::{MplsEntry, Protocol, WireError, checksum, extensions, gre::GreRepr};
 use etherparse::{Icmpv4Slice, Icmpv6Slice, Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice};
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -72,7 +78,13 @@ pub fn parse_reply_v4(packet: &[u8]) -> Result<Reply, WireError> {
     let from = IpAddr::V4(ip.source_addr());
     match ip.protocol().0 {
         1 => parse_icmpv4(from, payload),
-        6 => parse_tcp(from, payload),
+        6 => {
+            let reply = parse_tcp(from, payload)?;
+            let pseudo =
+                checksum::pseudo_header_v4(ip.source(), ip.destination(), 6, payload.len());
+            verify_tcp(pseudo, payload)?;
+            Ok(reply)
+        }
         _ => Err(WireError::Unrelated("neither ICMP nor TCP")),
     }
 }
@@ -114,7 +126,7 @@ fn parse_icmpv4(from: IpAddr, data: &[u8]) -> Result<Reply, WireError> {
     })?;
     let rest = icmp.bytes5to8();
     let kind = match (icmp.type_u8(), icmp.code_u8()) {
-        (0, _) => return Ok(echo_reply(from, rest)),
+        (0, _) => ReplyKind::EchoReply,
         (11, _) => ReplyKind::TimeExceeded,
         (3, code) => ReplyKind::Unreachable { code, v6: false },
         (12, code) => ReplyKind::ParamProblem { code, v6: false },
@@ -124,6 +136,20 @@ fn parse_icmpv4(from: IpAddr, data: &[u8]) -> Result<Reply, WireError> {
             ));
         }
     };
+    // Only answers are checked: most ICMP a raw socket sees is someone else's, and dropped.
+    if !checksum::verifies(0, data) {
+        return Err(WireError::Malformed {
+            what: "ICMP message",
+            detail: format!(
+                "checksum {:#06x} does not match its contents, which need {:#06x}",
+                icmp.checksum(),
+                checksum::expected(0, data, 2)
+            ),
+        });
+    }
+    if kind == ReplyKind::EchoReply {
+        return Ok(echo_reply(from, rest));
+    }
     // The 8-byte ICMP header, then the quoted datagram (then, maybe, extensions).
     let after = &data[8..];
     let probe = parse_quoted_v4(after)?;
@@ -247,6 +273,27 @@ fn parse_quoted_transport(
     Ok(id)
 }
 
+/// Checks a TCP segment's checksum given its pseudo-header's sum. A segment the local kernel
+/// sent (over loopback or a veth, where checksums are left to an offload that never happens)
+/// carries only the folded pseudo-header sum, as raw sockets see it: that is accepted too, a
+/// damaged segment having one chance in 65,536 of carrying exactly that value.
+fn verify_tcp(pseudo: u32, segment: &[u8]) -> Result<(), WireError> {
+    if checksum::verifies(pseudo, segment) {
+        return Ok(());
+    }
+    let stored = u16::from_be_bytes([segment[16], segment[17]]);
+    if stored == checksum::fold(pseudo) {
+        return Ok(());
+    }
+    Err(WireError::Malformed {
+        what: "TCP segment",
+        detail: format!(
+            "checksum {stored:#06x} does not match its contents and pseudo-header, which need {:#06x}",
+            checksum::expected(pseudo, segment, 16)
+        ),
+    })
+}
+
 fn parse_tcp(from: IpAddr, data: &[u8]) -> Result<Reply, WireError> {
     let tcp = TcpHeaderSlice::from_slice(data).map_err(|e| WireError::Malformed {
         what: "TCP header",
@@ -295,7 +342,7 @@ mod tests {
         // Captured shape of a Linux router's answer to a UDP probe: 20-byte IP header, ICMP 11/0,
         // then the whole quoted probe.
         let packet = hex("45c0 0042 1111 0000 4001 0000 c612 0005 c612 0002
-             0b00 0000 0000 0000
+             0b00 afbb 0000 0000
              4500 0026 0003 0000 0111 ff2c c612 0002 c612 0009
              9c41 829a 0012 0003 6564 6765 7472 6365 b019");
         let r = parse_reply_v4(&packet).unwrap();
@@ -318,12 +365,10 @@ mod tests {
     #[test]
     fn eight_byte_quote_of_gre_keeps_key_and_ip_id() {
         let packet = hex("4500 0038 0000 0000 4001 0000 c612 0005 c612 0002
-             0b00 0000 0000 0000
-             4500 0030 0007 0000 0100 ff09 c612 0002 c612 0009
+             0b00 cf11 0000 0000
+             4500 0030 0007 0000 012f ff09 c612 0002 c612 0009
              3000 880b 0000 9c41");
-        let mut p = packet.clone();
-        p[20 + 8 + 9] = 47;
-        let r = parse_reply_v4(&p).unwrap();
+        let r = parse_reply_v4(&packet).unwrap();
         assert_eq!(r.probe.protocol, Protocol::Gre);
         assert_eq!(r.probe.flow, 0x9c41);
         assert_eq!(r.probe.seq, None);
@@ -427,6 +472,86 @@ mod tests {
         let r = parse_reply_v4(&packet).unwrap();
         assert_eq!(r.mpls, stack);
         assert_eq!(r.probe.seq, Some(2));
+    }
+
+    /// Regression (netsim `hostile_corrupt`): a router's time exceeded whose quoted sequence and
+    /// IP ID lost a bit in transit named another probe of the trace, which took the reply.
+    #[test]
+    fn damaged_icmpv4_is_malformed_not_another_probe() {
+        let spec = ProbeSpec {
+            protocol: Protocol::Udp,
+            source: "198.18.0.2".parse().unwrap(),
+            destination: "198.18.0.9".parse().unwrap(),
+            ttl: 2,
+            flow: 40000,
+            port: 33434,
+            seq: 2,
+        };
+        let mut probe = Vec::new();
+        emit_probe(&spec, &mut probe).unwrap();
+        let good = testing::time_exceeded_v4(ROUTER, &probe);
+        assert!(parse_reply_v4(&good).is_ok());
+        // Every single bit flipped in the ICMP message is caught: the quote, the header, the
+        // checksum itself.
+        for bit in 20 * 8..good.len() * 8 {
+            let mut bad = good.clone();
+            bad[bit / 8] ^= 0x80 >> (bit % 8);
+            let e = parse_reply_v4(&bad).unwrap_err();
+            assert!(
+                matches!(e, WireError::Malformed { .. } | WireError::Unrelated(_)),
+                "bit {bit}: {e}"
+            );
+        }
+        // The quoted IP ID and UDP checksum (the sequence) flipped, checksum stale, as netsim's
+        // hostile routers do it.
+        let mut bad = good.clone();
+        bad[20 + 8 + 5] ^= 1;
+        bad[20 + 8 + 20 + 7] ^= 1;
+        assert_eq!(
+            parse_reply_v4(&bad).unwrap_err().to_string(),
+            "malformed ICMP message: checksum 0x8153 does not match its contents, which need 0x8151"
+        );
+        // An echo reply is checked too.
+        let mut echo = testing::echo_reply_v4(ROUTER, Ipv4Addr::new(198, 18, 0, 2), 0x8123, 5);
+        echo[20 + 7] ^= 4;
+        assert!(matches!(
+            parse_reply_v4(&echo).unwrap_err(),
+            WireError::Malformed { .. }
+        ));
+    }
+
+    #[test]
+    fn tcp_replies_are_checked_against_their_pseudo_header() {
+        let (target, us) = (Ipv4Addr::new(198, 18, 0, 9), Ipv4Addr::new(198, 18, 0, 2));
+        let seq = crate::probe::tcp_sequence(0x8123, 9);
+        let synack = testing::tcp_reply_v4(target, us, 80, 0x8123, seq.wrapping_add(1), true);
+        assert!(parse_reply_v4(&synack).is_ok());
+        // A damaged acknowledgment number would name another probe.
+        let mut bad = synack.clone();
+        bad[20 + 11] ^= 2;
+        assert!(matches!(
+            parse_reply_v4(&bad).unwrap_err(),
+            WireError::Malformed {
+                what: "TCP segment",
+                ..
+            }
+        ));
+        // The address in the pseudo-header counts: the same segment from elsewhere fails.
+        let mut moved = synack.clone();
+        moved[15] ^= 1;
+        moved[10..12].copy_from_slice(&[0, 0]);
+        assert!(parse_reply_v4(&moved).is_err());
+        // A SYN-ACK of the local kernel, as a raw socket sees it over loopback or a veth
+        // (captured with Linux 6.x): the field holds only the folded pseudo-header sum, left
+        // for an offload. Accepted.
+        let mut partial = synack.clone();
+        let pseudo = checksum::pseudo_header_v4(target.octets(), us.octets(), 6, 20);
+        partial[20 + 16..20 + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+        assert_eq!(parse_reply_v4(&partial).unwrap().kind, ReplyKind::TcpSynAck);
+        // Unrelated segments are not checked, just dropped as unrelated.
+        let mut syn = synack.clone();
+        syn[20 + 13] = 0x02;
+        assert!(parse_reply_v4(&syn).unwrap_err().is_unrelated());
     }
 
     #[test]
