@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// The annotation (in a node's `labels`) of a router that answered only the first probes of
+/// the burst sent to it while a later hop answered all of its own: ICMP rate limiting, not loss.
+pub const RATE_LIMITED: &str = "rate-limited";
+
 /// One node's replies at one TTL, before statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeResult {

@@ -7,9 +7,17 @@
 //! routers or a silent target cost about one wait time in all. Once the target (or a router
 //! saying "unreachable") answers at TTL d, nothing beyond d is sent and probes beyond it are
 //! not waited for: the distance is learned early and the target's ICMP budget is spared.
+//!
+//! Rate limiting, told apart from loss: all probes of a TTL leave in one burst, and a router
+//! that rate-limits the ICMP it generates (a token bucket, as nearly all do) answers the first
+//! probes of the burst, until its bucket is empty, and none after. Loss on a link hits probes
+//! at random, and every hop beyond the link too. So a hop is labelled `rate-limited` when
+//! (see [`Trace::rate_limited`]) the probes it answered are exactly the first ones sent in its
+//! burst, the rest timed out, and a later hop answered every probe it was sent: the path
+//! through the hop carried the probes, the hop declined to answer them.
 
 use crate::options::Options;
-use crate::report::{HopResult, NodeResult};
+use crate::report::{HopResult, NodeResult, RATE_LIMITED};
 use edgetrace_wire::{MplsEntry, ProbeId, ProbeSpec, Protocol, Reply, ReplyKind, emit_probe};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -18,6 +26,9 @@ use std::time::{Duration, Instant};
 const WINDOW: u8 = 4;
 /// Least time without news before the window grows.
 const MIN_PATIENCE: Duration = Duration::from_millis(10);
+/// Probes of one TTL sent within this span form one burst, which no ICMP token bucket refills
+/// during (router limits are a few to a few hundred messages per second).
+const BURST_SPAN: Duration = Duration::from_millis(10);
 
 /// What a trace needs to know, fixed for its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +120,8 @@ struct Probe {
     sent: Option<Instant>,
     answer: Option<Answer>,
     lost: bool,
+    /// Could not be sent: lost, but not the path's doing.
+    failed: bool,
 }
 
 /// The finished trace: per-hop results and whether anything could be sent at all.
@@ -231,6 +244,7 @@ impl Trace {
     pub fn on_send_error(&mut self, error: String) {
         if let Some(p) = self.next_index.checked_sub(1).map(|i| &mut self.probes[i]) {
             p.lost = true;
+            p.failed = true;
         }
         self.send_errors += 1;
         self.last_send_error = Some(error);
@@ -362,9 +376,10 @@ impl Trace {
                 .ttl_of(self.next_index.saturating_sub(1))
                 .min(self.cfg.max_ttl),
         };
+        let rate_limited = self.rate_limited(last_ttl);
         let mut hops = Vec::new();
         for ttl in 1..=last_ttl {
-            let range = (usize::from(ttl) - 1) * self.ppt()..usize::from(ttl) * self.ppt();
+            let range = self.range(ttl);
             let mut hop = HopResult {
                 ttl,
                 sent: 0,
@@ -376,7 +391,10 @@ impl Trace {
                 }
                 hop.sent += 1;
                 let Some(a) = &p.answer else { continue };
-                let labels = labels(self.cfg.protocol, a, a.from == self.cfg.target);
+                let mut labels = labels(self.cfg.protocol, a, a.from == self.cfg.target);
+                if rate_limited.contains(&ttl) {
+                    labels.push(RATE_LIMITED.to_string());
+                }
                 match hop.nodes.iter_mut().find(|n| n.ip == a.from) {
                     Some(n) => n.add(a.rtt, labels),
                     None => hop.nodes.push(NodeResult::new(a.from, a.rtt, labels)),
@@ -394,6 +412,71 @@ impl Trace {
                 .flatten(),
             probes_sent: self.probes.iter().filter(|p| p.sent.is_some()).count(),
         }
+    }
+}
+
+impl Trace {
+    /// The indices of the probes of `ttl`, in the order they were sent.
+    fn range(&self, ttl: u8) -> std::ops::Range<usize> {
+        (usize::from(ttl) - 1) * self.ppt()..usize::from(ttl) * self.ppt()
+    }
+
+    /// The TTLs up to `last_ttl` whose hop looks rate-limited rather than lossy: one node
+    /// answered the first probes of the burst (at least one) and none of the rest, all of which
+    /// were sent and timed out (none failed to leave, none is still awaited), and some later hop
+    /// answered every probe it was sent, at least as many.
+    ///
+    /// Random loss makes that pattern too, rarely: with `n` probes, each answered with
+    /// probability `q` at the hop and beyond it, a later hop answers all `n` with probability
+    /// `q^n`; with 30% loss each way (`q` ≈ 0.49) and 5 probes, about 3%, times the chance of
+    /// the hop's answers falling as a prefix (about 12%): 0.35% per lossy hop.
+    fn rate_limited(&self, last_ttl: u8) -> Vec<u8> {
+        // Per TTL: Some((sent, answered)) when the hop's probes are all resolved by the path.
+        let tally: Vec<Option<(usize, usize)>> = (1..=last_ttl)
+            .map(|ttl| {
+                let burst: Vec<&Probe> = self.probes[self.range(ttl)]
+                    .iter()
+                    .filter(|p| p.sent.is_some())
+                    .collect();
+                let resolved = burst
+                    .iter()
+                    .all(|p| !p.failed && (p.answer.is_some() || p.lost));
+                let answered = burst.iter().filter(|p| p.answer.is_some()).count();
+                resolved.then_some((burst.len(), answered))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for ttl in 1..last_ttl {
+            let i = usize::from(ttl) - 1;
+            let Some((sent, answered)) = tally[i] else {
+                continue;
+            };
+            if answered == 0 || answered == sent {
+                continue;
+            }
+            let burst: Vec<&Probe> = self.probes[self.range(ttl)]
+                .iter()
+                .filter(|p| p.sent.is_some())
+                .collect();
+            let prefix = burst[..answered].iter().all(|p| p.answer.is_some());
+            let mut from = burst
+                .iter()
+                .filter_map(|p| p.answer.as_ref().map(|a| a.from));
+            let first = from.next();
+            let one_node = from.all(|f| Some(f) == first);
+            let (Some(start), Some(end)) = (burst[0].sent, burst[sent - 1].sent) else {
+                continue;
+            };
+            let one_burst = end.saturating_duration_since(start) <= BURST_SPAN;
+            let later_full = tally[i + 1..]
+                .iter()
+                .flatten()
+                .any(|&(s, a)| a == s && s >= sent);
+            if prefix && one_node && one_burst && later_full {
+                out.push(ttl);
+            }
+        }
+        out
     }
 }
 

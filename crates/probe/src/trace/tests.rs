@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::options::{MaxTtl, Options, PacketsPerTtl};
+use crate::report::RATE_LIMITED;
 use edgetrace_wire::{parse_reply_v4, testing};
+use std::cell::{Cell, RefCell};
 use std::net::Ipv4Addr;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -18,6 +20,42 @@ struct FakePath {
     target_silent: bool,
     /// A router that answers "host unreachable" for everything beyond it.
     unreachable_at: Option<u8>,
+    /// The router at this TTL limits its ICMP with a token bucket.
+    rate_limit: Option<(u8, TokenBucket)>,
+    /// A link in front of this TTL loses packets with this probability each way.
+    lossy: Option<(u8, f64)>,
+    rng: Cell<u64>,
+}
+
+/// A router's ICMP token bucket: `burst` tokens, refilled at `per_second`.
+struct TokenBucket {
+    per_second: f64,
+    burst: f64,
+    state: RefCell<(f64, Option<Instant>)>,
+}
+
+impl TokenBucket {
+    fn new(per_second: f64, burst: u32) -> TokenBucket {
+        TokenBucket {
+            per_second,
+            burst: f64::from(burst),
+            state: RefCell::new((f64::from(burst), None)),
+        }
+    }
+
+    fn take(&self, now: Instant) -> bool {
+        let mut s = self.state.borrow_mut();
+        let elapsed =
+            s.1.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        s.0 = (s.0 + elapsed * self.per_second).min(self.burst);
+        s.1 = Some(now);
+        if s.0 >= 1.0 {
+            s.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 fn router(ttl: u8) -> Ipv4Addr {
@@ -34,7 +72,36 @@ impl FakePath {
             silent: vec![],
             target_silent: false,
             unreachable_at: None,
+            rate_limit: None,
+            lossy: None,
+            rng: Cell::new(0x9e37_79b9_7f4a_7c15),
         }
+    }
+
+    fn seeded(mut self, seed: u64) -> FakePath {
+        self.rng = Cell::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        self
+    }
+
+    /// Whether a packet crossing the lossy link (if `ttl` takes it there) is lost, once each way.
+    fn lost(&self, ttl: u8) -> bool {
+        let Some((from, p)) = self.lossy else {
+            return false;
+        };
+        if ttl < from {
+            return false;
+        }
+        let mut x = self.rng.get();
+        let mut draw = || {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let lost = draw() < p || draw() < p;
+        self.rng.set(x);
+        lost
     }
 
     fn rtt(&self, ttl: u8) -> Duration {
@@ -42,8 +109,18 @@ impl FakePath {
         self.rtt[i.min(self.rtt.len() - 1)]
     }
 
-    /// The reply a probe draws, if any.
-    fn answer(&self, protocol: Protocol, ttl: u8, probe: &[u8]) -> Option<Vec<u8>> {
+    /// The reply a probe sent at `now` draws, if any.
+    fn answer(&self, protocol: Protocol, ttl: u8, probe: &[u8], now: Instant) -> Option<Vec<u8>> {
+        if self.lost(ttl) {
+            return None;
+        }
+        if let Some((at, bucket)) = &self.rate_limit
+            && ttl == *at
+            && ttl < self.target_ttl
+            && !bucket.take(now + self.rtt(ttl) / 2)
+        {
+            return None;
+        }
         if let Some(u) = self.unreachable_at
             && ttl > u
         {
@@ -101,7 +178,7 @@ fn run(path: &FakePath, protocol: Protocol, options: Options) -> Run {
         while let Some(tx) = trace.poll_transmit(now, &mut buf) {
             sent += 1;
             highest_ttl = highest_ttl.max(tx.ttl);
-            if let Some(reply) = path.answer(protocol, tx.ttl, &buf) {
+            if let Some(reply) = path.answer(protocol, tx.ttl, &buf, now) {
                 in_flight.push((now + path.rtt(tx.ttl), reply));
             }
         }
@@ -331,4 +408,118 @@ fn first_icmp_sequence_is_the_port_option() {
     assert_eq!(u16::from_be_bytes([buf[26], buf[27]]), 0, "wraps");
     let reply = parse_reply_v4(&testing::echo_reply_v4(TARGET, SRC, 7, 0)).unwrap();
     assert!(trace.on_reply(t0 + Duration::from_millis(1), &reply));
+}
+
+fn labelled(o: &TraceOutcome, label: &str) -> Vec<u8> {
+    o.hops
+        .iter()
+        .filter(|h| h.nodes.iter().any(|n| n.labels.iter().any(|l| l == label)))
+        .map(|h| h.ttl)
+        .collect()
+}
+
+fn ppt(n: u64) -> Options {
+    Options {
+        packets_per_ttl: PacketsPerTtl::new(n).unwrap(),
+        ..Options::default()
+    }
+}
+
+#[test]
+fn rate_limited_router_is_labelled_and_no_other_hop() {
+    for (n, burst) in [(3, 1), (3, 2), (5, 2), (10, 4)] {
+        let mut path = FakePath::linear(7, 0.1);
+        path.rate_limit = Some((3, TokenBucket::new(1.0, burst)));
+        let r = run(&path, Protocol::Icmp, ppt(n));
+        assert_eq!(hop_ips(&r.outcome), expected_path(7, &[]), "{n} probes");
+        let hop = &r.outcome.hops[2];
+        assert_eq!(
+            (hop.sent, hop.received()),
+            (n as u32, burst),
+            "{n} probes, burst {burst}"
+        );
+        assert_eq!(labelled(&r.outcome, RATE_LIMITED), [3], "{n} probes");
+        assert_eq!(hop.nodes[0].labels, [RATE_LIMITED]);
+    }
+}
+
+#[test]
+fn a_bucket_that_never_runs_dry_is_not_labelled() {
+    let mut path = FakePath::linear(7, 0.1);
+    path.rate_limit = Some((3, TokenBucket::new(1.0, 3)));
+    let r = run(&path, Protocol::Udp, ppt(3));
+    assert_eq!(r.outcome.hops[2].received(), 3);
+    assert!(labelled(&r.outcome, RATE_LIMITED).is_empty());
+}
+
+/// 30% loss each way in front of TTL 5 (as netsim's `ratelimit` scenario), 500 seeds of 5
+/// probes per TTL: a lossy hop is almost never called rate-limited, the rate-limited router
+/// upstream always is (when it answered at all: always, here, alone on the path).
+#[test]
+fn lossy_link_is_rarely_mistaken_for_rate_limiting() {
+    let (mut wrong, mut right, mut lossy_hops) = (0, 0, 0);
+    for seed in 0..500 {
+        let mut path = FakePath::linear(6, 0.1).seeded(seed);
+        path.lossy = Some((5, 0.3));
+        path.rate_limit = Some((2, TokenBucket::new(1.0, 2)));
+        let r = run(&path, Protocol::Icmp, ppt(5));
+        let marked = labelled(&r.outcome, RATE_LIMITED);
+        right += usize::from(marked.contains(&2));
+        wrong += marked.iter().filter(|&&t| t != 2).count();
+        lossy_hops += r.outcome.hops[4..]
+            .iter()
+            .filter(|h| h.received() < h.sent)
+            .count();
+    }
+    eprintln!(
+        "500 traces: rate-limited hop labelled {right}, lossy hops {lossy_hops}, of them labelled {wrong}"
+    );
+    assert_eq!(right, 500);
+    // Expected about 0.35% of the lossy TTL 5 hops (only TTL 5 has a later hop): ~2 of 500.
+    assert!(wrong <= 8, "{wrong} lossy hops labelled rate-limited");
+    assert!(lossy_hops > 500, "the link was lossy: {lossy_hops}");
+}
+
+#[test]
+fn loss_at_the_last_hop_or_everywhere_beyond_is_not_rate_limiting() {
+    // A hop whose answers fall as a prefix but no later hop answers everything: not labelled.
+    let mut path = FakePath::linear(4, 0.1);
+    path.rate_limit = Some((2, TokenBucket::new(1.0, 1)));
+    path.lossy = Some((3, 0.99));
+    let r = run(&path, Protocol::Icmp, ppt(3));
+    assert_eq!(r.outcome.hops[1].received(), 1);
+    assert!(labelled(&r.outcome, RATE_LIMITED).is_empty());
+}
+
+#[test]
+fn probes_that_could_not_be_sent_are_not_rate_limiting() {
+    let cfg = TraceConfig::new(Protocol::Icmp, SRC.into(), TARGET.into(), 0x8042, &ppt(3));
+    let mut trace = Trace::new(cfg.clone());
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    // TTL 1 and 2: the first probe of TTL 1 leaves, the other two fail to.
+    let mut seqs = Vec::new();
+    while let Some(tx) = trace.poll_transmit(t0, &mut buf) {
+        if tx.ttl == 1 && tx.seq > cfg.port {
+            trace.on_send_error("no buffer space".into());
+        }
+        seqs.push((tx.ttl, tx.seq));
+    }
+    let t1 = t0 + Duration::from_millis(1);
+    for &(ttl, seq) in &seqs {
+        if (ttl == 1 && seq == cfg.port) || ttl == 2 {
+            let from = if ttl == 2 { TARGET } else { router(ttl) };
+            let bytes = if ttl == 2 {
+                testing::echo_reply_v4(TARGET, SRC, 0x8042, seq)
+            } else {
+                testing::time_exceeded_v4(from, &probe_bytes(&cfg, ttl, seq))
+            };
+            assert!(trace.on_reply(t1, &parse_reply_v4(&bytes).unwrap()));
+        }
+    }
+    trace.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(trace.is_done());
+    let o = trace.outcome();
+    assert_eq!((o.hops[0].received(), o.hops[1].received()), (1, 3));
+    assert!(labelled(&o, RATE_LIMITED).is_empty());
 }
