@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use edgetrace_net::TraceRequest;
-use edgetrace_probe::report::{RATE_LIMITED, Stats};
+use edgetrace_probe::report::{NAT, RATE_LIMITED, Stats};
 use edgetrace_wire::Protocol;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -261,11 +261,12 @@ fn ecmp_per_packet_shows_several_nodes_within_one_trace() {
     }
 }
 
-/// Records what the engine reports behind a NAT that leaves the quoted checksum translated.
-/// ICMP and TCP identify probes by fields the NAT leaves alone; UDP carries its sequence in the
-/// checksum, which the NAT changed.
+/// Behind a NAT that leaves the quoted checksum translated. ICMP, TCP and GRE identify probes
+/// by fields the NAT leaves alone. UDP carries its sequence in the checksum, which the NAT
+/// changed: over IPv4 the engine matches on the IP ID instead and labels the NAT; over IPv6
+/// there is no IP ID, and the hops beyond the NAT stay unseen.
 #[test]
-fn nat_on_the_path_as_reported_today() {
+fn nat_on_the_path_is_seen_through_and_labelled_for_udp_over_ipv4() {
     let sim = start("nat");
     for v6 in [false, true] {
         let target = if v6 { "2001:2:0:ff::1" } else { "198.19.0.1" };
@@ -287,22 +288,35 @@ fn nat_on_the_path_as_reported_today() {
             let o = trace(&sim, protocol, target, opts);
             let ips = hop_ips(&o);
             let wrong = misattributed(&sim.truth(), protocol, &o);
-            eprintln!("NAT {protocol:?} v6={v6}: {ips:?}, misattributed {wrong}");
+            let nat: Vec<(u8, String)> = o
+                .hops
+                .iter()
+                .flat_map(|h| h.nodes.iter().map(move |n| (h.ttl, n)))
+                .filter(|(_, n)| n.labels.iter().any(|l| l == NAT))
+                .map(|(ttl, n)| (ttl, n.ip.to_string()))
+                .collect();
+            eprintln!("NAT {protocol:?} v6={v6}: {ips:?}, NAT at {nat:?}, misattributed {wrong}");
             assert_eq!(wrong, 0, "{protocol:?} v6={v6}");
-            // Up to and including the NAT, every protocol sees every hop.
-            assert_eq!(ips[0], [hops[0].clone()]);
-            assert_eq!(ips[1], [hops[1].clone()]);
-            if protocol != Protocol::Udp {
-                let want: Vec<Vec<String>> = hops.iter().map(|h| vec![h.clone()]).collect();
-                assert_eq!(ips, want, "{protocol:?} v6={v6}");
-            } else {
-                // Beyond the NAT the quoted UDP checksum (our sequence) is not ours any more:
-                // the engine drops those replies (phase 2: match on the IP ID / flow, and flag
-                // the NAT).
+            let all: Vec<Vec<String>> = hops.iter().map(|h| vec![h.clone()]).collect();
+            if protocol == Protocol::Udp && v6 {
+                // Up to and including the NAT only.
+                assert_eq!(ips[..2], all[..2], "UDP v6");
                 assert!(
                     ips[2..4].iter().all(|h| h.is_empty()),
                     "UDP v6={v6}: {ips:?}"
                 );
+                assert!(nat.is_empty());
+            } else {
+                assert_eq!(ips, all, "{protocol:?} v6={v6}");
+                for h in &o.hops {
+                    assert_eq!(h.received(), 3, "{protocol:?} v6={v6} TTL {}", h.ttl);
+                }
+                let want = if protocol == Protocol::Udp {
+                    vec![(2, hops[1].clone())]
+                } else {
+                    vec![]
+                };
+                assert_eq!(nat, want, "{protocol:?} v6={v6}");
             }
         }
     }

@@ -9,6 +9,10 @@ use std::time::Duration;
 /// the burst sent to it while a later hop answered all of its own: ICMP rate limiting, not loss.
 pub const RATE_LIMITED: &str = "rate-limited";
 
+/// The annotation (in a node's `labels`) of the hop where a NAT sits: beyond it, the quoted
+/// probes came back rewritten (for UDP, the checksum that carries the probe's sequence).
+pub const NAT: &str = "NAT";
+
 /// One node's replies at one TTL, before statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeResult {

@@ -17,7 +17,7 @@
 //! through the hop carried the probes, the hop declined to answer them.
 
 use crate::options::Options;
-use crate::report::{HopResult, NodeResult, RATE_LIMITED};
+use crate::report::{HopResult, NAT, NodeResult, RATE_LIMITED};
 use edgetrace_wire::{MplsEntry, ProbeId, ProbeSpec, Protocol, Reply, ReplyKind, emit_probe};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -77,7 +77,8 @@ impl TraceConfig {
         }
     }
 
-    fn index_of(&self, id: &ProbeId) -> Option<usize> {
+    /// The probe a reply answers, and whether the quote was rewritten on the way (see below).
+    fn index_of(&self, id: &ProbeId) -> Option<(usize, bool)> {
         let from_seq = |s: u16| -> Option<usize> {
             let i = match self.protocol {
                 Protocol::Icmp => usize::from(s.wrapping_sub(self.port)),
@@ -90,10 +91,25 @@ impl TraceConfig {
                 if raw >> 16 != self.flow & 0xffff {
                     return None;
                 }
-                from_seq(raw as u16)
+                Some((from_seq(raw as u16)?, false))
             }
-            (Some(raw), _) => from_seq(u16::try_from(raw).ok()?),
-            (None, _) => from_seq(id.ip_id?),
+            (Some(raw), Protocol::Udp) => {
+                // The sequence is the UDP checksum, which covers the addresses: a NAT that
+                // translates our source rewrites it, and one that restores only the address in
+                // the errors it translates back leaves the quoted checksum naming no probe. The
+                // IPv4 ID carries the sequence too, and NATs leave it alone: match on it then,
+                // and say so. When both name probes, but different ones, trust neither.
+                let by_seq = u16::try_from(raw).ok().and_then(from_seq);
+                let by_id = id.ip_id.and_then(from_seq);
+                match (by_seq, by_id) {
+                    (Some(i), Some(j)) if i != j => None,
+                    (Some(i), _) => Some((i, false)),
+                    (None, Some(j)) => Some((j, true)),
+                    (None, None) => None,
+                }
+            }
+            (Some(raw), _) => Some((from_seq(u16::try_from(raw).ok()?)?, false)),
+            (None, _) => Some((from_seq(id.ip_id?)?, false)),
         }
     }
 }
@@ -113,6 +129,8 @@ struct Answer {
     rtt: Duration,
     kind: ReplyKind,
     mpls: Vec<MplsEntry>,
+    /// The quote came back rewritten by a NAT (matched on the IPv4 ID).
+    translated: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -265,7 +283,7 @@ impl Trace {
         if !self.owns(&reply.probe) || self.done_at.is_some() {
             return false;
         }
-        let Some(index) = self.cfg.index_of(&reply.probe) else {
+        let Some((index, translated)) = self.cfg.index_of(&reply.probe) else {
             return false;
         };
         let ttl = self.ttl_of(index);
@@ -280,6 +298,7 @@ impl Trace {
             rtt,
             kind: reply.kind,
             mpls: reply.mpls.clone(),
+            translated,
         });
         self.max_rtt = self.max_rtt.max(rtt);
         self.patience = self
@@ -377,6 +396,7 @@ impl Trace {
                 .min(self.cfg.max_ttl),
         };
         let rate_limited = self.rate_limited(last_ttl);
+        let nat = self.nat(last_ttl);
         let mut hops = Vec::new();
         for ttl in 1..=last_ttl {
             let range = self.range(ttl);
@@ -394,6 +414,9 @@ impl Trace {
                 let mut labels = labels(self.cfg.protocol, a, a.from == self.cfg.target);
                 if rate_limited.contains(&ttl) {
                     labels.push(RATE_LIMITED.to_string());
+                }
+                if nat == Some(ttl) {
+                    labels.push(NAT.to_string());
                 }
                 match hop.nodes.iter_mut().find(|n| n.ip == a.from) {
                     Some(n) => n.add(a.rtt, labels),
@@ -477,6 +500,24 @@ impl Trace {
             }
         }
         out
+    }
+}
+
+impl Trace {
+    /// The TTL to label as the NAT, when replies came back with quotes a NAT rewrote: the hop
+    /// in front of the first such reply, if it answered with its quotes intact (a NAT's own
+    /// errors quote the probe before it translates it), else the first hop whose quotes were
+    /// rewritten (the NAT is silent, or is that hop).
+    fn nat(&self, last_ttl: u8) -> Option<u8> {
+        let answers = |ttl: u8| {
+            self.probes[self.range(ttl)]
+                .iter()
+                .filter_map(|p| p.answer.as_ref())
+        };
+        let first = (1..=last_ttl).find(|&t| answers(t).any(|a| a.translated))?;
+        let before = first - 1;
+        let intact_before = before >= 1 && answers(before).any(|a| !a.translated);
+        Some(if intact_before { before } else { first })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::options::{MaxTtl, Options, PacketsPerTtl};
-use crate::report::RATE_LIMITED;
+use crate::report::{NAT, RATE_LIMITED};
 use edgetrace_wire::{parse_reply_v4, testing};
 use std::cell::{Cell, RefCell};
 use std::net::Ipv4Addr;
@@ -25,6 +25,9 @@ struct FakePath {
     /// A link in front of this TTL loses packets with this probability each way.
     lossy: Option<(u8, f64)>,
     rng: Cell<u64>,
+    /// The router at this TTL translates our source address; the errors of hops beyond it come
+    /// back with the quoted address restored but the UDP checksum still translated.
+    nat_at: Option<u8>,
 }
 
 /// A router's ICMP token bucket: `burst` tokens, refilled at `per_second`.
@@ -75,6 +78,7 @@ impl FakePath {
             rate_limit: None,
             lossy: None,
             rng: Cell::new(0x9e37_79b9_7f4a_7c15),
+            nat_at: None,
         }
     }
 
@@ -121,6 +125,17 @@ impl FakePath {
         {
             return None;
         }
+        let translated;
+        let probe = match self.nat_at {
+            Some(n) if ttl > n && probe[9] == 17 => {
+                let mut p = probe.to_vec();
+                let sum = u16::from_be_bytes([p[26], p[27]]).wrapping_add(0x3f00);
+                p[26..28].copy_from_slice(&sum.to_be_bytes());
+                translated = p;
+                &translated[..]
+            }
+            _ => probe,
+        };
         if let Some(u) = self.unreachable_at
             && ttl > u
         {
@@ -522,4 +537,58 @@ fn probes_that_could_not_be_sent_are_not_rate_limiting() {
     let o = trace.outcome();
     assert_eq!((o.hops[0].received(), o.hops[1].received()), (1, 3));
     assert!(labelled(&o, RATE_LIMITED).is_empty());
+}
+
+#[test]
+fn udp_behind_a_nat_is_matched_on_the_ip_id_and_the_nat_labelled() {
+    for nat_at in [1, 3] {
+        let mut path = FakePath::linear(6, 0.1);
+        path.nat_at = Some(nat_at);
+        let r = run(&path, Protocol::Udp, Options::default());
+        assert_eq!(
+            hop_ips(&r.outcome),
+            expected_path(6, &[]),
+            "NAT at {nat_at}"
+        );
+        for h in &r.outcome.hops {
+            assert_eq!(h.received(), 3, "TTL {}", h.ttl);
+        }
+        assert_eq!(labelled(&r.outcome, NAT), [nat_at]);
+        // ICMP probes carry no checksum over addresses: nothing to see, nothing labelled.
+        let r = run(&path, Protocol::Icmp, Options::default());
+        assert!(labelled(&r.outcome, NAT).is_empty());
+    }
+    // The NAT silent: the first hop with rewritten quotes is labelled.
+    let mut path = FakePath::linear(6, 0.1);
+    path.nat_at = Some(3);
+    path.silent = vec![3];
+    let r = run(&path, Protocol::Udp, Options::default());
+    assert_eq!(labelled(&r.outcome, NAT), [4]);
+}
+
+#[test]
+fn udp_reply_whose_checksum_and_ip_id_name_different_probes_is_ignored() {
+    let cfg = TraceConfig::new(
+        Protocol::Udp,
+        SRC.into(),
+        TARGET.into(),
+        0x8042,
+        &Options::default(),
+    );
+    let mut trace = Trace::new(cfg.clone());
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    while trace.poll_transmit(t0, &mut buf).is_some() {}
+    let mut probe = probe_bytes(&cfg, 1, 1);
+    // The quoted UDP checksum says probe 1, the IP ID probe 2.
+    probe[4..6].copy_from_slice(&2u16.to_be_bytes());
+    let t1 = t0 + Duration::from_millis(1);
+    let reply = parse_reply_v4(&testing::time_exceeded_v4(router(1), &probe)).unwrap();
+    assert_eq!((reply.probe.seq, reply.probe.ip_id), (Some(1), Some(2)));
+    assert!(!trace.on_reply(t1, &reply));
+    // The IP ID naming no probe (a router that rewrites it): the checksum is trusted.
+    probe[4..6].copy_from_slice(&0xf00du16.to_be_bytes());
+    let reply = parse_reply_v4(&testing::time_exceeded_v4(router(1), &probe)).unwrap();
+    assert!(trace.on_reply(t1, &reply));
+    assert!(labelled(&trace.outcome(), NAT).is_empty());
 }
