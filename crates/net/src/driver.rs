@@ -24,6 +24,11 @@ pub struct TraceRequest {
 
 type OutcomeSender = oneshot::Sender<Result<TraceOutcome, NetError>>;
 
+/// Called on the probing thread with the source address of every reply that belongs to a
+/// running trace, the moment it is read (e.g. to start its reverse-DNS lookup). It must
+/// return at once: the probing of every trace waits for it.
+pub type ReplyObserver = Arc<dyn Fn(IpAddr) + Send + Sync>;
+
 struct Job {
     request: TraceRequest,
     source: IpAddr,
@@ -49,6 +54,15 @@ impl Prober {
     /// unprivileged mode (ICMP through ping sockets, UDP with `IP_RECVERR`; TCP and GRE are
     /// refused with [`NetError::NotPermitted`]).
     pub fn start(sockets: Option<Sockets>) -> Result<Prober, NetError> {
+        Self::start_with(sockets, None)
+    }
+
+    /// [`start`](Prober::start) with an observer told the source of every reply that belongs
+    /// to a trace, on the probing thread, as soon as it is read.
+    pub fn start_with(
+        sockets: Option<Sockets>,
+        on_reply: Option<ReplyObserver>,
+    ) -> Result<Prober, NetError> {
         let io = |context| move |source| NetError::Io { context, source };
         let poll = Poll::new().map_err(io("creating poll"))?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io("creating waker"))?);
@@ -78,6 +92,7 @@ impl Prober {
             next_id: 0,
             next_flow: 0x8000 | (std::process::id() as u16).wrapping_mul(7919) & 0x7fff,
             closed: false,
+            on_reply,
         };
         let thread = thread::Builder::new()
             .name("edgetrace-prober".into())
@@ -150,6 +165,7 @@ struct Driver {
     next_id: u64,
     next_flow: u16,
     closed: bool,
+    on_reply: Option<ReplyObserver>,
 }
 
 impl Driver {
@@ -387,7 +403,10 @@ impl Driver {
             .get(&key)
             .and_then(|id| self.traces.get_mut(id))
         {
-            r.trace.on_reply(now, reply);
+            let accepted = r.trace.on_reply(now, reply);
+            if accepted && let Some(observe) = &self.on_reply {
+                observe(reply.from);
+            }
         }
     }
 }

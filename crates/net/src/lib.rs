@@ -27,7 +27,7 @@ mod driver;
 mod sockets;
 mod unprivileged;
 
-pub use driver::{Prober, TraceRequest};
+pub use driver::{Prober, ReplyObserver, TraceRequest};
 pub use sockets::{Sockets, drop_privileges, source_for};
 
 use std::io;
