@@ -39,6 +39,8 @@ mod geo;
 mod ip2asn;
 mod mmdb;
 mod reload;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use asn::{AsnData, AsnDb};
 pub use dns::{DnsOptions, Resolver};

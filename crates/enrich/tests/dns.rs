@@ -1,118 +1,22 @@
-//! Reverse DNS against a real DNS server on 127.0.0.1: a small authoritative responder built
-//! on hickory-proto that serves PTR records, answers NXDOMAIN with an SOA, can answer late
+//! Reverse DNS against a real DNS server on 127.0.0.1: the small authoritative responder of
+//! `edgetrace_enrich::testing` (hickory-proto) that serves PTR records, answers NXDOMAIN with an SOA, can answer late
 //! or never, and counts the queries it sees.
 
+use edgetrace_enrich::testing::{DnsServer as Server, Mode};
 use edgetrace_enrich::{AsnDb, DbOptions, DnsOptions, Enricher, Error, Resolver};
 use edgetrace_probe::report::{Colo, ColoTrace, HopResult, NodeResult};
-use hickory_proto::op::{Message, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{PTR, SOA};
-use hickory_proto::rr::{Name, RData, Record};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
-
-#[derive(Clone, Copy)]
-enum Mode {
-    /// Answer after this long.
-    Answer(Duration),
-    /// Read every query and never answer.
-    Drop,
-}
-
-struct Server {
-    addr: SocketAddr,
-    queries: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Server {
-    /// Queries seen for the reverse name of `ip`.
-    fn seen(&self, ip: &str) -> usize {
-        let ip: IpAddr = ip.parse().unwrap();
-        let key = Name::from(ip).to_ascii().to_lowercase();
-        self.queries.lock().unwrap().get(&key).copied().unwrap_or(0)
-    }
-}
 
 /// PTR records: (address, name, ttl). NXDOMAIN answers carry an SOA whose negative TTL is
 /// `negative_ttl`.
 async fn serve(records: &[(&str, &str, u32)], negative_ttl: u32, mode: Mode) -> Server {
-    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let addr = socket.local_addr().unwrap();
-    let zone: HashMap<String, (Name, u32)> = records
-        .iter()
-        .map(|(ip, name, ttl)| {
-            let ip: IpAddr = ip.parse().unwrap();
-            (
-                Name::from(ip).to_ascii().to_lowercase(),
-                (Name::from_ascii(name).unwrap(), *ttl),
-            )
-        })
-        .collect();
-    let zone = Arc::new(zone);
-    let queries = Arc::new(Mutex::new(HashMap::new()));
-    let seen = queries.clone();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let Ok((n, from)) = socket.recv_from(&mut buf).await else {
-                return;
-            };
-            let Ok(request) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let Some(query) = request.queries.first().cloned() else {
-                continue;
-            };
-            let key = query.name().to_ascii().to_lowercase();
-            *seen.lock().unwrap().entry(key.clone()).or_insert(0) += 1;
-            let Mode::Answer(delay) = mode else {
-                continue;
-            };
-            let (socket, zone) = (socket.clone(), zone.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let mut response = Message::response(request.metadata.id, OpCode::Query);
-                response.metadata.authoritative = true;
-                response.metadata.recursion_desired = request.metadata.recursion_desired;
-                response.add_query(query.clone());
-                match zone.get(&key) {
-                    Some((target, ttl)) => {
-                        response.add_answer(Record::from_rdata(
-                            query.name().clone(),
-                            *ttl,
-                            RData::PTR(PTR(target.clone())),
-                        ));
-                    }
-                    None => {
-                        response.metadata.response_code = ResponseCode::NXDomain;
-                        let soa = SOA::new(
-                            Name::from_ascii("ns.example.net.").unwrap(),
-                            Name::from_ascii("hostmaster.example.net.").unwrap(),
-                            1,
-                            3600,
-                            600,
-                            86400,
-                            negative_ttl,
-                        );
-                        response.add_authority(Record::from_rdata(
-                            Name::from_ascii("arpa.").unwrap(),
-                            negative_ttl,
-                            RData::SOA(soa),
-                        ));
-                    }
-                }
-                let _ = socket.send_to(&response.to_vec().unwrap(), from).await;
-            });
-        }
-    });
-    Server { addr, queries }
+    Server::loopback(records, negative_ttl, mode).unwrap()
 }
 
 fn options(server: &Server) -> DnsOptions {
     DnsOptions {
-        server: Some(server.addr),
+        server: Some(server.addr()),
         timeout: Duration::from_millis(400),
         min_ttl: Duration::ZERO,
         ..DnsOptions::default()
