@@ -1,10 +1,11 @@
 //! `edgetrace serve`: the API on the embedded default (SQLite in the data directory, this
 //! machine as the one colo), optionally the Datadog system-probe route on a Unix socket and TCP.
 
+use crate::traceroute::{EnrichArgs, parse_dns_server, warn_without_asn_db};
 use anyhow::{Context, bail};
 use edgetrace_api::{AppState, Limiter, RateLimit, SysprobeConfig};
 use edgetrace_fleet::{Fleet, LocalColo};
-use edgetrace_net::{Prober, Sockets, drop_privileges};
+use edgetrace_net::{Sockets, drop_privileges};
 use edgetrace_probe::report::Colo;
 use edgetrace_store::{PERMISSIONS, Store};
 use serde::Deserialize;
@@ -40,7 +41,12 @@ Config file (TOML; every key optional, command-line flags win):
   socket = \"/run/edgetrace/sysprobe.sock\"
   listen = \"127.0.0.1:3333\"   # needs an API token with Magic Transit Write
   namespace = \"default\"
-  network_id = \"\"")]
+  network_id = \"\"
+  [enrich]                # names and AS numbers of hops and targets
+  no_dns = false
+  dns_server = \"127.0.0.53:53\"   # default: the system's resolvers (/etc/resolv.conf)
+  dns_timeout_ms = 1000
+  asn_db = [\"ip2asn-v4.tsv\", \"ip2asn-v6.tsv\"]   # relative to this file")]
 pub struct Args {
     /// Address of the HTTP API [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
@@ -66,6 +72,8 @@ pub struct Args {
     /// Requests per 5 minutes allowed to one API token [default: 1200]; 0 disables the limit.
     #[arg(long, value_name = "N")]
     rate_limit: Option<u32>,
+    #[command(flatten)]
+    enrich: EnrichArgs,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +86,54 @@ struct Config {
     rate_limit: Option<RateLimitConfig>,
     #[serde(default)]
     sysprobe: SysprobeSection,
+    #[serde(default)]
+    enrich: EnrichSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrichSection {
+    #[serde(default)]
+    no_dns: bool,
+    dns_server: Option<String>,
+    dns_timeout_ms: Option<u64>,
+    #[serde(default)]
+    asn_db: Vec<PathBuf>,
+}
+
+impl EnrichSection {
+    /// The command line's options over the config file's; checked like the flags.
+    fn merge(self, flags: EnrichArgs, path: &Path) -> anyhow::Result<EnrichArgs> {
+        let dns_server = match (flags.dns_server, self.dns_server) {
+            (Some(a), _) => Some(a),
+            (None, Some(s)) => Some(
+                parse_dns_server(&s)
+                    .map_err(|e| anyhow::anyhow!("{}: enrich.dns_server: {e}", path.display()))?,
+            ),
+            (None, None) => None,
+        };
+        let dns_timeout = flags.dns_timeout.or(self.dns_timeout_ms);
+        if let Some(ms) = dns_timeout
+            && !(1..=60_000).contains(&ms)
+        {
+            bail!(
+                "{}: enrich.dns_timeout_ms: {ms} is out of range; allowed: 1-60000",
+                path.display()
+            );
+        }
+        // Relative database paths in the file are relative to the file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(EnrichArgs {
+            no_dns: flags.no_dns || (self.no_dns && flags.dns_server.is_none()),
+            dns_server,
+            dns_timeout,
+            asn_db: if flags.asn_db.is_empty() {
+                self.asn_db.into_iter().map(|p| base.join(p)).collect()
+            } else {
+                flags.asn_db
+            },
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,9 +191,13 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn serve(args: Args) -> anyhow::Result<()> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => load_config(path)?,
         None => Config::default(),
+    };
+    let enrich_args = match &args.config {
+        Some(path) => std::mem::take(&mut config.enrich).merge(args.enrich, path)?,
+        None => args.enrich,
     };
     let listen = args
         .listen
@@ -187,18 +247,22 @@ fn serve(args: Args) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("cannot open the probing sockets"),
     };
     drop_privileges().context("cannot drop privileges")?;
-    let prober = Prober::start(sockets)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    // A bad database file stops the server here, naming the file.
+    let enricher = enrich_args.build(runtime.handle().clone())?;
+    warn_without_asn_db(&enricher);
+    let local = LocalColo::with_enricher(colo, sockets, enricher)
+        .context("cannot start the probing thread")?;
     runtime.block_on(async move {
         let store = Store::open_data_dir(&data_dir).await?;
         bootstrap(&store).await?;
         let state = AppState {
             store: store.clone(),
-            fleet: Arc::new(Fleet::new(vec![LocalColo::new(colo, prober)])),
+            fleet: Arc::new(Fleet::new(vec![local])),
             limiter: Arc::new(Limiter::new(rate_limit)),
             sysprobe: Arc::new(sysprobe),
         };

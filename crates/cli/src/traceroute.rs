@@ -2,13 +2,15 @@
 
 use anyhow::Context;
 use clap::{CommandFactory, error::ErrorKind};
+use edgetrace_enrich::{AsnDb, DnsOptions, Enricher, Resolver};
 use edgetrace_fleet::{Family, LocalColo, resolve};
-use edgetrace_net::{Prober, Sockets, drop_privileges};
+use edgetrace_net::{Sockets, drop_privileges};
 use edgetrace_probe::report::{Colo, Traceroute};
 use edgetrace_probe::{MaxTtl, Options, PacketType, PacketsPerTtl, WaitTime};
 use futures::StreamExt;
 use std::io::{IsTerminal, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,98 @@ pub struct Args {
     /// Name of this machine as a colo in the output.
     #[arg(long, default_value = "local")]
     colo_name: String,
+    #[command(flatten)]
+    enrich: EnrichArgs,
+}
+
+/// Reverse DNS and ASN of hops and targets; shared by `traceroute` and `serve`.
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Names and AS numbers")]
+pub struct EnrichArgs {
+    /// Do not look up the names of hops and targets: `name` stays the IP address.
+    #[arg(long)]
+    pub no_dns: bool,
+    /// DNS server for reverse lookups, IP or IP:PORT (port 53 by default) [default: the
+    /// system's, from /etc/resolv.conf].
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_dns_server, conflicts_with = "no_dns")]
+    pub dns_server: Option<SocketAddr>,
+    /// Longest wait for one reverse lookup, in milliseconds (1-60000) [default: 1000]. Lookups
+    /// start as hops answer, so a trace ends at most this long after its last reply.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub dns_timeout: Option<u64>,
+    /// AS-number database: an ip2asn TSV file (ip2asn-v4.tsv, -v6.tsv, -combined.tsv) or an
+    /// ASN .mmdb (MaxMind GeoLite2-ASN, IPinfo). Repeat for several files; without one, `asn`
+    /// stays empty. A changed file is loaded again without a restart.
+    #[arg(long = "asn-db", value_name = "FILE")]
+    pub asn_db: Vec<PathBuf>,
+}
+
+/// `IP:PORT`, `[IPv6]:PORT` or a bare IP (port 53).
+pub fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    s.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{s:?}: not IP, IP:PORT or [IPv6]:PORT"))
+}
+
+/// Why the enricher could not be built: a database file (named in `error`) or the resolver.
+#[derive(Debug)]
+pub enum EnrichSetupError {
+    AsnDb(edgetrace_enrich::Error),
+    Dns(edgetrace_enrich::Error),
+}
+
+impl std::fmt::Display for EnrichSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnrichSetupError::AsnDb(e) => write!(f, "--asn-db: {e}"),
+            EnrichSetupError::Dns(e) => write!(
+                f,
+                "reverse DNS: {e} (give a server with --dns-server IP:PORT, or use --no-dns)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EnrichSetupError {}
+
+impl EnrichArgs {
+    /// Opens the ASN database (a bad file is an error naming it) and builds the resolver,
+    /// whose lookups run on `runtime`. Call after the privileges are dropped: both start
+    /// threads (the database's reload thread, the runtime's workers).
+    pub fn build(&self, runtime: tokio::runtime::Handle) -> Result<Enricher, EnrichSetupError> {
+        let asn = if self.asn_db.is_empty() {
+            None
+        } else {
+            Some(AsnDb::open_files(&self.asn_db).map_err(EnrichSetupError::AsnDb)?)
+        };
+        let resolver = if self.no_dns {
+            None
+        } else {
+            let options = DnsOptions {
+                server: self.dns_server,
+                timeout: self
+                    .dns_timeout
+                    .map_or(DnsOptions::default().timeout, Duration::from_millis),
+                ..DnsOptions::default()
+            };
+            Some(Resolver::with_handle(options, runtime).map_err(EnrichSetupError::Dns)?)
+        };
+        Ok(Enricher { resolver, asn })
+    }
+}
+
+/// The warning for a run or a server without an ASN database (printed once).
+pub fn warn_without_asn_db(enricher: &Enricher) {
+    if enricher.asn.is_none() {
+        eprintln!(
+            "edgetrace: warning: no ASN database configured: `asn` stays empty. Give one with \
+             --asn-db FILE (an ip2asn TSV such as ip2asn-combined.tsv from iptoasn.com, or a \
+             GeoLite2-ASN / IPinfo .mmdb)."
+        );
+    }
 }
 
 fn parse_packet_type(s: &str) -> Result<PacketType, String> {
@@ -108,7 +202,38 @@ pub fn run(args: Args) -> ExitCode {
             Err(e) => usage_error(ErrorKind::ValueValidation, e),
         }
     }
-    match trace_all(&args, &targets) {
+    // Raw sockets when permitted; otherwise the unprivileged ways (ping sockets, UDP with
+    // IP_RECVERR), and each trace that needs more says so. Every capability goes before any
+    // thread starts (the runtime's, the ASN database's reload thread).
+    let sockets = match Sockets::open() {
+        Ok(s) => Some(s),
+        Err(e) if e.is_not_permitted() => None,
+        Err(e) => {
+            eprintln!("edgetrace: cannot open the probing sockets: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = drop_privileges() {
+        eprintln!("edgetrace: cannot drop privileges: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("edgetrace: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // A bad database is bad input: exit 2 before anything is sent.
+    let enricher = match args.enrich.build(runtime.handle().clone()) {
+        Ok(e) => e,
+        Err(e) => usage_error(ErrorKind::ValueValidation, e.to_string()),
+    };
+    warn_without_asn_db(&enricher);
+    match trace_all(&args, &targets, &runtime, sockets, enricher) {
         Ok((results, failed)) => {
             let mut out = std::io::stdout().lock();
             let written = if args.json {
@@ -148,21 +273,21 @@ fn resolve_blocking(target: &str, prefer_v6: bool) -> Result<IpAddr, String> {
         .block_on(resolve(target, family))
 }
 
-/// Runs every target's trace at once; returns the API objects and whether any failed.
-fn trace_all(args: &Args, targets: &[IpAddr]) -> anyhow::Result<(Vec<Traceroute>, bool)> {
-    // Raw sockets when permitted; otherwise the unprivileged ways (ping sockets, UDP with
-    // IP_RECVERR), and each trace that needs more says so.
-    let sockets = match Sockets::open() {
-        Ok(s) => Some(s),
-        Err(e) if e.is_not_permitted() => None,
-        Err(e) => return Err(e).context("cannot open the probing sockets"),
-    };
-    drop_privileges().context("cannot drop privileges")?;
+/// Runs every target's trace at once, each enriched as it ends; returns the API objects and
+/// whether any failed.
+fn trace_all(
+    args: &Args,
+    targets: &[IpAddr],
+    runtime: &tokio::runtime::Runtime,
+    sockets: Option<Sockets>,
+    enricher: Enricher,
+) -> anyhow::Result<(Vec<Traceroute>, bool)> {
     let colo = Colo {
         name: args.colo_name.clone(),
         city: String::new(),
     };
-    let colo = LocalColo::new(colo, Prober::start(sockets)?);
+    let colo = LocalColo::with_enricher(colo, sockets, enricher)
+        .context("cannot start the probing thread")?;
     let options = Options {
         packet_type: args.protocol,
         port: args.port,
@@ -170,10 +295,6 @@ fn trace_all(args: &Args, targets: &[IpAddr]) -> anyhow::Result<(Vec<Traceroute>
         packets_per_ttl: args.packets_per_ttl,
         wait_time: args.wait_time,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
     let runs = runtime.block_on(async {
         let mut traces = futures::stream::FuturesOrdered::new();
         for &ip in targets {

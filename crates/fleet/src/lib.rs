@@ -4,6 +4,11 @@
 //! Today a colo is this machine ([`LocalColo`], in process, over one [`Prober`]); agents reached
 //! through NATS come with the scale-out work.
 //!
+//! A colo built with [`LocalColo::with_enricher`] fills `name` (reverse DNS) and `asn` of every
+//! node and of the target summary: the target's lookup starts with the trace, each hop's the
+//! moment it answers (on the probing thread), and the trace waits for the names at most one
+//! lookup timeout after the last of them started.
+//!
 //! ```no_run
 //! use edgetrace_fleet::{Fleet, LocalColo};
 //! use edgetrace_net::{Prober, Sockets, drop_privileges};
@@ -21,10 +26,12 @@
 //! # Ok(()) }
 //! ```
 
-use edgetrace_net::{NetError, Prober, TraceRequest};
+use edgetrace_enrich::Enricher;
+use edgetrace_net::{NetError, Prober, ReplyObserver, Sockets, TraceRequest};
 use edgetrace_probe::Options;
 use edgetrace_probe::report::{Colo, ColoError, ColoTrace, HopResult, Traceroute, merge_labelled};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which address to use when a hostname has both IPv4 and IPv6 addresses.
@@ -47,14 +54,47 @@ pub struct ColoRun {
 pub struct LocalColo {
     colo: Colo,
     prober: Prober,
+    enricher: Option<Enricher>,
 }
 
 /// How long a resolution at the colo may take before the target counts as unresolvable.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl LocalColo {
+    /// A colo whose traces are not enriched (`name` is the IP, `asn` is empty).
     pub fn new(colo: Colo, prober: Prober) -> LocalColo {
-        LocalColo { colo, prober }
+        LocalColo {
+            colo,
+            prober,
+            enricher: None,
+        }
+    }
+
+    /// A colo whose traces are enriched: starts the probing thread over `sockets` (see
+    /// [`Prober::start`]) with an observer that starts the reverse lookup of every address
+    /// the moment it answers, and fills `name` and `asn` before each trace is returned.
+    ///
+    /// The enricher's resolver must run on a runtime that is driven while traces are awaited
+    /// (the caller's, or the resolver's own).
+    pub fn with_enricher(
+        colo: Colo,
+        sockets: Option<Sockets>,
+        enricher: Enricher,
+    ) -> Result<LocalColo, NetError> {
+        let observer: Option<ReplyObserver> = enricher.resolver.as_ref().map(|_| {
+            let e = enricher.clone();
+            Arc::new(move |ip| e.prefetch(ip)) as ReplyObserver
+        });
+        Ok(LocalColo {
+            colo,
+            prober: Prober::start_with(sockets, observer)?,
+            enricher: Some(enricher),
+        })
+    }
+
+    /// The enricher of this colo's traces, if any.
+    pub fn enricher(&self) -> Option<&Enricher> {
+        self.enricher.as_ref()
     }
 
     pub fn colo(&self) -> &Colo {
@@ -75,6 +115,9 @@ impl LocalColo {
     /// Traces an address with every protocol the packet type needs (GRE and ICMP at once for
     /// `gre+icmp`, their nodes labelled with the trace they came from).
     pub async fn trace_ip(&self, target: IpAddr, options: Options) -> ColoRun {
+        if let Some(e) = &self.enricher {
+            e.prefetch(target);
+        }
         let protocols = options.packet_type.protocols();
         let outcomes = futures::future::join_all(protocols.iter().map(|&protocol| async move {
             let request = TraceRequest {
@@ -113,7 +156,7 @@ impl LocalColo {
             }
         }
         let colo = self.colo.clone();
-        let trace = match error {
+        let mut trace = match error {
             Some(e) => ColoTrace::failed(colo, &target.to_string(), e),
             None if parts.len() > 1 => {
                 let parts: Vec<(&str, &[HopResult])> =
@@ -127,6 +170,9 @@ impl LocalColo {
                 duration,
             ),
         };
+        if let Some(e) = &self.enricher {
+            e.enrich(&mut trace).await;
+        }
         ColoRun { trace, problems }
     }
 }
@@ -378,6 +424,64 @@ mod tests {
             .await;
         assert_eq!(run.trace.error, "Could not gather traceroute data: Code 1");
         assert_eq!(run.problems.len(), 1);
+    }
+
+    /// An enricher over the test DNS server and an ip2asn file covering loopback.
+    fn loopback_enricher(
+        dns: &edgetrace_enrich::testing::DnsServer,
+        timeout: Duration,
+        dir: &tempfile::TempDir,
+    ) -> Enricher {
+        use edgetrace_enrich::{AsnDb, DnsOptions, Resolver};
+        let tsv = dir.path().join("ip2asn-combined.tsv");
+        std::fs::write(
+            &tsv,
+            "127.0.0.0\t127.255.255.255\t64500\tZZ\tTEST-LOOPBACK\n\
+             ::1\t::1\t64501\tZZ\tTEST-LOOPBACK6\n",
+        )
+        .unwrap();
+        Enricher {
+            resolver: Some(
+                Resolver::new(DnsOptions {
+                    server: Some(dns.addr()),
+                    timeout,
+                    ..DnsOptions::default()
+                })
+                .unwrap(),
+            ),
+            asn: Some(AsnDb::open(&tsv).unwrap()),
+        }
+    }
+
+    /// Loopback has no PTR to ask for: the resolver names it `localhost` itself (RFC 6761),
+    /// so a DNS server that never answers is neither asked nor waited for. Names from a real
+    /// server are checked on namespace paths (crates/cli/tests/enrich.rs).
+    #[tokio::test]
+    async fn enriched_colo_fills_name_and_asn_of_every_node_and_the_target() {
+        use edgetrace_enrich::testing::{DnsServer, Mode};
+        let dns = DnsServer::loopback(&[], 300, Mode::Drop).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let timeout = Duration::from_millis(500);
+        let enricher = loopback_enricher(&dns, timeout, &dir);
+        let sockets = Some(edgetrace_net::Sockets::open().unwrap());
+        let colo = LocalColo::with_enricher(Colo::default(), sockets, enricher).unwrap();
+        assert!(colo.enricher().is_some());
+        for (ip, asn) in [("127.0.0.1", "AS64500"), ("::1", "AS64501")] {
+            let started = std::time::Instant::now();
+            let run = colo.trace_ip(ip.parse().unwrap(), Options::default()).await;
+            let took = started.elapsed();
+            let t = &run.trace;
+            assert_eq!(t.error, "", "{t:?}");
+            let node = &t.hops[0].nodes[0];
+            assert_eq!(
+                (node.ip.as_str(), node.name.as_str(), node.asn.as_str()),
+                (ip, "localhost", asn)
+            );
+            assert_eq!(t.target_summary.name, "localhost");
+            assert_eq!(t.target_summary.asn, asn);
+            assert!(took < timeout, "{ip}: {took:?}");
+        }
+        assert_eq!(dns.total(), 0);
     }
 
     #[tokio::test]
