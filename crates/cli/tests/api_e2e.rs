@@ -318,10 +318,15 @@ fn schemathesis_finds_no_server_error_and_no_nonconformance() {
     )
     .unwrap();
     let auth = format!("Authorization: Bearer {secret}");
+    // Run from the temporary directory: Schemathesis keeps a cache in its working directory.
     let out = lab
         .exec(
             &ns,
             &[
+                "sh",
+                "-c",
+                "cd \"$0\" && exec \"$@\"",
+                tmp.path().to_str().unwrap(),
                 schemathesis.to_str().unwrap(),
                 "--config-file",
                 config.to_str().unwrap(),
