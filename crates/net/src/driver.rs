@@ -284,7 +284,9 @@ impl Driver {
     fn transmit(&mut self, now: Instant, packet: &mut Vec<u8>) {
         for r in self.traces.values_mut() {
             r.trace.handle_timeout(now);
-            while let Some(tx) = r.trace.poll_transmit(now, packet) {
+            // Each probe is stamped just before it is built and sent, not with the pass's start:
+            // with many traces a pass takes long enough to bias RTTs.
+            while let Some(tx) = r.trace.poll_transmit(Instant::now(), packet) {
                 let sent = match (&self.sockets, &r.own, tx.destination) {
                     (_, Some(own), _) => own.send(tx.ttl, tx.seq, packet).map(|()| 0),
                     (None, None, _) => Err(std::io::Error::other("no socket for this trace")),
