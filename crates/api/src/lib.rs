@@ -232,13 +232,10 @@ async fn account_caller(
         (status = 200, description = "One entry per target, in request order", body = openapi::TracerouteResponse,
             headers(("x-edgetrace-traceroute-id" = String, description = "Id of the stored request"))),
         (status = 400, description = "Invalid body (codes 1001, 1002, 1005) or missing credentials (9106)", body = error::ErrorEnvelope),
-        (status = 401, description = "Authentication error (10000)", body = error::ErrorEnvelope),
-        (status = 403, description = "Not authorized for the account or permission (9109)", body = error::ErrorEnvelope),
-        (status = 404, description = "Invalid account identifier (7003)", body = error::ErrorEnvelope),
+        openapi::AccountErrors,
         (status = 413, description = "Body over 64 KiB (1004)", body = error::ErrorEnvelope),
         (status = 415, description = "Body not application/json (1003)", body = error::ErrorEnvelope),
-        (status = 429, description = "Rate limited (1015)", body = error::ErrorEnvelope),
-        (status = 500, description = "Internal error (1000)", body = error::ErrorEnvelope),
+        openapi::AuthErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -337,11 +334,8 @@ pub struct StoredTraceroute {
     responses(
         (status = 200, description = "The stored request", body = openapi::StoredTracerouteResponse),
         (status = 400, description = "Missing credentials (9106)", body = error::ErrorEnvelope),
-        (status = 401, description = "Authentication error (10000)", body = error::ErrorEnvelope),
-        (status = 403, description = "Not authorized (9109)", body = error::ErrorEnvelope),
-        (status = 404, description = "No such traceroute or invalid identifier (7003)", body = error::ErrorEnvelope),
-        (status = 429, description = "Rate limited (1015)", body = error::ErrorEnvelope),
-        (status = 500, description = "Internal error (1000)", body = error::ErrorEnvelope),
+        openapi::AccountErrors,
+        openapi::AuthErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -396,11 +390,8 @@ async fn get_traceroute(
     responses(
         (status = 200, description = "The colos", body = openapi::ColosResponse),
         (status = 400, description = "Missing credentials (9106)", body = error::ErrorEnvelope),
-        (status = 401, description = "Authentication error (10000)", body = error::ErrorEnvelope),
-        (status = 403, description = "Not authorized (9109)", body = error::ErrorEnvelope),
-        (status = 404, description = "Invalid account identifier (7003)", body = error::ErrorEnvelope),
-        (status = 429, description = "Rate limited (1015)", body = error::ErrorEnvelope),
-        (status = 500, description = "Internal error (1000)", body = error::ErrorEnvelope),
+        openapi::AccountErrors,
+        openapi::AuthErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -438,9 +429,7 @@ pub struct TokenStatus {
     responses(
         (status = 200, description = "The token is active", body = openapi::VerifyResponse),
         (status = 400, description = "Missing credentials (9106)", body = error::ErrorEnvelope),
-        (status = 401, description = "Unknown or revoked token (10000)", body = error::ErrorEnvelope),
-        (status = 429, description = "Rate limited (1015)", body = error::ErrorEnvelope),
-        (status = 500, description = "Internal error (1000)", body = error::ErrorEnvelope),
+        openapi::AuthErrors,
     ),
     security(("api_token" = []))
 )]

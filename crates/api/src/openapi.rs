@@ -7,7 +7,7 @@ use axum::Json;
 use edgetrace_probe::report::{Colo, ColoTrace, Hop, Node, TargetSummary, Traceroute};
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 macro_rules! envelope {
     ($name:ident, $result:ty, $doc:literal) => {
@@ -35,6 +35,33 @@ envelope!(
     StoredTraceroute,
     "A stored traceroute."
 );
+
+/// The errors every authenticated route can answer.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description of responses, never built
+pub(crate) enum AuthErrors {
+    /// Authentication error: unknown or revoked token, wrong key (10000)
+    #[response(status = 401)]
+    Unauthenticated(ErrorEnvelope),
+    /// Rate limited (1015); `Retry-After` says when to retry
+    #[response(status = 429)]
+    RateLimited(ErrorEnvelope),
+    /// Internal error (1000); details only in the server log
+    #[response(status = 500)]
+    Internal(ErrorEnvelope),
+}
+
+/// The errors of routes under `/accounts/{account_id}`.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description of responses, never built
+pub(crate) enum AccountErrors {
+    /// Not authorized for the account or permission (9109)
+    #[response(status = 403)]
+    Forbidden(ErrorEnvelope),
+    /// Invalid identifier, or no such object (7003)
+    #[response(status = 404)]
+    NotFound(ErrorEnvelope),
+}
 
 struct Security;
 

@@ -6,13 +6,15 @@
 
 use edgetrace_testnet::{Lab, LinearSpec, linear_tagged};
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_edgetrace");
+mod common;
+
+use common::{BIN, cli, credentials, start_serve, unix_get};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -45,99 +47,6 @@ fn venv() -> &'static Path {
         }
         dir
     })
-}
-
-fn cli(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "edgetrace {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// An account and a token with Magic Transit Write, made with the CLI; checks their shapes.
-fn credentials(data: &Path) -> (String, String) {
-    let account = cli(data, &["account", "create", "--name", "e2e"]);
-    assert_eq!(account.len(), 32, "{account:?}");
-    assert!(
-        account
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    );
-    let secret = cli(
-        data,
-        &[
-            "token",
-            "create",
-            "--account",
-            &account,
-            "--permission",
-            "Magic Transit Write",
-        ],
-    );
-    assert_eq!(secret.len(), 40, "only the secret on stdout: {secret:?}");
-    // Only its hash is stored.
-    let db = std::fs::read(data.join("edgetrace.db")).unwrap_or_default();
-    let wal = std::fs::read(data.join("edgetrace.db-wal")).unwrap_or_default();
-    for bytes in [db, wal] {
-        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
-    }
-    (account, secret)
-}
-
-fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "edgetrace serve did not create {} within 20 s",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Starts `edgetrace serve` in `ns` on 127.0.0.1:8080 with the system-probe socket in `dir`;
-/// returns the server's pid once it is listening.
-fn start_serve(lab: &mut Lab, ns: &str, dir: &Path, data: &Path, extra: &[&str]) -> u32 {
-    let socket = dir.join("sysprobe.sock");
-    let mut argv = vec![
-        BIN,
-        "serve",
-        "--listen",
-        "127.0.0.1:8080",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--sysprobe-socket",
-        socket.to_str().unwrap(),
-    ];
-    argv.extend_from_slice(extra);
-    let pid = lab.spawn(ns, &argv).unwrap();
-    wait_for(&socket);
-    pid
-}
-
-/// One HTTP/1.1 GET over a Unix socket; returns status and body.
-fn unix_get(socket: &Path, target: &str) -> (u16, String) {
-    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: sysprobe\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body.to_string())
 }
 
 fn node_ips(trace: &Value) -> Vec<Vec<String>> {
@@ -255,12 +164,11 @@ fn cloudflare_sdk_and_sysprobe_against_a_namespace_path() {
     assert_eq!(sdk["unauthenticated"]["body"]["errors"][0]["code"], 10000);
 
     // The Datadog route over the Unix socket, with the route lookup's gateway and interface.
-    let (status, body) = unix_get(
+    let (status, np) = unix_get(
         &socket,
         &format!("/traceroute/{v4}?protocol=UDP&max_ttl=10&timeout=1000000000&client_id=e2e"),
     );
-    assert_eq!(status, 200, "{body}");
-    let np: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200, "{np}");
     assert_eq!(np["protocol"], "UDP");
     assert_eq!(np["destination"]["ip_address"], v4.as_str());
     assert_eq!(np["destination"]["port"], 33434);
@@ -282,12 +190,11 @@ fn cloudflare_sdk_and_sysprobe_against_a_namespace_path() {
     assert_eq!(np["source"]["via"]["gateway"], path.hops_v4[0].to_string());
     let iface = np["source"]["via"]["interface"]["name"].as_str().unwrap();
     assert!(!iface.is_empty() && iface != "lo", "{np}");
-    let (status, body) = unix_get(
+    let (status, np) = unix_get(
         &socket,
         &format!("/traceroute/{v6}?protocol=ICMP&max_ttl=10"),
     );
-    assert_eq!(status, 200, "{body}");
-    let np: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200, "{np}");
     let hops: Vec<&str> = np["hops"]
         .as_array()
         .unwrap()

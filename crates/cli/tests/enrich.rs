@@ -7,12 +7,12 @@
 use edgetrace_enrich::testing::{DnsServer, Mode};
 use edgetrace_probe::report::{ColoTrace, Traceroute};
 use edgetrace_testnet::{Lab, LinearSpec, Path, linear_tagged};
-use serde_json::Value;
-use std::io::{Read, Write};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_edgetrace");
+mod common;
+
+use common::{BIN, credentials, http, start_serve};
 
 /// src — r1 — r2 — r3 — dst: hops 198.18.{1,2,3}.2 and the target 198.18.4.2 (and
 /// 2001:2:0:{1,2,3,4}::2).
@@ -316,45 +316,6 @@ fn a_corrupt_database_exits_2_naming_the_file() {
     lab.shutdown().unwrap();
 }
 
-/// `edgetrace --data-dir DIR ARGS`, stdout trimmed.
-fn cli(data: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "edgetrace {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// One HTTP/1.1 exchange on a stream; returns status and JSON body.
-fn http(mut s: impl Read + Write, request: &str) -> (u16, Value) {
-    s.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"));
-    (status, body)
-}
-
-fn wait_for(path: &std::path::Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "edgetrace serve did not create {} within 20 s",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn serve_fills_names_and_asns_in_the_api_and_the_network_path() {
     let path = path("enrapi");
@@ -362,18 +323,7 @@ fn serve_fills_names_and_asns_in_the_api_and_the_network_path() {
     let mut lab = path.lab;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let account = cli(&data, &["account", "create", "--name", "enrich"]);
-    let secret = cli(
-        &data,
-        &[
-            "token",
-            "create",
-            "--account",
-            &account,
-            "--permission",
-            "Magic Transit Write",
-        ],
-    );
+    let (account, secret) = credentials(&data);
     // The databases through the config file (relative paths), DNS through a flag.
     asn_files(&dir);
     let config = dir.path().join("edgetrace.toml");
@@ -384,25 +334,14 @@ fn serve_fills_names_and_asns_in_the_api_and_the_network_path() {
     .unwrap();
     let socket = dir.path().join("sysprobe.sock");
     let server = dns.addr().to_string();
-    lab.spawn(
+    let config_arg = config.to_str().unwrap();
+    start_serve(
+        &mut lab,
         &path.src,
-        &[
-            BIN,
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:8080",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--sysprobe-socket",
-            socket.to_str().unwrap(),
-            "--dns-server",
-            &server,
-        ],
-    )
-    .unwrap();
-    wait_for(&socket);
+        dir.path(),
+        &data,
+        &["--config", config_arg, "--dns-server", &server],
+    );
 
     let (v4, v6) = (path.target_v4.to_string(), path.target_v6.to_string());
     let body = serde_json::json!({"targets": [v4, v6]}).to_string();

@@ -337,6 +337,22 @@ mod tests {
 
     const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 5);
 
+    /// The bytes of the second probe (TTL 2) of flow 40000 from 198.18.0.2 to 198.18.0.9.
+    fn probe_to_198_18_0_9(protocol: Protocol, port: u16) -> Vec<u8> {
+        let spec = ProbeSpec {
+            protocol,
+            source: "198.18.0.2".parse().unwrap(),
+            destination: "198.18.0.9".parse().unwrap(),
+            ttl: 2,
+            flow: 40000,
+            port,
+            seq: 2,
+        };
+        let mut probe = Vec::new();
+        emit_probe(&spec, &mut probe).unwrap();
+        probe
+    }
+
     #[test]
     fn time_exceeded_quoting_udp_hex() {
         // Captured shape of a Linux router's answer to a UDP probe: 20-byte IP header, ICMP 11/0,
@@ -450,17 +466,7 @@ mod tests {
 
     #[test]
     fn mpls_labels_are_read_from_time_exceeded() {
-        let spec = ProbeSpec {
-            protocol: Protocol::Udp,
-            source: "198.18.0.2".parse().unwrap(),
-            destination: "198.18.0.9".parse().unwrap(),
-            ttl: 2,
-            flow: 40000,
-            port: 33434,
-            seq: 2,
-        };
-        let mut probe = Vec::new();
-        emit_probe(&spec, &mut probe).unwrap();
+        let probe = probe_to_198_18_0_9(Protocol::Udp, 33434);
         let stack = [MplsEntry {
             label: 24001,
             tc: 0,
@@ -478,17 +484,7 @@ mod tests {
     /// IP ID lost a bit in transit named another probe of the trace, which took the reply.
     #[test]
     fn damaged_icmpv4_is_malformed_not_another_probe() {
-        let spec = ProbeSpec {
-            protocol: Protocol::Udp,
-            source: "198.18.0.2".parse().unwrap(),
-            destination: "198.18.0.9".parse().unwrap(),
-            ttl: 2,
-            flow: 40000,
-            port: 33434,
-            seq: 2,
-        };
-        let mut probe = Vec::new();
-        emit_probe(&spec, &mut probe).unwrap();
+        let probe = probe_to_198_18_0_9(Protocol::Udp, 33434);
         let good = testing::time_exceeded_v4(ROUTER, &probe);
         assert!(parse_reply_v4(&good).is_ok());
         // Every single bit flipped in the ICMP message is caught: the quote, the header, the
@@ -565,17 +561,7 @@ mod tests {
         let short = hex("4500 001c 0000 0000 4001 0000 c612 0005 c612 0002 0b00 f4ff 0000 0000");
         assert!(parse_reply_v4(&short).is_err());
         // Every truncation of a valid reply.
-        let spec = ProbeSpec {
-            protocol: Protocol::Tcp,
-            source: "198.18.0.2".parse().unwrap(),
-            destination: "198.18.0.9".parse().unwrap(),
-            ttl: 2,
-            flow: 40000,
-            port: 80,
-            seq: 2,
-        };
-        let mut probe = Vec::new();
-        emit_probe(&spec, &mut probe).unwrap();
+        let probe = probe_to_198_18_0_9(Protocol::Tcp, 80);
         let full = testing::time_exceeded_v4(ROUTER, &probe);
         for n in 0..full.len() {
             let _ = parse_reply_v4(&full[..n]);
