@@ -22,6 +22,8 @@ pub mod codes {
     pub const BODY_TOO_LARGE: u32 = 1004;
     /// A name in `colos` designates no colo; the message lists the known ones.
     pub const UNKNOWN_COLO: u32 = 1005;
+    /// The object clashes with an existing one (a zone name, an entry point, a stale version).
+    pub const CONFLICT: u32 = 1006;
     /// Too many requests with this token (Cloudflare's 1015).
     pub const RATE_LIMITED: u32 = 1015;
     /// No route for that URI.
@@ -122,7 +124,41 @@ impl ApiError {
 
 impl From<edgetrace_store::StoreError> for ApiError {
     fn from(e: edgetrace_store::StoreError) -> ApiError {
-        ApiError::internal("database", &e)
+        use edgetrace_store::StoreError;
+        match e {
+            StoreError::Invalid { field, message } => ApiError::invalid(vec![ErrorItem::at(
+                codes::INVALID_FIELD,
+                format!("/{field}"),
+                format!("{field}: {message}"),
+            )]),
+            StoreError::Conflict { field, message } => ApiError {
+                status: StatusCode::CONFLICT,
+                errors: vec![ErrorItem::at(
+                    codes::CONFLICT,
+                    format!("/{field}"),
+                    format!("{field}: {message}"),
+                )],
+                retry_after: None,
+            },
+            StoreError::NotFound { what, id } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::INVALID_IDENTIFIER,
+                format!("no {what} with id {id}"),
+            ),
+            e => ApiError::internal("database", &e),
+        }
+    }
+}
+
+impl From<Vec<edgetrace_edge::FieldError>> for ApiError {
+    /// Validation problems of a body: 400, one error per problem, each with its pointer.
+    fn from(errors: Vec<edgetrace_edge::FieldError>) -> ApiError {
+        ApiError::invalid(
+            errors
+                .into_iter()
+                .map(|e| ErrorItem::at(codes::INVALID_FIELD, e.pointer, e.message))
+                .collect(),
+        )
     }
 }
 

@@ -14,9 +14,13 @@
 
 pub mod auth;
 pub mod error;
+pub mod lists;
 pub mod openapi;
+pub mod page_rules;
+pub mod rulesets;
 pub mod sysprobe;
 pub mod traceroute;
+pub mod zones;
 
 use crate::auth::{Principal, authenticate, authorize, check_account_id};
 use crate::error::{ApiError, ErrorItem, codes};
@@ -122,14 +126,96 @@ pub struct Envelope<T> {
     pub errors: Vec<ErrorItem>,
     pub messages: Vec<ErrorItem>,
     pub result: T,
+    /// Pagination, on list routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_info: Option<ResultInfo>,
 }
 
-fn ok<T: Serialize>(result: T) -> Json<Envelope<T>> {
+/// `result_info` of a list response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ResultInfo {
+    pub page: usize,
+    pub per_page: usize,
+    /// Items on this page.
+    pub count: usize,
+    pub total_count: usize,
+    pub total_pages: usize,
+}
+
+pub(crate) fn ok<T: Serialize>(result: T) -> Json<Envelope<T>> {
     Json(Envelope {
         success: true,
         errors: Vec::new(),
         messages: Vec::new(),
         result,
+        result_info: None,
+    })
+}
+
+/// A time stored as Unix milliseconds, as Cloudflare writes times: RFC 3339 in UTC.
+pub(crate) fn timestamp(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_micros(time).to_string()
+}
+
+/// `page` and `per_page` of a list route's query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Paging {
+    pub page: usize,
+    pub per_page: usize,
+}
+
+impl Paging {
+    /// Reads `page` (from 1) and `per_page` (1..=`max`, `default` when absent) from a query.
+    pub(crate) fn from_query(
+        query: &std::collections::HashMap<String, String>,
+        default: usize,
+        max: usize,
+    ) -> Result<Paging, ApiError> {
+        let number = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
+            match query.get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid(vec![ErrorItem::at(
+                            codes::INVALID_FIELD,
+                            format!("?{name}"),
+                            format!("{name}: {v:?} must be an integer from 1 to {max}"),
+                        )])
+                    }),
+            }
+        };
+        Ok(Paging {
+            page: number("page", 1, 1_000_000)?,
+            per_page: number("per_page", default, max)?,
+        })
+    }
+}
+
+/// One page of `items`, with its `result_info`.
+pub(crate) fn ok_page<T: Serialize>(items: Vec<T>, paging: Paging) -> Json<Envelope<Vec<T>>> {
+    let total_count = items.len();
+    let total_pages = total_count.div_ceil(paging.per_page).max(1);
+    let page: Vec<T> = items
+        .into_iter()
+        .skip((paging.page - 1).saturating_mul(paging.per_page))
+        .take(paging.per_page)
+        .collect();
+    Json(Envelope {
+        success: true,
+        errors: Vec::new(),
+        messages: Vec::new(),
+        result_info: Some(ResultInfo {
+            page: paging.page,
+            per_page: paging.per_page,
+            count: page.len(),
+            total_count,
+            total_pages,
+        }),
+        result: page,
     })
 }
 
@@ -147,6 +233,10 @@ pub fn router(state: AppState) -> Router {
         .route("/accounts/{account_id}/diagnostics/colos", get(list_colos))
         .route("/user/tokens/verify", get(verify_token))
         .route("/openapi.json", get(openapi::serve))
+        .merge(zones::routes())
+        .merge(rulesets::routes())
+        .merge(page_rules::routes())
+        .merge(lists::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     Router::new()
@@ -203,7 +293,7 @@ pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<serde_json::Va
 }
 
 /// Authentication, then the account and permission check, for an account route.
-async fn account_caller(
+pub(crate) async fn account_caller(
     state: &AppState,
     headers: &HeaderMap,
     path: &str,

@@ -116,7 +116,12 @@ pub struct ApiDoc;
 
 /// The document, as served.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::zones::Doc::openapi());
+    doc.merge(crate::rulesets::Doc::openapi());
+    doc.merge(crate::page_rules::Doc::openapi());
+    doc.merge(crate::lists::Doc::openapi());
+    doc
 }
 
 #[utoipa::path(

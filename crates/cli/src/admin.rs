@@ -36,8 +36,16 @@ pub enum Token {
         #[arg(long, value_name = "ID")]
         account: String,
         /// A permission, by its Cloudflare name; repeat for more (e.g. "Magic Transit Write").
-        #[arg(long = "permission", value_name = "NAME", required = true)]
+        /// A "… Write" permission implies the matching "… Read".
+        #[arg(
+            long = "permission",
+            value_name = "NAME",
+            required_unless_present = "all_permissions"
+        )]
         permissions: Vec<String>,
+        /// Every permission edgetrace knows.
+        #[arg(long, conflicts_with = "permissions")]
+        all_permissions: bool,
         /// A name for people.
         #[arg(long, default_value = "token")]
         name: String,
@@ -110,8 +118,14 @@ pub fn token(dir: DataDir, cmd: Token) -> ExitCode {
             Token::Create {
                 account,
                 permissions,
+                all_permissions,
                 name,
             } => {
+                let permissions = if all_permissions {
+                    PERMISSIONS.iter().map(|p| p.to_string()).collect()
+                } else {
+                    permissions
+                };
                 let (token, secret) = store.create_token(&account, &name, &permissions).await?;
                 eprintln!("edgetrace: created token {}", token.id);
                 println!("{secret}");

@@ -26,15 +26,27 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The permissions a token can be given, by their Cloudflare names.
+/// A "… Write" permission implies the matching "… Read".
 pub const PERMISSIONS: &[&str] = &[
     "Magic Transit Read",
     "Magic Transit Write",
-    "Account Rulesets Read",
-    "Account Rulesets Write",
     "Zone Read",
     "Zone Write",
+    "DNS Read",
+    "DNS Write",
+    "Account Rulesets Read",
+    "Account Rulesets Write",
+    "Zone Rulesets Read",
+    "Zone Rulesets Write",
+    "Page Rules Read",
+    "Page Rules Write",
+    "Account Lists Read",
+    "Account Lists Write",
     "Request Tracer Read",
 ];
+
+mod edge;
+pub use edge::*;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +73,12 @@ pub enum StoreError {
     },
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: String },
+    /// The object would clash with one that exists (a zone name, an entry point).
+    #[error("{field}: {message}")]
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -69,7 +87,7 @@ impl StoreError {
     }
 }
 
-type Result<T, E = StoreError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Account {
@@ -95,8 +113,14 @@ impl Token {
         self.status == "active"
     }
 
+    /// Whether the token has `permission`, directly or through the matching "… Write".
     pub fn allows(&self, permission: &str) -> bool {
-        self.permissions.iter().any(|p| p == permission)
+        let write = permission
+            .strip_suffix(" Read")
+            .map(|base| format!("{base} Write"));
+        self.permissions
+            .iter()
+            .any(|p| p == permission || Some(p) == write.as_ref())
     }
 }
 
@@ -147,14 +171,14 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
-fn check_id(field: &'static str, id: &str) -> Result<()> {
+pub(crate) fn check_id(field: &'static str, id: &str) -> Result<()> {
     if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         Ok(())
     } else {
@@ -165,7 +189,7 @@ fn check_id(field: &'static str, id: &str) -> Result<()> {
     }
 }
 
-fn check_name(field: &'static str, name: &str) -> Result<()> {
+pub(crate) fn check_name(field: &'static str, name: &str) -> Result<()> {
     if name.trim().is_empty() || name.len() > 120 || name.chars().any(char::is_control) {
         return Err(StoreError::Invalid {
             field,
