@@ -46,7 +46,13 @@ pub const PERMISSIONS: &[&str] = &[
 ];
 
 mod edge;
+mod lists;
+mod page_rules;
 pub use edge::*;
+#[allow(unused_imports)]
+pub use lists::*;
+#[allow(unused_imports)]
+pub use page_rules::*;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

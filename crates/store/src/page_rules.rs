@@ -1,0 +1,5 @@
+//! (in progress)
+
+use crate::Store;
+
+impl Store {}
