@@ -71,15 +71,19 @@ pub fn object<'a>(
 }
 
 /// The fields of one JSON object at `base`.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Fields<'a> {
     pub map: &'a Map<String, Value>,
-    pub base: &'a str,
+    /// The object's own pointer (`""` for the body).
+    pub base: String,
 }
 
 impl<'a> Fields<'a> {
-    pub fn new(map: &'a Map<String, Value>, base: &'a str) -> Fields<'a> {
-        Fields { map, base }
+    pub fn new(map: &'a Map<String, Value>, base: impl Into<String>) -> Fields<'a> {
+        Fields {
+            map,
+            base: base.into(),
+        }
     }
 
     /// The pointer of field `key`.
