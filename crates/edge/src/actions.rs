@@ -94,7 +94,7 @@ pub fn check(
         "block" => {
             f.only(&["response"], errors);
             if let Some(r) = f.object("response", errors) {
-                let r = Fields::new(r, &f.pointer("response"));
+                let r = Fields::new(r, f.pointer("response"));
                 r.only(&["status_code", "content", "content_type"], errors);
                 if r.get("status_code").is_none() {
                     r.missing("status_code", errors);
@@ -117,10 +117,10 @@ pub fn check(
                 ruleset_id(&f, "id", &id, &mut refs, errors);
             }
             if let Some(o) = f.object("overrides", errors) {
-                overrides(&Fields::new(o, &f.pointer("overrides")), errors);
+                overrides(&Fields::new(o, f.pointer("overrides")), errors);
             }
             if let Some(m) = f.object("matched_data", errors) {
-                let m = Fields::new(m, &f.pointer("matched_data"));
+                let m = Fields::new(m, f.pointer("matched_data"));
                 m.only(&["public_key"], errors);
                 m.string("public_key", true, errors);
             }
@@ -471,7 +471,7 @@ fn value_or_expression(
     let Some(m) = f.object(key, errors) else {
         return false;
     };
-    let v = Fields::new(m, &f.pointer(key));
+    let v = Fields::new(m, f.pointer(key));
     v.only(&["value", "expression"], errors);
     let value = v.string("value", false, errors);
     let expression = v.string("expression", false, errors);
@@ -510,7 +510,7 @@ fn redirect(
                     ),
                 ));
             }
-            let v = Fields::new(v, &f.pointer("from_value"));
+            let v = Fields::new(v, f.pointer("from_value"));
             v.only(
                 &["target_url", "status_code", "preserve_query_string"],
                 errors,
@@ -542,7 +542,7 @@ fn redirect(
                     format!("bulk redirects belong to http_request_redirect, not {phase}"),
                 ));
             }
-            let l = Fields::new(l, &f.pointer("from_list"));
+            let l = Fields::new(l, f.pointer("from_list"));
             l.only(&["name", "key"], errors);
             l.string("name", true, errors);
             if let Some(k) = l.string("key", true, errors) {
@@ -591,7 +591,7 @@ fn rewrite(
                 format!("URL rewrites belong to http_request_transform, not {phase}"),
             ));
         }
-        let u = Fields::new(u, &f.pointer("uri"));
+        let u = Fields::new(u, f.pointer("uri"));
         u.only(&["path", "query"], errors);
         let path = value_or_expression(checker, &u, "path", phase, errors);
         let query = value_or_expression(checker, &u, "query", phase, errors);
@@ -622,7 +622,7 @@ fn rewrite(
                 ),
             ));
         }
-        let hs = Fields::new(h, &f.pointer("headers"));
+        let hs = Fields::new(h, f.pointer("headers"));
         if h.is_empty() {
             errors.push(f.error("headers", "give at least one header"));
         }
@@ -637,11 +637,10 @@ fn rewrite(
             let o = Fields::new(m, &p);
             o.only(&["operation", "value", "expression"], errors);
             match o.string("operation", true, errors).as_deref() {
-                Some("remove") => {
-                    if o.get("value").is_some() || o.get("expression").is_some() {
-                        errors.push(o.error("operation", "remove takes no value or expression"));
-                    }
+                Some("remove") if o.get("value").is_some() || o.get("expression").is_some() => {
+                    errors.push(o.error("operation", "remove takes no value or expression"));
                 }
+                Some("remove") => {}
                 Some("set" | "add") => {
                     let value = o.string("value", false, errors);
                     let expression = o.string("expression", false, errors);
@@ -691,7 +690,7 @@ fn route(f: &Fields<'_>, given: bool, errors: &mut FieldErrors) {
         errors.push(f.error("host_header", format!("{h:?} is not a hostname")));
     }
     if let Some(o) = f.object("origin", errors) {
-        let o = Fields::new(o, &f.pointer("origin"));
+        let o = Fields::new(o, f.pointer("origin"));
         o.only(&["host", "port"], errors);
         o.string("host", false, errors);
         o.integer("port", 1, 65_535, errors);
@@ -700,7 +699,7 @@ fn route(f: &Fields<'_>, given: bool, errors: &mut FieldErrors) {
         }
     }
     if let Some(s) = f.object("sni", errors) {
-        let s = Fields::new(s, &f.pointer("sni"));
+        let s = Fields::new(s, f.pointer("sni"));
         s.only(&["value"], errors);
         s.string("value", true, errors);
     }
@@ -761,7 +760,7 @@ fn set_config(f: &Fields<'_>, given: bool, errors: &mut FieldErrors) {
         errors,
     );
     if let Some(m) = f.object("autominify", errors) {
-        let a = Fields::new(m, &f.pointer("autominify"));
+        let a = Fields::new(m, f.pointer("autominify"));
         a.only(&["html", "css", "js"], errors);
         for k in ["html", "css", "js"] {
             a.boolean(k, errors);
@@ -787,7 +786,7 @@ fn ttl(f: &Fields<'_>, key: &str, modes: &[&str], errors: &mut FieldErrors) {
     let Some(m) = f.object(key, errors) else {
         return;
     };
-    let t = Fields::new(m, &f.pointer(key));
+    let t = Fields::new(m, f.pointer(key));
     t.only(&["mode", "default", "status_code_ttl"], errors);
     match t.string("mode", true, errors) {
         Some(mode) if !modes.contains(&mode.as_str()) => {
@@ -808,7 +807,7 @@ fn ttl(f: &Fields<'_>, key: &str, modes: &[&str], errors: &mut FieldErrors) {
                 s.integer("status_code", 100, 599, errors);
                 s.integer("value", -1, 31_536_000, errors);
                 if let Some(r) = s.object("status_code_range", errors) {
-                    let r = Fields::new(r, &s.pointer("status_code_range"));
+                    let r = Fields::new(r, s.pointer("status_code_range"));
                     r.only(&["from", "to"], errors);
                     r.integer("from", 100, 599, errors);
                     r.integer("to", 100, 599, errors);
@@ -851,7 +850,7 @@ fn cache_settings(f: &Fields<'_>, errors: &mut FieldErrors) {
     f.object("cache_key", errors);
     f.object("cache_reserve", errors);
     if let Some(m) = f.object("serve_stale", errors) {
-        let s = Fields::new(m, &f.pointer("serve_stale"));
+        let s = Fields::new(m, f.pointer("serve_stale"));
         s.only(&["disable_stale_while_updating"], errors);
         s.boolean("disable_stale_while_updating", errors);
     }
