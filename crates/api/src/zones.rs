@@ -429,16 +429,18 @@ fn record_body(
     }
     let name = match fields.string("name", required, &mut errors) {
         Some(n) => {
+            // `@` is the apex; a trailing dot or the zone's suffix makes a full name; anything
+            // else is relative to the zone.
+            let lower = n.to_ascii_lowercase();
             let full = if n == "@" {
                 zone.name.clone()
-            } else if n
-                .trim_end_matches('.')
-                .to_ascii_lowercase()
-                .ends_with(&zone.name)
+            } else if lower.ends_with('.')
+                || lower == zone.name
+                || lower.ends_with(&format!(".{}", zone.name))
             {
-                n
+                lower
             } else {
-                format!("{n}.{}", zone.name)
+                format!("{lower}.{}", zone.name)
             };
             match hostname(&full, true) {
                 Ok(h) if h == zone.name || h.ends_with(&format!(".{}", zone.name)) => Some(h),
