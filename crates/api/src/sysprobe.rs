@@ -204,6 +204,7 @@ async fn traceroute(
         max_ttl: params.max_ttl,
         packets_per_ttl: edgetrace_probe::PacketsPerTtl::default(),
         wait_time: params.wait_time,
+        ..Options::default()
     };
     let (run, via) = tokio::join!(colo.trace_ip(ip, options), route_via(ip));
     if !run.trace.error.is_empty() {

@@ -148,7 +148,8 @@ impl Drop for Prober {
 struct Running {
     trace: Trace,
     reply: OutcomeSender,
-    key: (Protocol, IpAddr, u32),
+    /// One (protocol, target, flow identifier) per flow the trace may use.
+    keys: Vec<(Protocol, IpAddr, u32)>,
     /// The trace's own socket in unprivileged mode.
     own: Option<UnprivilegedSocket>,
 }
@@ -232,8 +233,21 @@ impl Driver {
         } = job.request;
         let id = self.next_id;
         self.next_id += 1;
-        let (flow, own) = if self.sockets.is_some() {
-            (self.allocate_flow(protocol, target), None)
+        let flows = options.paths.max_flows();
+        let (flows, own) = if self.sockets.is_some() {
+            let flows: Vec<u32> = (0..flows)
+                .map(|_| self.allocate_flow(protocol, target))
+                .collect();
+            (flows, None)
+        } else if flows > 1 {
+            // The kernel picks the one identifier of an unprivileged socket.
+            let _ = job.reply.send(Err(NetError::NotPermitted {
+                what: "multipath traces (paths other than 1)",
+                hint: "each flow needs an identifier of its own, which only raw sockets give: \
+                       run as root or grant CAP_NET_RAW with `setcap cap_net_raw+ep <edgetrace binary>`",
+                source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            }));
+            return;
         } else {
             let port = options.effective_port(protocol);
             let opened = UnprivilegedSocket::open(protocol, target, port).and_then(|s| {
@@ -252,30 +266,29 @@ impl Driver {
                 Ok(s)
             });
             match opened {
-                Ok(s) => (s.flow, Some(s)),
+                Ok(s) => (vec![s.flow], Some(s)),
                 Err(e) => {
                     let _ = job.reply.send(Err(e));
                     return;
                 }
             }
         };
-        let cfg = TraceConfig::new(protocol, job.source, target, flow, &options);
-        let key = (protocol, target, cfg.flow);
-        if self.by_flow.contains_key(&key) {
-            let _ = job.reply.send(Err(NetError::FlowBusy {
-                target,
-                key: cfg.flow,
-            }));
+        let cfg = TraceConfig::new(protocol, job.source, target, flows, &options);
+        let keys: Vec<_> = cfg.flows.iter().map(|&f| (protocol, target, f)).collect();
+        if let Some(&(_, _, key)) = keys.iter().find(|k| self.by_flow.contains_key(k)) {
+            let _ = job.reply.send(Err(NetError::FlowBusy { target, key }));
             return;
         }
-        self.by_flow.insert(key, id);
+        for key in &keys {
+            self.by_flow.insert(*key, id);
+        }
         let trace = Trace::new(cfg);
         self.traces.insert(
             id,
             Running {
                 trace,
                 reply: job.reply,
-                key,
+                keys,
                 own,
             },
         );
@@ -320,7 +333,9 @@ impl Driver {
             .collect();
         for id in done {
             if let Some(r) = self.traces.remove(&id) {
-                self.by_flow.remove(&r.key);
+                for key in &r.keys {
+                    self.by_flow.remove(key);
+                }
                 if let Some(own) = &r.own {
                     let _ = self
                         .poll

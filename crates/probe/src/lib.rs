@@ -11,7 +11,7 @@
 //!     Protocol::Icmp,
 //!     "198.18.0.2".parse().unwrap(),
 //!     "198.18.0.9".parse().unwrap(),
-//!     0x8001,
+//!     vec![0x8001],
 //!     &options,
 //! );
 //! let mut trace = Trace::new(cfg);
@@ -33,9 +33,13 @@
 //! assert!(now - t0 < Duration::from_millis(1200));
 //! ```
 
+pub mod mda;
 mod options;
 pub mod report;
 mod trace;
 
-pub use options::{MaxTtl, Options, OptionsError, PacketType, PacketsPerTtl, WaitTime};
+pub use options::{
+    Confidence, FlowCount, MaxTtl, Options, OptionsError, PacketType, PacketsPerTtl, Paths,
+    WaitTime,
+};
 pub use trace::{Trace, TraceConfig, TraceOutcome, Transmit};

@@ -78,6 +78,91 @@ bounded!(
     WaitTime, "wait_time", 1, 5, 1
 );
 
+bounded!(
+    /// Flows of a multipath trace, 1–64 (`--paths N`): each flow is a Paris traceroute of its
+    /// own, with its own flow identifier.
+    FlowCount, "paths", 1, 64, 1
+);
+bounded!(
+    /// Confidence, in percent (50–99), with which the MDA's stopping rule says every next hop
+    /// was seen.
+    Confidence, "confidence", 50, 99, 95
+);
+
+impl Confidence {
+    /// The probability that the stopping rule stops too early at one vertex: 1 − confidence.
+    pub fn failure_bound(self) -> f64 {
+        1.0 - f64::from(self.0) / 100.0
+    }
+}
+
+/// How many flows a trace uses, each with its own flow identifier (the fields load balancers
+/// hash on): a fixed number, or as many as the MDA's stopping rule asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Paths {
+    /// This many flows, each probed `packets_per_ttl` times at every TTL.
+    Flows(FlowCount),
+    /// The Multipath Detection Algorithm (Augustin et al.): flows are added until, at every
+    /// vertex, enough flows went through it for the stopping rule to say, with this
+    /// confidence, that all of its next hops were seen.
+    Auto(Confidence),
+}
+
+impl Paths {
+    /// Flows a trace may use at most: the fixed count, or [`Paths::MDA_MAX_FLOWS`].
+    pub fn max_flows(self) -> u16 {
+        match self {
+            Paths::Flows(n) => u16::from(n.get()),
+            Paths::Auto(_) => Paths::MDA_MAX_FLOWS,
+        }
+    }
+
+    /// The MDA stops adding flows here whatever the stopping rule says (enough for a vertex
+    /// reached by 1/8 of the flows to have 16 next hops checked at 95%).
+    pub const MDA_MAX_FLOWS: u16 = 256;
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths::Flows(FlowCount::default())
+    }
+}
+
+impl FromStr for Paths {
+    type Err = OptionsError;
+    /// A flow count 1–64, `auto` (the MDA at 95%) or `auto:NN` (at NN%), as `Display` writes.
+    fn from_str(s: &str) -> Result<Self, OptionsError> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("auto") {
+            return Ok(Paths::Auto(Confidence::default()));
+        }
+        if let Some(c) = t.get(..5).filter(|a| a.eq_ignore_ascii_case("auto:")) {
+            return t[c.len()..].parse().map(Paths::Auto);
+        }
+        let v: u64 = s.trim().parse().map_err(|_| OptionsError {
+            field: "paths",
+            value: format!("{s:?}"),
+            allowed: "an integer 1-64, or auto",
+        })?;
+        FlowCount::new(v)
+            .map(Paths::Flows)
+            .map_err(|e| OptionsError {
+                allowed: "1-64, or auto",
+                ..e
+            })
+    }
+}
+
+impl fmt::Display for Paths {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Paths::Flows(n) => n.fmt(f),
+            Paths::Auto(c) if *c == Confidence::default() => f.write_str("auto"),
+            Paths::Auto(c) => write!(f, "auto:{c}"),
+        }
+    }
+}
+
 impl WaitTime {
     pub fn duration(self) -> Duration {
         Duration::from_secs(u64::from(self.0))
@@ -155,6 +240,8 @@ pub struct Options {
     pub max_ttl: MaxTtl,
     pub packets_per_ttl: PacketsPerTtl,
     pub wait_time: WaitTime,
+    /// Flows per trace (an edgetrace extension; 1, the default, is Cloudflare's contract).
+    pub paths: Paths,
 }
 
 impl Options {
@@ -199,6 +286,44 @@ mod tests {
                 .to_string()
                 .contains("icmp, udp")
         );
+    }
+
+    #[test]
+    fn paths_take_a_count_or_auto() {
+        assert_eq!(Paths::default(), Paths::Flows(FlowCount::new(1).unwrap()));
+        assert_eq!(
+            Paths::from_str("16").unwrap(),
+            Paths::Flows(FlowCount::new(16).unwrap())
+        );
+        assert_eq!(
+            Paths::from_str("AUTO").unwrap(),
+            Paths::Auto(Confidence::new(95).unwrap())
+        );
+        assert_eq!(
+            Paths::from_str("65").unwrap_err().to_string(),
+            "paths: 65 is out of range; allowed: 1-64, or auto"
+        );
+        assert_eq!(
+            Paths::from_str("0").unwrap_err().to_string(),
+            "paths: 0 is out of range; allowed: 1-64, or auto"
+        );
+        assert_eq!(
+            Paths::from_str("many").unwrap_err().to_string(),
+            "paths: \"many\" is out of range; allowed: an integer 1-64, or auto"
+        );
+        assert_eq!(
+            Confidence::new(100).unwrap_err().to_string(),
+            "confidence: 100 is out of range; allowed: 50-99"
+        );
+        assert_eq!(Paths::Auto(Confidence::default()).max_flows(), 256);
+        for p in ["1", "64", "auto", "auto:99"] {
+            assert_eq!(Paths::from_str(p).unwrap().to_string(), p);
+        }
+        assert_eq!(
+            Paths::from_str("auto:100").unwrap_err().to_string(),
+            "confidence: 100 is out of range; allowed: 50-99"
+        );
+        assert!((Confidence::default().failure_bound() - 0.05).abs() < 1e-12);
     }
 
     #[test]

@@ -13,12 +13,20 @@ pub const RATE_LIMITED: &str = "rate-limited";
 /// probes came back rewritten (for UDP, the checksum that carries the probe's sequence).
 pub const NAT: &str = "NAT";
 
+/// The annotation (in a node's `labels`) of a node that one flow reached together with another
+/// node at the same TTL: the load balancer in front spreads packets, not flows, so no flow
+/// keeps to one path there.
+pub const PER_PACKET: &str = "per-packet";
+
 /// One node's replies at one TTL, before statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeResult {
     pub ip: IpAddr,
     pub rtts: Vec<Duration>,
     pub labels: Vec<String>,
+    /// The flows (indices into the trace's flows, sorted) whose probes it answered; empty when
+    /// not known. `ColoTrace::from_hops` rebuilds each flow's path from them.
+    pub flows: Vec<u16>,
 }
 
 impl NodeResult {
@@ -27,6 +35,7 @@ impl NodeResult {
             ip,
             rtts: Vec::new(),
             labels: Vec::new(),
+            flows: Vec::new(),
         };
         n.add(rtt, labels);
         n
@@ -38,6 +47,13 @@ impl NodeResult {
             if !self.labels.contains(&l) {
                 self.labels.push(l);
             }
+        }
+    }
+
+    /// Records that flow `flow` reached this node.
+    pub fn add_flow(&mut self, flow: u16) {
+        if let Err(i) = self.flows.binary_search(&flow) {
+            self.flows.insert(i, flow);
         }
     }
 }
@@ -57,9 +73,22 @@ impl HopResult {
 }
 
 /// Merges the hops of a GRE and an ICMP trace of one measurement, labelling each node with the
-/// trace it came from.
+/// trace it came from. The flows of each trace after the first are numbered after those of the
+/// traces before it, so that every flow keeps a path of its own.
 pub fn merge_labelled(traces: &[(&str, &[HopResult])]) -> Vec<HopResult> {
     let len = traces.iter().map(|(_, h)| h.len()).max().unwrap_or(0);
+    let mut offsets = Vec::with_capacity(traces.len());
+    let mut next = 0u16;
+    for (_, hops) in traces {
+        offsets.push(next);
+        let flows = hops
+            .iter()
+            .flat_map(|h| &h.nodes)
+            .flat_map(|n| n.flows.iter().map(|&f| f + 1))
+            .max()
+            .unwrap_or(1);
+        next = next.saturating_add(flows);
+    }
     (0..len)
         .map(|i| {
             let mut hop = HopResult {
@@ -67,11 +96,14 @@ pub fn merge_labelled(traces: &[(&str, &[HopResult])]) -> Vec<HopResult> {
                 sent: 0,
                 nodes: Vec::new(),
             };
-            for (name, hops) in traces {
+            for ((name, hops), &offset) in traces.iter().zip(&offsets) {
                 if let Some(h) = hops.get(i) {
                     hop.sent += h.sent;
                     hop.nodes.extend(h.nodes.iter().cloned().map(|mut n| {
                         n.labels.push((*name).to_string());
+                        for f in &mut n.flows {
+                            *f = f.saturating_add(offset);
+                        }
                         n
                     }));
                 }
@@ -166,6 +198,59 @@ pub struct ColoTrace {
     pub hops: Vec<Hop>,
     pub target_summary: TargetSummary,
     pub traceroute_time_ms: u64,
+    /// edgetrace extension, present only when the trace used several flows (`paths`): every
+    /// distinct path the flows took, most used first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<Path>,
+}
+
+/// One path through the network, as one or more flows took it (edgetrace extension).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Path {
+    /// How many of the trace's flows took this path.
+    pub flows: u32,
+    /// Per TTL from 1 (one entry per element of `hops`), the addresses that answered these
+    /// flows' probes: none when they got no answer, several when a flow itself reached
+    /// several nodes at that TTL (per-packet load balancing).
+    pub hops: Vec<Vec<String>>,
+}
+
+/// The distinct paths of the flows recorded in the nodes' `flows`, most used first (then in
+/// the order of their first flow); none when every answer came from flow 0 (one flow).
+fn paths(hops: &[HopResult]) -> Vec<Path> {
+    let flows = hops
+        .iter()
+        .flat_map(|h| &h.nodes)
+        .flat_map(|n| n.flows.iter().map(|&f| usize::from(f) + 1))
+        .max()
+        .unwrap_or(0);
+    if flows <= 1 {
+        return Vec::new();
+    }
+    let mut per_flow: Vec<Vec<Vec<String>>> = vec![vec![Vec::new(); hops.len()]; flows];
+    for (i, h) in hops.iter().enumerate() {
+        for n in &h.nodes {
+            for &f in &n.flows {
+                per_flow[usize::from(f)][i].push(n.ip.to_string());
+            }
+        }
+    }
+    let mut out: Vec<Path> = Vec::new();
+    for seq in per_flow {
+        if seq.iter().all(Vec::is_empty) {
+            continue;
+        }
+        match out.iter_mut().find(|p| p.hops == seq) {
+            Some(p) => p.flows += 1,
+            None => out.push(Path {
+                flows: 1,
+                hops: seq,
+            }),
+        }
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(p.flows));
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,6 +308,7 @@ impl ColoTrace {
         duration: Duration,
     ) -> ColoTrace {
         let mut target_rtts = Vec::new();
+        let paths = paths(hops);
         let hops = hops
             .iter()
             .map(|h| {
@@ -272,6 +358,7 @@ impl ColoTrace {
                 std_dev_latency_ms: answered.then_some(s.std_dev),
             },
             traceroute_time_ms: duration.as_millis() as u64,
+            paths,
         }
     }
 
@@ -292,6 +379,7 @@ impl ColoTrace {
                 std_dev_latency_ms: None,
             },
             traceroute_time_ms: 0,
+            paths: Vec::new(),
         }
     }
 }
@@ -326,6 +414,7 @@ mod tests {
                     ip: router,
                     rtts: vec![ms(1.0), ms(3.0)],
                     labels: vec![],
+                    flows: vec![0],
                 }],
             },
             HopResult {
@@ -335,6 +424,7 @@ mod tests {
                     ip: target,
                     rtts: vec![ms(2.0); 3],
                     labels: vec!["!H".into()],
+                    flows: vec![0],
                 }],
             },
         ];

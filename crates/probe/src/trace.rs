@@ -15,9 +15,18 @@
 //! (see [`Trace::rate_limited`]) the probes it answered are exactly the first ones sent in its
 //! burst, the rest timed out, and a later hop answered every probe it was sent: the path
 //! through the hop carried the probes, the hop declined to answer them.
+//!
+//! Multipath: a trace may use several flows ([`Paths`]), each with its own flow identifier
+//! (the fields load balancers hash on), each a Paris traceroute of its own: all probes of a
+//! flow share its identifier, and every probe carries a sequence unique in the trace, so a
+//! reply names its probe and, through it, its flow and TTL. With a fixed count every flow is
+//! probed at every TTL from the start. In MDA mode ([`Paths::Auto`]) the trace starts with
+//! `n_1` flows and, each time every probe is resolved, checks the stopping rule at every vertex
+//! (see [`crate::mda`]) and adds flows, probed at every TTL, until it holds everywhere.
 
-use crate::options::Options;
-use crate::report::{HopResult, NAT, NodeResult, RATE_LIMITED};
+use crate::mda::stopping_point;
+use crate::options::{Options, Paths};
+use crate::report::{HopResult, NAT, NodeResult, PER_PACKET, RATE_LIMITED};
 use edgetrace_wire::{MplsEntry, ProbeId, ProbeSpec, Protocol, Reply, ReplyKind, emit_probe};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -29,6 +38,9 @@ const MIN_PATIENCE: Duration = Duration::from_millis(10);
 /// Probes of one TTL sent within this span form one burst, which no ICMP token bucket refills
 /// during (router limits are a few to a few hundred messages per second).
 const BURST_SPAN: Duration = Duration::from_millis(10);
+/// Probes one trace may send at most: every one needs a sequence of its own, and a UDP
+/// probe's (its checksum) cannot be 0 or 0xffff.
+const MAX_PROBES: usize = 65534;
 
 /// What a trace needs to know, fixed for its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,37 +48,60 @@ pub struct TraceConfig {
     pub protocol: Protocol,
     pub source: IpAddr,
     pub target: IpAddr,
-    /// ICMP identifier, UDP/TCP source port, or GRE key; unique among running traces.
-    pub flow: u32,
+    /// One flow identifier per flow the trace may use (ICMP identifier, UDP/TCP source port,
+    /// or GRE key), each unique among running traces; flow 0 first. At least one; a trace
+    /// uses at most `paths.max_flows()` of them.
+    pub flows: Vec<u32>,
     /// UDP/TCP destination port; first ICMP sequence.
     pub port: u16,
     pub max_ttl: u8,
     pub packets_per_ttl: u8,
     pub wait: Duration,
+    pub paths: Paths,
 }
 
 impl TraceConfig {
-    /// A config from validated options. For GRE a non-zero `port` option is the key (and then
-    /// replaces `flow`); otherwise `flow` is.
-    pub fn new(protocol: Protocol, source: IpAddr, target: IpAddr, flow: u32, o: &Options) -> Self {
-        let flow = match (protocol, o.port) {
-            (Protocol::Gre, p) if p != 0 => u32::from(p),
-            _ => flow,
+    /// A config from validated options and the flow identifiers the caller reserved for the
+    /// trace. For GRE a non-zero `port` option is the key of flow 0 (flow i uses key + i),
+    /// and then replaces `flows`.
+    ///
+    /// # Panics
+    /// When `flows` is empty.
+    pub fn new(
+        protocol: Protocol,
+        source: IpAddr,
+        target: IpAddr,
+        flows: Vec<u32>,
+        o: &Options,
+    ) -> Self {
+        assert!(!flows.is_empty(), "a trace needs at least one flow");
+        let flows = match (protocol, o.port) {
+            (Protocol::Gre, p) if p != 0 => (0..flows.len() as u32)
+                .map(|i| u32::from(p).wrapping_add(i))
+                .collect(),
+            _ => flows,
         };
         TraceConfig {
             protocol,
             source,
             target,
-            flow,
+            flows,
             port: o.effective_port(protocol),
             max_ttl: o.max_ttl.get(),
             packets_per_ttl: o.packets_per_ttl.get(),
             wait: o.wait_time.duration(),
+            paths: o.paths,
         }
     }
 
-    fn probe_count(&self) -> usize {
-        usize::from(self.max_ttl) * usize::from(self.packets_per_ttl)
+    /// The identifier of flow 0.
+    pub fn flow(&self) -> u32 {
+        self.flows[0]
+    }
+
+    /// Flows the trace may use: the identifiers given, at most what the paths option asks.
+    fn usable_flows(&self) -> u16 {
+        (self.flows.len().min(usize::from(u16::MAX)) as u16).min(self.paths.max_flows())
     }
 
     /// The sequence value a probe carries on the wire (and sees quoted back).
@@ -77,20 +112,19 @@ impl TraceConfig {
         }
     }
 
-    /// The probe a reply answers, and whether the quote was rewritten on the way (see below).
-    fn index_of(&self, id: &ProbeId) -> Option<(usize, bool)> {
+    /// The probe a reply answers (among `count` planned), and whether the quote was
+    /// rewritten on the way (see below). The caller checks the flow.
+    fn index_of(&self, id: &ProbeId, count: usize) -> Option<(usize, bool)> {
         let from_seq = |s: u16| -> Option<usize> {
             let i = match self.protocol {
                 Protocol::Icmp => usize::from(s.wrapping_sub(self.port)),
                 _ => usize::from(s).checked_sub(1)?,
             };
-            (i < self.probe_count()).then_some(i)
+            (i < count).then_some(i)
         };
         match (id.seq, self.protocol) {
             (Some(raw), Protocol::Tcp) => {
-                if raw >> 16 != self.flow & 0xffff {
-                    return None;
-                }
+                // The upper half is the flow's identifier, checked by the caller.
                 Some((from_seq(raw as u16)?, false))
             }
             (Some(raw), Protocol::Udp) => {
@@ -133,8 +167,11 @@ struct Answer {
     translated: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Probe {
+    ttl: u8,
+    /// Index of the probe's flow in `TraceConfig::flows`.
+    flow: u16,
     sent: Option<Instant>,
     answer: Option<Answer>,
     lost: bool,
@@ -151,14 +188,19 @@ pub struct TraceOutcome {
     /// Set when probes could not be sent (the last send error), for the colo's error.
     pub send_error: Option<String>,
     pub probes_sent: usize,
+    /// Flows the trace used (1 unless `paths` asked for more).
+    pub flows: u16,
 }
 
 /// One trace to one target with one protocol.
 #[derive(Debug)]
 pub struct Trace {
     cfg: TraceConfig,
+    /// Every probe planned, in the order they are sent; the index is the sequence.
     probes: Vec<Probe>,
     next_index: usize,
+    /// Flows planned so far (all of them at every TTL up to the limit).
+    flows_used: u16,
     window_end: u8,
     grow: u8,
     /// Lowest TTL at which the target, or a router saying "unreachable", answered.
@@ -174,10 +216,14 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(cfg: TraceConfig) -> Trace {
-        Trace {
-            probes: vec![Probe::default(); cfg.probe_count()],
-            cfg,
+        let initial = match cfg.paths {
+            Paths::Flows(_) => cfg.usable_flows(),
+            Paths::Auto(c) => (stopping_point(1, c) as u16).min(cfg.usable_flows()),
+        };
+        let mut trace = Trace {
+            probes: Vec::new(),
             next_index: 0,
+            flows_used: 0,
             window_end: WINDOW,
             grow: WINDOW,
             end_ttl: None,
@@ -188,19 +234,44 @@ impl Trace {
             send_errors: 0,
             last_send_error: None,
             done_at: None,
-        }
+            cfg,
+        };
+        trace.plan(initial, trace.cfg.max_ttl);
+        trace
     }
 
     pub fn config(&self) -> &TraceConfig {
         &self.cfg
     }
 
-    fn ppt(&self) -> usize {
-        usize::from(self.cfg.packets_per_ttl)
-    }
-
-    fn ttl_of(&self, index: usize) -> u8 {
-        (index / self.ppt() + 1) as u8
+    /// Plans `count` more flows at every TTL up to `last_ttl`, TTL by TTL, so that all probes
+    /// of a TTL leave together. A flow gets `packets_per_ttl` probes per TTL, except the flows
+    /// the MDA adds beyond flow 0, which get one (they only need to say where they go).
+    fn plan(&mut self, count: u16, last_ttl: u8) {
+        let flows = self.flows_used..self.flows_used + count;
+        let ppt = usize::from(self.cfg.packets_per_ttl);
+        let mda = matches!(self.cfg.paths, Paths::Auto(_));
+        self.probes
+            .reserve(usize::from(last_ttl) * usize::from(count) * ppt);
+        'ttls: for ttl in 1..=last_ttl {
+            for flow in flows.clone() {
+                let n = if mda && flow > 0 { 1 } else { ppt };
+                for _ in 0..n {
+                    if self.probes.len() >= MAX_PROBES {
+                        break 'ttls;
+                    }
+                    self.probes.push(Probe {
+                        ttl,
+                        flow,
+                        sent: None,
+                        answer: None,
+                        lost: false,
+                        failed: false,
+                    });
+                }
+            }
+        }
+        self.flows_used += count;
     }
 
     /// Highest TTL whose probes count: the end when known, else the max TTL.
@@ -208,17 +279,29 @@ impl Trace {
         self.end_ttl.unwrap_or(self.cfg.max_ttl)
     }
 
-    fn counted(&self) -> usize {
-        usize::from(self.limit()) * self.ppt()
+    /// The probe to send next, if any is due (within the limit). Probes are planned TTL by
+    /// TTL, so once one is beyond the limit all after it are too.
+    fn next_to_send(&self) -> Option<usize> {
+        self.probes
+            .get(self.next_index)
+            .filter(|p| p.ttl <= self.limit())
+            .map(|_| self.next_index)
+    }
+
+    /// The probes that count: those within the limit.
+    fn counted(&self) -> impl Iterator<Item = &Probe> {
+        let limit = self.limit();
+        self.probes.iter().filter(move |p| p.ttl <= limit)
     }
 
     /// The next probe to send now, written into `buf`; `None` when nothing is due.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if self.is_done() || self.next_index >= self.counted() {
+        if self.is_done() {
             return None;
         }
+        let index = self.next_to_send()?;
         self.started.get_or_insert(now);
-        let ttl = self.ttl_of(self.next_index);
+        let ttl = self.probes[index].ttl;
         if ttl > self.window_end {
             match self.last_send {
                 Some(t) if now >= t + self.patience => {
@@ -231,13 +314,12 @@ impl Trace {
                 _ => return None,
             }
         }
-        let index = self.next_index;
         let spec = ProbeSpec {
             protocol: self.cfg.protocol,
             source: self.cfg.source,
             destination: self.cfg.target,
             ttl,
-            flow: self.cfg.flow,
+            flow: self.cfg.flows[usize::from(self.probes[index].flow)],
             port: self.cfg.port,
             seq: self.cfg.wire_seq(index),
         };
@@ -272,22 +354,31 @@ impl Trace {
     pub fn owns(&self, id: &ProbeId) -> bool {
         id.protocol == self.cfg.protocol
             && id.destination == self.cfg.target
-            && id.flow == self.cfg.flow
+            && self.cfg.flows[..usize::from(self.flows_used)].contains(&id.flow)
             && (id.port == self.cfg.port
                 || matches!(self.cfg.protocol, Protocol::Icmp | Protocol::Gre))
     }
 
     /// Hands a reply to the trace. Returns whether it answered one of its probes; replies to
-    /// probes never sent, already answered or given up are ignored.
+    /// probes never sent, already answered or given up are ignored, and so are replies whose
+    /// flow is not the flow of the probe their sequence names.
     pub fn on_reply(&mut self, now: Instant, reply: &Reply) -> bool {
         if !self.owns(&reply.probe) || self.done_at.is_some() {
             return false;
         }
-        let Some((index, translated)) = self.cfg.index_of(&reply.probe) else {
+        let Some((index, translated)) = self.cfg.index_of(&reply.probe, self.probes.len()) else {
             return false;
         };
-        let ttl = self.ttl_of(index);
+        let flow = self.cfg.flows[usize::from(self.probes[index].flow)];
+        let flow_matches = match (self.cfg.protocol, reply.probe.seq) {
+            (Protocol::Tcp, Some(raw)) => raw >> 16 == flow & 0xffff && reply.probe.flow == flow,
+            _ => reply.probe.flow == flow,
+        };
+        if !flow_matches {
+            return false;
+        }
         let probe = &mut self.probes[index];
+        let ttl = probe.ttl;
         let Some(sent) = probe.sent else { return false };
         if probe.answer.is_some() || probe.lost || now < sent {
             return false;
@@ -321,11 +412,12 @@ impl Trace {
         true
     }
 
-    /// Gives up on probes whose wait time has passed.
+    /// Gives up on probes whose wait time has passed; in MDA mode, adds flows when every
+    /// probe is resolved and the stopping rule asks for more.
     pub fn handle_timeout(&mut self, now: Instant) {
         let wait = self.cfg.wait;
-        let counted = self.counted();
-        for p in &mut self.probes[..counted] {
+        let limit = self.limit();
+        for p in self.probes.iter_mut().filter(|p| p.ttl <= limit) {
             if let Some(sent) = p.sent
                 && p.answer.is_none()
                 && !p.lost
@@ -334,17 +426,13 @@ impl Trace {
                 p.lost = true;
             }
         }
-        if self.done_at.is_none() && self.all_resolved() {
+        if self.done_at.is_none() && self.all_resolved() && !self.add_flows() {
             self.done_at = Some(now);
         }
     }
 
     fn all_resolved(&self) -> bool {
-        let counted = self.counted();
-        self.next_index >= counted
-            && self.probes[..counted]
-                .iter()
-                .all(|p| p.answer.is_some() || p.lost)
+        self.next_to_send().is_none() && self.counted().all(|p| p.answer.is_some() || p.lost)
     }
 
     /// When the trace next needs `handle_timeout` or `poll_transmit`; `None` once done.
@@ -353,22 +441,19 @@ impl Trace {
             return None;
         }
         if self.all_resolved() {
-            // Done as of the next call, which must come right away.
+            // Done (or more flows planned) as of the next call, which must come right away.
             return self.last_send.or(self.started);
         }
-        let counted = self.counted();
-        let mut next = self.probes[..counted]
-            .iter()
+        let mut next = self
+            .counted()
             .filter(|p| p.answer.is_none() && !p.lost)
             .filter_map(|p| p.sent)
             .min()
             .map(|s| s + self.cfg.wait);
-        if self.next_index < counted {
+        if let Some(index) = self.next_to_send() {
             let due = match self.last_send {
                 None => self.started,
-                Some(t) if self.ttl_of(self.next_index) > self.window_end => {
-                    Some(t + self.patience)
-                }
+                Some(t) if self.probes[index].ttl > self.window_end => Some(t + self.patience),
                 Some(t) => Some(t),
             };
             next = match (next, due) {
@@ -392,20 +477,26 @@ impl Trace {
         let last_ttl = match self.end_ttl {
             Some(e) => e,
             None => self
-                .ttl_of(self.next_index.saturating_sub(1))
+                .probes
+                .iter()
+                .filter(|p| p.sent.is_some())
+                .map(|p| p.ttl)
+                .max()
+                .unwrap_or(1)
                 .min(self.cfg.max_ttl),
         };
         let rate_limited = self.rate_limited(last_ttl);
         let nat = self.nat(last_ttl);
         let mut hops = Vec::new();
         for ttl in 1..=last_ttl {
-            let range = self.range(ttl);
             let mut hop = HopResult {
                 ttl,
                 sent: 0,
                 nodes: Vec::new(),
             };
-            for p in &self.probes[range] {
+            // Per flow, the nodes it reached at this TTL: several is per-packet balancing.
+            let mut reached: Vec<(u16, IpAddr)> = Vec::new();
+            for p in self.at(ttl) {
                 if p.sent.is_none() {
                     continue;
                 }
@@ -418,9 +509,27 @@ impl Trace {
                 if nat == Some(ttl) {
                     labels.push(NAT.to_string());
                 }
-                match hop.nodes.iter_mut().find(|n| n.ip == a.from) {
-                    Some(n) => n.add(a.rtt, labels),
-                    None => hop.nodes.push(NodeResult::new(a.from, a.rtt, labels)),
+                let node = match hop.nodes.iter().position(|n| n.ip == a.from) {
+                    Some(i) => {
+                        hop.nodes[i].add(a.rtt, labels);
+                        &mut hop.nodes[i]
+                    }
+                    None => {
+                        hop.nodes.push(NodeResult::new(a.from, a.rtt, labels));
+                        hop.nodes.last_mut().expect("just pushed")
+                    }
+                };
+                node.add_flow(p.flow);
+                if !reached.contains(&(p.flow, a.from)) {
+                    reached.push((p.flow, a.from));
+                }
+            }
+            for n in &mut hop.nodes {
+                let per_packet = reached.iter().any(|&(flow, ip)| {
+                    ip == n.ip && reached.iter().any(|&(f, other)| f == flow && other != ip)
+                });
+                if per_packet && !n.labels.iter().any(|l| l == PER_PACKET) {
+                    n.labels.push(PER_PACKET.to_string());
                 }
             }
             hops.push(hop);
@@ -434,14 +543,91 @@ impl Trace {
                 .then(|| self.last_send_error.clone())
                 .flatten(),
             probes_sent: self.probes.iter().filter(|p| p.sent.is_some()).count(),
+            flows: self.flows_used,
         }
     }
 }
 
 impl Trace {
-    /// The indices of the probes of `ttl`, in the order they were sent.
-    fn range(&self, ttl: u8) -> std::ops::Range<usize> {
-        (usize::from(ttl) - 1) * self.ppt()..usize::from(ttl) * self.ppt()
+    /// The probes of `ttl`, in the order they were sent.
+    fn at(&self, ttl: u8) -> impl Iterator<Item = &Probe> {
+        self.probes.iter().filter(move |p| p.ttl == ttl)
+    }
+
+    /// MDA mode, every probe resolved: plans more flows when the stopping rule does not hold
+    /// at some vertex yet. Returns whether it did.
+    ///
+    /// A vertex is a node `v` that answered flows at TTL `h` below the limit (not the target).
+    /// Its flows that answered at `h + 1` show `k` distinct next hops; it is done once `n_k`
+    /// of them did (the stopping rule), or, when they fall silent there, once `n_k` were sent
+    /// with no answer at all or twice `n_k` with some (loss: stop rather than probe forever).
+    /// Otherwise it needs `n_k − answered` more flows through it; since only a share of new
+    /// flows go through `v` (the share of flows that answered at `h` that reached `v`), that
+    /// takes about `(n_k − answered) / share` new flows. The round adds the most any vertex
+    /// needs, at most doubling the flows, up to [`Paths::MDA_MAX_FLOWS`].
+    fn add_flows(&mut self) -> bool {
+        let Paths::Auto(confidence) = self.cfg.paths else {
+            return false;
+        };
+        let available = self.cfg.usable_flows();
+        if self.end_ttl == Some(0) || self.send_errors > 0 || self.flows_used >= available {
+            return false;
+        }
+        let limit = self.limit();
+        let ttls = usize::from(limit);
+        let flows = usize::from(self.flows_used);
+        // Per (flow, TTL): the node of its first answer, and whether a probe was resolved.
+        let mut node: Vec<Option<IpAddr>> = vec![None; flows * ttls];
+        let mut tried = vec![false; flows * ttls];
+        for p in self.counted().filter(|p| p.sent.is_some()) {
+            let i = usize::from(p.flow) * ttls + usize::from(p.ttl) - 1;
+            tried[i] = true;
+            if let (None, Some(a)) = (node[i], &p.answer) {
+                node[i] = Some(a.from);
+            }
+        }
+        let mut want = 0usize;
+        for h in 0..ttls.saturating_sub(1) {
+            let at = |f: usize, t: usize| node[f * ttls + t];
+            let answered_here = (0..flows).filter(|&f| at(f, h).is_some()).count();
+            let mut vertices: Vec<IpAddr> = Vec::new();
+            for f in 0..flows {
+                if let Some(v) = at(f, h)
+                    && v != self.cfg.target
+                    && !vertices.contains(&v)
+                {
+                    vertices.push(v);
+                }
+            }
+            for v in vertices {
+                let through: Vec<usize> = (0..flows).filter(|&f| at(f, h) == Some(v)).collect();
+                let mut next: Vec<IpAddr> = Vec::new();
+                let (mut answered, mut sent) = (0, 0);
+                for &f in &through {
+                    sent += usize::from(tried[f * ttls + h + 1]);
+                    if let Some(n) = at(f, h + 1) {
+                        answered += 1;
+                        if !next.contains(&n) {
+                            next.push(n);
+                        }
+                    }
+                }
+                let need = stopping_point(next.len() as u32, confidence) as usize;
+                if answered >= need || (answered == 0 && sent >= need) || sent >= 2 * need {
+                    continue;
+                }
+                let missing = need - answered;
+                want = want.max((missing * answered_here).div_ceil(through.len()));
+            }
+        }
+        if want == 0 {
+            return false;
+        }
+        let add = (want.min(flows).max(1) as u16).min(available - self.flows_used);
+        let before = self.probes.len();
+        self.next_index = before;
+        self.plan(add, limit);
+        self.probes.len() > before
     }
 
     /// The TTLs up to `last_ttl` whose hop looks rate-limited rather than lossy: one node
@@ -454,13 +640,12 @@ impl Trace {
     /// `q^n`; with 30% loss each way (`q` ≈ 0.49) and 5 probes, about 3%, times the chance of
     /// the hop's answers falling as a prefix (about 12%): 0.35% per lossy hop.
     fn rate_limited(&self, last_ttl: u8) -> Vec<u8> {
+        let burst =
+            |ttl: u8| -> Vec<&Probe> { self.at(ttl).filter(|p| p.sent.is_some()).collect() };
         // Per TTL: Some((sent, answered)) when the hop's probes are all resolved by the path.
         let tally: Vec<Option<(usize, usize)>> = (1..=last_ttl)
             .map(|ttl| {
-                let burst: Vec<&Probe> = self.probes[self.range(ttl)]
-                    .iter()
-                    .filter(|p| p.sent.is_some())
-                    .collect();
+                let burst = burst(ttl);
                 let resolved = burst
                     .iter()
                     .all(|p| !p.failed && (p.answer.is_some() || p.lost));
@@ -477,10 +662,7 @@ impl Trace {
             if answered == 0 || answered == sent {
                 continue;
             }
-            let burst: Vec<&Probe> = self.probes[self.range(ttl)]
-                .iter()
-                .filter(|p| p.sent.is_some())
-                .collect();
+            let burst = burst(ttl);
             let prefix = burst[..answered].iter().all(|p| p.answer.is_some());
             let mut from = burst
                 .iter()
@@ -509,11 +691,7 @@ impl Trace {
     /// errors quote the probe before it translates it), else the first hop whose quotes were
     /// rewritten (the NAT is silent, or is that hop).
     fn nat(&self, last_ttl: u8) -> Option<u8> {
-        let answers = |ttl: u8| {
-            self.probes[self.range(ttl)]
-                .iter()
-                .filter_map(|p| p.answer.as_ref())
-        };
+        let answers = |ttl: u8| self.at(ttl).filter_map(|p| p.answer.as_ref());
         let first = (1..=last_ttl).find(|&t| answers(t).any(|a| a.translated))?;
         let before = first - 1;
         let intact_before = before >= 1 && answers(before).any(|a| !a.translated);

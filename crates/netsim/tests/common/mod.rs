@@ -5,7 +5,7 @@
 use edgetrace_net::{Prober, Sockets, TraceRequest, drop_privileges};
 use edgetrace_netsim::{Scenario, Simulator, Truth};
 use edgetrace_probe::report::{Colo, ColoTrace};
-use edgetrace_probe::{MaxTtl, Options, PacketType, PacketsPerTtl, TraceOutcome, WaitTime};
+use edgetrace_probe::{MaxTtl, Options, PacketType, PacketsPerTtl, Paths, TraceOutcome, WaitTime};
 use edgetrace_wire::Protocol;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -55,6 +55,7 @@ pub fn options(protocol: Protocol, max_ttl: u64, ppt: u64) -> Options {
         max_ttl: MaxTtl::new(max_ttl).unwrap(),
         packets_per_ttl: PacketsPerTtl::new(ppt).unwrap(),
         wait_time: WaitTime::new(1).unwrap(),
+        paths: Paths::default(),
     }
 }
 

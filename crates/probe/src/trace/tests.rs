@@ -182,7 +182,7 @@ struct Run {
 
 /// Drives a trace in virtual time until done (or a safety bound).
 fn run(path: &FakePath, protocol: Protocol, options: Options) -> Run {
-    let cfg = TraceConfig::new(protocol, SRC.into(), TARGET.into(), 0x8042, &options);
+    let cfg = TraceConfig::new(protocol, SRC.into(), TARGET.into(), vec![0x8042], &options);
     let mut trace = Trace::new(cfg);
     let t0 = Instant::now();
     let mut now = t0;
@@ -351,7 +351,7 @@ fn probe_bytes(cfg: &TraceConfig, ttl: u8, seq: u16) -> Vec<u8> {
         source: cfg.source,
         destination: cfg.target,
         ttl,
-        flow: cfg.flow,
+        flow: cfg.flow(),
         port: cfg.port,
         seq,
     };
@@ -363,7 +363,13 @@ fn probe_bytes(cfg: &TraceConfig, ttl: u8, seq: u16) -> Vec<u8> {
 #[test]
 fn foreign_duplicate_late_and_unsent_replies_are_ignored() {
     let options = Options::default();
-    let cfg = TraceConfig::new(Protocol::Udp, SRC.into(), TARGET.into(), 0x8042, &options);
+    let cfg = TraceConfig::new(
+        Protocol::Udp,
+        SRC.into(),
+        TARGET.into(),
+        vec![0x8042],
+        &options,
+    );
     let mut trace = Trace::new(cfg.clone());
     let t0 = Instant::now();
     let mut buf = Vec::new();
@@ -371,7 +377,7 @@ fn foreign_duplicate_late_and_unsent_replies_are_ignored() {
     let t1 = t0 + Duration::from_millis(1);
     // Another trace's probe (other flow) to the same target.
     let other = TraceConfig {
-        flow: 0x8043,
+        flows: vec![0x8043],
         ..cfg.clone()
     };
     let foreign = parse_reply_v4(&testing::time_exceeded_v4(
@@ -413,7 +419,7 @@ fn first_icmp_sequence_is_the_port_option() {
         port: 65535,
         ..Options::default()
     };
-    let cfg = TraceConfig::new(Protocol::Icmp, SRC.into(), TARGET.into(), 7, &options);
+    let cfg = TraceConfig::new(Protocol::Icmp, SRC.into(), TARGET.into(), vec![7], &options);
     let mut trace = Trace::new(cfg);
     let mut buf = Vec::new();
     let t0 = Instant::now();
@@ -508,7 +514,13 @@ fn loss_at_the_last_hop_or_everywhere_beyond_is_not_rate_limiting() {
 
 #[test]
 fn probes_that_could_not_be_sent_are_not_rate_limiting() {
-    let cfg = TraceConfig::new(Protocol::Icmp, SRC.into(), TARGET.into(), 0x8042, &ppt(3));
+    let cfg = TraceConfig::new(
+        Protocol::Icmp,
+        SRC.into(),
+        TARGET.into(),
+        vec![0x8042],
+        &ppt(3),
+    );
     let mut trace = Trace::new(cfg.clone());
     let t0 = Instant::now();
     let mut buf = Vec::new();
@@ -572,7 +584,7 @@ fn udp_reply_whose_checksum_and_ip_id_name_different_probes_is_ignored() {
         Protocol::Udp,
         SRC.into(),
         TARGET.into(),
-        0x8042,
+        vec![0x8042],
         &Options::default(),
     );
     let mut trace = Trace::new(cfg.clone());
