@@ -7,47 +7,12 @@
 use edgetrace_testnet::{Lab, LinearSpec, linear_tagged};
 use serde_json::Value;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, cli, credentials, start_serve, unix_get};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv with the pinned Python tools, created once per test run when missing or stale.
-fn venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let dir = workspace().join("target/e2e-venv");
-        let wanted = std::fs::read_to_string(workspace().join("tests/e2e/requirements.txt"))
-            .expect("tests/e2e/requirements.txt");
-        let stamp = dir.join("requirements.installed");
-        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&dir)
-                .status()
-                .expect("python3 runs")
-                .success();
-            assert!(ok, "python3 -m venv {} failed", dir.display());
-            let ok = Command::new(dir.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(workspace().join("tests/e2e/requirements.txt"))
-                .status()
-                .expect("pip runs")
-                .success();
-            assert!(ok, "pip install of tests/e2e/requirements.txt failed");
-            std::fs::write(&stamp, wanted).unwrap();
-        }
-        dir
-    })
-}
+use common::{BIN, cli, credentials, start_serve, unix_get, venv, workspace};
 
 fn node_ips(trace: &Value) -> Vec<Vec<String>> {
     trace["colos"][0]["hops"]

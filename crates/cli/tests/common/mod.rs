@@ -4,7 +4,9 @@
 use edgetrace_testnet::Lab;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgetrace");
@@ -107,4 +109,128 @@ pub fn unix_get(socket: &Path, target: &str) -> (u16, Value) {
         s,
         &format!("GET {target} HTTP/1.1\r\nHost: sysprobe\r\nConnection: close\r\n\r\n"),
     )
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The venv with the pinned Python tools, created once per test run when missing or stale.
+pub fn venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let dir = workspace().join("target/e2e-venv");
+        let wanted = std::fs::read_to_string(workspace().join("tests/e2e/requirements.txt"))
+            .expect("tests/e2e/requirements.txt");
+        let stamp = dir.join("requirements.installed");
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&dir)
+                .status()
+                .expect("python3 runs")
+                .success();
+            assert!(ok, "python3 -m venv {} failed", dir.display());
+            let ok = Command::new(dir.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(workspace().join("tests/e2e/requirements.txt"))
+                .status()
+                .expect("pip runs")
+                .success();
+            assert!(ok, "pip install of tests/e2e/requirements.txt failed");
+            std::fs::write(&stamp, wanted).unwrap();
+        }
+        dir
+    })
+}
+
+/// A `nats-server` (Debian package) on `addr:port` inside `ns`, killed with the lab.
+pub fn start_nats(lab: &mut Lab, ns: &str, addr: &str, port: u16, log: &Path) -> u32 {
+    let port_s = port.to_string();
+    let pid = lab
+        .spawn_logged(ns, &["nats-server", "-a", addr, "-p", &port_s], log)
+        .expect("nats-server runs (Debian package nats-server)");
+    let connect = if addr == "0.0.0.0" { "127.0.0.1" } else { addr };
+    let target: std::net::SocketAddr = format!("{connect}:{port}").parse().unwrap();
+    let start = Instant::now();
+    while lab
+        .in_ns(ns, || std::net::TcpStream::connect(target))
+        .unwrap()
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nats-server did not listen on {target} within 10 s: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pid
+}
+
+/// Waits until `log` contains `needle`; panics with the log after `timeout`.
+pub fn wait_for_log(log: &Path, needle: &str, timeout: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{needle:?} not in {} within {timeout:?}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts `edgetrace serve --listen 127.0.0.1:8080 --data-dir DATA EXTRA` in `ns`, its output
+/// in `log`; returns its pid once it listens.
+pub fn start_serve_logged(lab: &mut Lab, ns: &str, data: &Path, extra: &[&str], log: &Path) -> u32 {
+    let mut argv = vec![
+        BIN,
+        "serve",
+        "--listen",
+        "127.0.0.1:8080",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(extra);
+    let pid = lab.spawn_logged(ns, &argv, log).unwrap();
+    wait_for_log(log, "API on http://", Duration::from_secs(20));
+    pid
+}
+
+/// One API request to the server on 127.0.0.1:8080 in `ns`.
+pub fn api(lab: &Lab, ns: &str, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    let stream = lab
+        .in_ns(ns, || std::net::TcpStream::connect("127.0.0.1:8080"))
+        .unwrap()
+        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} /client/v4{path} HTTP/1.1\r\nHost: edgetrace\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http(stream, &request)
+}
+
+/// The node IPs per TTL of a colo's entry.
+pub fn hop_ips(colo: &Value) -> Vec<Vec<String>> {
+    colo["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            h["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["ip"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
 }
