@@ -30,8 +30,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use edgetrace_fleet::Fleet;
-use edgetrace_probe::report::{Colo, Traceroute};
+use edgetrace_fleet::{Fleet, SelectError};
+use edgetrace_probe::report::Traceroute;
 use edgetrace_store::Store;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -346,24 +346,35 @@ async fn create_traceroute(
     .await?;
     let body = json_body(&headers, body).await?;
     let request = traceroute::validate(&body)?;
-    if let Err(unknown) = state.fleet.select(request.colos.as_deref()) {
-        let names = request.colos.as_deref().unwrap_or_default();
-        let errors = names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| unknown.unknown.contains(n))
-            .map(|(i, n)| {
-                ErrorItem::at(
-                    codes::UNKNOWN_COLO,
-                    format!("/colos/{i}"),
-                    format!(
-                        "colos[{i}]: no colo named {n:?}; known: {}",
-                        unknown.known.join(", ")
-                    ),
-                )
-            })
-            .collect();
-        return Err(ApiError::invalid(errors));
+    match state.fleet.select(request.colos.as_deref()) {
+        Ok(_) => {}
+        Err(SelectError::Unknown(unknown)) => {
+            let names = request.colos.as_deref().unwrap_or_default();
+            let errors = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| unknown.unknown.contains(n))
+                .map(|(i, n)| {
+                    ErrorItem::at(
+                        codes::UNKNOWN_COLO,
+                        format!("/colos/{i}"),
+                        format!(
+                            "colos[{i}]: no colo named {n:?}; known: {}",
+                            unknown.known.join(", ")
+                        ),
+                    )
+                })
+                .collect();
+            return Err(ApiError::invalid(errors));
+        }
+        // NATS is down or no agent is live: fail now, clearly, rather than wait for deadlines.
+        Err(SelectError::Unavailable(why)) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::INTERNAL,
+                why,
+            ));
+        }
     }
     let id = edgetrace_store::new_id();
     state
@@ -378,7 +389,10 @@ async fn create_traceroute(
             let result = fleet
                 .traceroute(&request.targets, request.colos.as_deref(), request.options)
                 .await
-                .unwrap_or_default();
+                .unwrap_or_else(|e| {
+                    eprintln!("edgetrace: traceroute {id}: {e}");
+                    Vec::new()
+                });
             let stored = match serde_json::to_value(&result) {
                 Ok(json) => store.finish_traceroute(&id, Some(&json)).await,
                 Err(_) => store.finish_traceroute(&id, None).await,
@@ -475,7 +489,7 @@ async fn get_traceroute(
     path = "/accounts/{account_id}/diagnostics/colos",
     tag = "Diagnostics",
     summary = "Colos (edgetrace extension)",
-    description = "The colos this account can run traceroutes from. Requires Magic Transit Read or Write.",
+    description = "The live colos this account can run traceroutes from, with their city and how many agents serve each. Requires Magic Transit Read or Write.",
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32)),
     responses(
         (status = 200, description = "The colos", body = openapi::ColosResponse),
@@ -490,7 +504,7 @@ async fn list_colos(
     Path(account_id): Path<String>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-) -> Result<Json<Envelope<Vec<Colo>>>, ApiError> {
+) -> Result<Json<Envelope<Vec<ColoInfo>>>, ApiError> {
     account_caller(
         &state,
         &headers,
@@ -499,7 +513,22 @@ async fn list_colos(
         &[TRACEROUTE_READ, TRACEROUTE_WRITE],
     )
     .await?;
-    Ok(ok(state.fleet.colos()))
+    let colos = state.fleet.status().into_iter().map(|s| ColoInfo {
+        name: s.colo.name,
+        city: s.colo.city,
+        agents: s.agents,
+    });
+    Ok(ok(colos.collect()))
+}
+
+/// A live colo (an entry of the colos route).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ColoInfo {
+    /// The colo's name, e.g. `sin01`; `colos` in a traceroute request takes it (or `sin`).
+    pub name: String,
+    pub city: String,
+    /// Processes serving the colo: live `edgetrace agent`s, or 1 for the server's own colo.
+    pub agents: usize,
 }
 
 /// `result` of the token verification.

@@ -28,7 +28,11 @@ envelope!(
     Vec<Traceroute>,
     "Traceroute results, one per target."
 );
-envelope!(ColosResponse, Vec<Colo>, "The colos of the account.");
+envelope!(
+    ColosResponse,
+    Vec<crate::ColoInfo>,
+    "The live colos, with their agents."
+);
 envelope!(VerifyResponse, TokenStatus, "The verified token.");
 envelope!(
     StoredTracerouteResponse,
@@ -108,7 +112,7 @@ impl Modify for Security {
     ),
     components(schemas(
         ErrorEnvelope, ErrorItem, ErrorSource, Traceroute, ColoTrace, Colo, Hop, Node, TargetSummary,
-        TracerouteResponse, ColosResponse, VerifyResponse, StoredTracerouteResponse,
+        TracerouteResponse, ColosResponse, crate::ColoInfo, VerifyResponse, StoredTracerouteResponse,
     )),
     modifiers(&Security)
 )]

@@ -1,6 +1,7 @@
 //! `edgetrace`: self-hosted edge diagnostics.
 
 mod admin;
+mod agent;
 mod serve;
 mod traceroute;
 
@@ -22,6 +23,11 @@ enum Command {
     /// Needs CAP_NET_RAW for TCP and GRE traces (root, or `setcap cap_net_raw+ep`); it is
     /// dropped as soon as the sockets are open.
     Serve(serve::Args),
+    /// Run one process of a colo: connect out to NATS, announce the colo, run the traceroutes
+    /// the servers send it (with this machine's sockets).
+    ///
+    /// Needs CAP_NET_RAW for TCP and GRE traces; it is dropped as soon as the sockets are open.
+    Agent(agent::Args),
     /// Trace the path to up to 10 targets at once (ICMP, UDP, TCP SYN, GRE; IPv4 and IPv6).
     ///
     /// Probes keep one flow per trace (Paris traceroute), so load balancers send every TTL of a
@@ -55,6 +61,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Traceroute(args) => traceroute::run(args),
         Command::Account { dir, command } => admin::account(dir, command),
         Command::Token { dir, command } => admin::token(dir, command),

@@ -1,10 +1,13 @@
 //! `edgetrace serve`: the API on the embedded default (SQLite in the data directory, this
 //! machine as the one colo), optionally the Datadog system-probe route on a Unix socket and TCP.
+//! Scaled out: `--nats` dispatches to the colos' agents, `--database postgres://…` shares one
+//! database between replicas.
 
 use crate::traceroute::{EnrichArgs, parse_dns_server, warn_without_asn_db};
 use anyhow::{Context, bail};
 use edgetrace_api::{AppState, Limiter, RateLimit, SysprobeConfig};
-use edgetrace_fleet::{Fleet, LocalColo};
+use edgetrace_fleet::nats::{Version, check_nats_url};
+use edgetrace_fleet::{Fleet, LocalColo, Remote};
 use edgetrace_net::{Sockets, drop_privileges};
 use edgetrace_probe::report::Colo;
 use edgetrace_store::{PERMISSIONS, Store};
@@ -27,10 +30,18 @@ Examples:
   edgetrace serve
   edgetrace serve --listen 0.0.0.0:8080 --data-dir /var/lib/edgetrace --colo-name ams01 --colo-city 'Amsterdam, NL'
   edgetrace serve --sysprobe-socket /opt/datadog-agent/run/sysprobe.sock
+  edgetrace serve --nats nats://10.0.0.5:4222 --database postgres://edgetrace@db/edgetrace
+
+With --nats, the colos are the `edgetrace agent`s that announce themselves on NATS (this machine
+is no longer one; it still answers the system-probe route). Without it, this machine is the one
+colo. With --database, replicas behind a load balancer share accounts, tokens and results.
 
 Config file (TOML; every key optional, command-line flags win):
   listen = \"127.0.0.1:8080\"
   data_dir = \"./edgetrace-data\"
+  database = \"postgres://edgetrace@db.example.net/edgetrace\"   # instead of SQLite in data_dir
+  nats = \"nats://10.0.0.5:4222\"
+  min_agent_version = \"0.1.0\"
   [colo]
   name = \"local\"
   city = \"\"
@@ -69,6 +80,17 @@ pub struct Args {
     /// Also serve the system-probe route on TCP (callers need an API token).
     #[arg(long, value_name = "ADDR")]
     sysprobe_listen: Option<SocketAddr>,
+    /// Database URL (postgres://USER:PASSWORD@HOST/DB) instead of SQLite in the data directory;
+    /// replicas on one database share accounts, tokens and results.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Dispatch traceroutes to the colos' agents over NATS (nats://HOST:PORT, comma-separated
+    /// for a cluster) instead of tracing from this machine.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// Refuse agents whose version is older than this (MAJOR.MINOR.PATCH).
+    #[arg(long, value_name = "VERSION", value_parser = parse_version, requires = "nats")]
+    min_agent_version: Option<Version>,
     /// Requests per 5 minutes allowed to one API token [default: 1200]; 0 disables the limit.
     #[arg(long, value_name = "N")]
     rate_limit: Option<u32>,
@@ -81,6 +103,9 @@ pub struct Args {
 struct Config {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database: Option<String>,
+    nats: Option<String>,
+    min_agent_version: Option<String>,
     #[serde(default)]
     colo: ColoConfig,
     rate_limit: Option<RateLimitConfig>,
@@ -175,6 +200,22 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+fn parse_version(s: &str) -> Result<Version, String> {
+    s.parse()
+}
+
+/// Checks a `--database` URL before anything connects.
+fn check_database_url(url: &str) -> anyhow::Result<()> {
+    if ["postgres://", "postgresql://", "sqlite:"]
+        .iter()
+        .any(|p| url.starts_with(p))
+    {
+        Ok(())
+    } else {
+        bail!("--database: expected postgres://USER@HOST/DB (or sqlite:FILE), got {url:?}")
+    }
+}
+
 /// The data directory a command works on.
 pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
@@ -204,6 +245,27 @@ fn serve(args: Args) -> anyhow::Result<()> {
         .or(config.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address"));
     let data_dir = data_dir(args.data_dir.or(config.data_dir));
+    let database = args.database.or(config.database);
+    if let Some(url) = &database {
+        check_database_url(url)?;
+    }
+    let nats = args.nats.or(config.nats);
+    if let Some(url) = &nats {
+        check_nats_url(url)?;
+    }
+    let min_agent_version = match (args.min_agent_version, config.min_agent_version) {
+        (Some(v), _) => Some(v),
+        (None, Some(s)) => Some(s.parse::<Version>().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: min_agent_version: {e}",
+                args.config.as_deref().unwrap_or(Path::new("")).display()
+            )
+        })?),
+        (None, None) => None,
+    };
+    if min_agent_version.is_some() && nats.is_none() {
+        bail!("min_agent_version: needs --nats (agents only exist with NATS)");
+    }
     let colo = Colo {
         name: args
             .colo_name
@@ -258,11 +320,23 @@ fn serve(args: Args) -> anyhow::Result<()> {
     let local = LocalColo::with_enricher(colo, sockets, enricher)
         .context("cannot start the probing thread")?;
     runtime.block_on(async move {
-        let store = Store::open_data_dir(&data_dir).await?;
+        let (store, stored_in) = match &database {
+            Some(url) => (Store::open(url).await?, redact(url)),
+            None => (
+                Store::open_data_dir(&data_dir).await?,
+                data_dir.display().to_string(),
+            ),
+        };
         bootstrap(&store).await?;
+        let fleet = match &nats {
+            Some(url) => {
+                Fleet::with_remote(vec![local], Remote::start(url, min_agent_version).await?)
+            }
+            None => Fleet::new(vec![local]),
+        };
         let state = AppState {
             store: store.clone(),
-            fleet: Arc::new(Fleet::new(vec![local])),
+            fleet: Arc::new(fleet),
             limiter: Arc::new(Limiter::new(rate_limit)),
             sysprobe: Arc::new(sysprobe),
         };
@@ -270,9 +344,12 @@ fn serve(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("--listen {listen}: cannot listen"))?;
         eprintln!(
-            "edgetrace: API on http://{}/client/v4 (data in {})",
+            "edgetrace: API on http://{}/client/v4 (data in {stored_in}; colos {})",
             listener.local_addr()?,
-            data_dir.display()
+            match &nats {
+                Some(url) => format!("from agents on NATS {url}"),
+                None => "this machine".to_string(),
+            }
         );
         let mut servers = tokio::task::JoinSet::new();
         let api = edgetrace_api::router(state.clone());
@@ -317,6 +394,18 @@ fn serve(args: Args) -> anyhow::Result<()> {
     })
 }
 
+/// A URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Binds the system-probe socket, replacing a stale one, readable and writable by the owner
 /// and group only.
 fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
@@ -338,7 +427,7 @@ fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     Ok(listener)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -1,8 +1,10 @@
 //! Colos: the places traceroutes run from, and the dispatcher that runs a request's
 //! (target × colo) traces at once and assembles the API's `result` array.
 //!
-//! Today a colo is this machine ([`LocalColo`], in process, over one [`Prober`]); agents reached
-//! through NATS come with the scale-out work.
+//! A colo is this machine ([`LocalColo`], in process, over one [`Prober`]: the embedded
+//! default), or agents reached through NATS ([`nats`]: `edgetrace agent` processes announce
+//! themselves, the server's [`Remote`] keeps the registry and sends each (target × colo) job
+//! to the colo's queue group).
 //!
 //! A colo built with [`LocalColo::with_enricher`] fills `name` (reverse DNS) and `asn` of every
 //! node and of the target summary: the target's lookup starts with the trace, each hop's the
@@ -30,6 +32,9 @@ use edgetrace_enrich::Enricher;
 use edgetrace_net::{NetError, Prober, ReplyObserver, Sockets, TraceRequest};
 use edgetrace_probe::Options;
 use edgetrace_probe::report::{Colo, ColoError, ColoTrace, HopResult, Traceroute, merge_labelled};
+pub mod nats;
+pub use nats::{ColoStatus, Remote};
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -273,14 +278,79 @@ fn designates(requested: &str, colo: &str) -> bool {
             .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Every colo this server can run traces from.
+/// Why a request's colos cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectError {
+    /// Names in `colos` that match no colo.
+    Unknown(UnknownColos),
+    /// No colo can be reached now (NATS is down, or no agent is live); the message says which.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for SelectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SelectError::Unknown(u) => u.fmt(f),
+            SelectError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for SelectError {}
+
+/// A colo a request runs on.
+pub enum Selected<'a> {
+    /// In this process.
+    Local(&'a LocalColo),
+    /// Agents reached over NATS.
+    Remote(&'a Remote, Colo),
+}
+
+impl Selected<'_> {
+    pub fn colo(&self) -> &Colo {
+        match self {
+            Selected::Local(l) => &l.colo,
+            Selected::Remote(_, c) => c,
+        }
+    }
+
+    async fn trace(&self, target: &str, options: Options) -> ColoRun {
+        match self {
+            Selected::Local(l) => l.trace(target, options, Family::PreferV4).await,
+            Selected::Remote(r, c) => r.trace(c, target, options).await,
+        }
+    }
+}
+
+/// A random identifier (32 hex characters) for jobs and agents.
+pub(crate) fn job_id() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every colo this server can run traces from: the local colo(s) in process, or, with
+/// [`Fleet::with_remote`], the colos whose agents announce themselves over NATS.
 pub struct Fleet {
     colos: Vec<LocalColo>,
+    remote: Option<Remote>,
 }
 
 impl Fleet {
+    /// Colos in this process (the embedded default: this machine).
     pub fn new(colos: Vec<LocalColo>) -> Fleet {
-        Fleet { colos }
+        Fleet {
+            colos,
+            remote: None,
+        }
+    }
+
+    /// The colos of `remote`'s agents; `local` only serves [`Fleet::local`] (the Datadog route).
+    pub fn with_remote(local: Vec<LocalColo>, remote: Remote) -> Fleet {
+        Fleet {
+            colos: local,
+            remote: Some(remote),
+        }
     }
 
     /// The colo that is this machine (the first one), for requests that trace from here.
@@ -288,52 +358,88 @@ impl Fleet {
         self.colos.first()
     }
 
+    /// The colos a request without `colos` runs on.
     pub fn colos(&self) -> Vec<Colo> {
-        self.colos.iter().map(|c| c.colo.clone()).collect()
+        self.status().into_iter().map(|s| s.colo).collect()
     }
 
-    /// The colos a request names (all when `None`), in the fleet's order.
-    pub fn select(&self, names: Option<&[String]>) -> Result<Vec<&LocalColo>, UnknownColos> {
+    /// The live colos and how many agents serve each (1 for a colo in this process).
+    pub fn status(&self) -> Vec<ColoStatus> {
+        match &self.remote {
+            Some(r) => r.status().into_iter().filter(|s| s.agents > 0).collect(),
+            None => self
+                .colos
+                .iter()
+                .map(|c| ColoStatus {
+                    colo: c.colo.clone(),
+                    agents: 1,
+                })
+                .collect(),
+        }
+    }
+
+    /// The colos a request names (all live ones when `None`), in the fleet's order. A remote
+    /// colo seen since the server started stays selectable when its agents are gone: its
+    /// traces then answer Code 3.
+    pub fn select(&self, names: Option<&[String]>) -> Result<Vec<Selected<'_>>, SelectError> {
+        let known: Vec<Selected<'_>> = match &self.remote {
+            None => self.colos.iter().map(Selected::Local).collect(),
+            Some(r) => {
+                if let Some(why) = r.unavailable() {
+                    return Err(SelectError::Unavailable(why));
+                }
+                let status = r.status();
+                if names.is_none() && !status.iter().any(|s| s.agents > 0) {
+                    return Err(SelectError::Unavailable(
+                        "no colo is live: no agent has announced itself on NATS".into(),
+                    ));
+                }
+                status
+                    .into_iter()
+                    .filter(|s| names.is_some() || s.agents > 0)
+                    .map(|s| Selected::Remote(r, s.colo))
+                    .collect()
+            }
+        };
         let Some(names) = names else {
-            return Ok(self.colos.iter().collect());
+            return Ok(known);
         };
         let unknown: Vec<String> = names
             .iter()
-            .filter(|n| !self.colos.iter().any(|c| designates(n, &c.colo.name)))
+            .filter(|n| !known.iter().any(|c| designates(n, &c.colo().name)))
             .cloned()
             .collect();
         if !unknown.is_empty() {
-            return Err(UnknownColos {
+            return Err(SelectError::Unknown(UnknownColos {
                 unknown,
-                known: self.colos.iter().map(|c| c.colo.name.clone()).collect(),
-            });
+                known: known.iter().map(|c| c.colo().name.clone()).collect(),
+            }));
         }
-        Ok(self
-            .colos
-            .iter()
-            .filter(|c| names.iter().any(|n| designates(n, &c.colo.name)))
+        Ok(known
+            .into_iter()
+            .filter(|c| names.iter().any(|n| designates(n, &c.colo().name)))
             .collect())
     }
 
     /// Runs every (target × colo) trace at once and returns one `Traceroute` per target, in the
-    /// request's order. A colo that does not finish within [`deadline`] answers Code 3.
+    /// request's order. A colo that does not finish within [`deadline`] (plus
+    /// [`nats::DISPATCH_MARGIN`] for agents) answers Code 3.
     pub async fn traceroute(
         &self,
         targets: &[String],
         colos: Option<&[String]>,
         options: Options,
-    ) -> Result<Vec<Traceroute>, UnknownColos> {
+    ) -> Result<Vec<Traceroute>, SelectError> {
         let selected = self.select(colos)?;
-        let limit = deadline(&options);
+        let limit = deadline(&options) + nats::DISPATCH_MARGIN;
         let per_target = targets.iter().map(|target| {
             let selected = &selected;
             async move {
                 let runs = futures::future::join_all(selected.iter().map(|colo| async move {
-                    let run = colo.trace(target, options, Family::PreferV4);
-                    match tokio::time::timeout(limit, run).await {
+                    match tokio::time::timeout(limit, colo.trace(target, options)).await {
                         Ok(run) => run.trace,
                         Err(_) => {
-                            ColoTrace::failed(colo.colo.clone(), target, ColoError::Unavailable)
+                            ColoTrace::failed(colo.colo().clone(), target, ColoError::Unavailable)
                         }
                     }
                 }))
@@ -401,14 +507,16 @@ mod tests {
             city: "Singapore, SG".into(),
         };
         let fleet = Fleet::new(vec![LocalColo::new(colo, prober)]);
-        let err = fleet
+        let Err(SelectError::Unknown(err)) = fleet
             .traceroute(
                 &["127.0.0.1".into()],
                 Some(&["sin".into(), "den".into()]),
                 Options::default(),
             )
             .await
-            .unwrap_err();
+        else {
+            panic!("sin and den are not both known");
+        };
         assert_eq!(err.unknown, ["den"]);
         assert_eq!(err.known, ["sin01"]);
         assert_eq!(fleet.select(Some(&["SIN".into()])).unwrap().len(), 1);

@@ -468,6 +468,31 @@ impl Lab {
         Ok(pid)
     }
 
+    /// Like [`Lab::spawn`], with stdout and stderr appended to the file `log`.
+    pub fn spawn_logged(&mut self, ns: &str, argv: &[&str], log: &Path) -> io::Result<u32> {
+        let mut cmd = self.ns_command(ns, argv)?;
+        let file = fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("{cmd:?}: {e}")))?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+
+    /// Whether a process started with [`Lab::spawn`] has exited; its status if so.
+    pub fn try_wait(&mut self, pid: u32) -> io::Result<Option<std::process::ExitStatus>> {
+        let child = self
+            .children
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .ok_or_else(|| other(format!("pid {pid} was not spawned by this lab")))?;
+        child.try_wait()
+    }
+
     /// Kills (SIGKILL) and reaps a process started with [`Lab::spawn`].
     pub fn kill(&mut self, pid: u32) -> io::Result<()> {
         let idx = self

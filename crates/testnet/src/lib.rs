@@ -48,5 +48,6 @@ mod sys;
 pub use counters::TtlCounters;
 pub use lab::{Lab, NsOptions, TimedOutput, cleanup_stale, list_lab_namespaces, run_in_netns};
 pub use scenarios::{
-    Diamond, DiamondSpec, LinearSpec, Path, ecmp_diamond, linear, linear_tagged, link_v4, link_v6,
+    ColoPath, ColoPaths, ColoPathsSpec, Diamond, DiamondSpec, LinearSpec, Path, colo_paths,
+    ecmp_diamond, linear, linear_tagged, link_v4, link_v6,
 };

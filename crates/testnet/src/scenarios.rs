@@ -401,3 +401,126 @@ pub fn ecmp_diamond(spec: &DiamondSpec) -> io::Result<Diamond> {
         lab,
     })
 }
+
+/// Parameters of [`colo_paths`].
+#[derive(Debug, Clone, Default)]
+pub struct ColoPathsSpec {
+    /// Routers between each colo and the target (`routers[i]` for colo `i + 1`; 0 links the
+    /// colo straight to the target). At most 60 colos and 60 routers per colo.
+    pub routers: Vec<usize>,
+    /// Extra addresses of the target (`198.19.0.1` is always there), for several targets.
+    pub extra_targets: usize,
+    /// `(colo, one_way)`: the first link of that colo (1-based) is a user-space delay link.
+    pub delay: Option<(usize, Duration)>,
+}
+
+/// One colo of [`colo_paths`].
+#[derive(Debug, Clone)]
+pub struct ColoPath {
+    /// The colo's namespace (where its agent runs).
+    pub ns: String,
+    /// `hops_v4[i]` answers a probe to the target sent with TTL `i + 1`; the last is the target.
+    pub hops_v4: Vec<Ipv4Addr>,
+}
+
+/// Colos that reach one target over paths of their own, and a hub they all reach directly.
+#[derive(Debug)]
+pub struct ColoPaths {
+    pub lab: Lab,
+    /// Where NATS and the server run; `198.19.{i}.1` on its link to colo `i`.
+    pub hub: String,
+    pub colos: Vec<ColoPath>,
+    pub target_ns: String,
+    /// `198.19.0.1`, then `198.19.0.2`, … (`1 + extra_targets` addresses on the target's `lo`).
+    pub targets_v4: Vec<Ipv4Addr>,
+}
+
+impl ColoPaths {
+    /// The hub's address as seen from colo `i` (1-based).
+    pub fn hub_v4(&self, colo: usize) -> Ipv4Addr {
+        Ipv4Addr::new(198, 19, colo as u8, 1)
+    }
+}
+
+/// Builds `hub — colo_i` management links and `colo_i — r_i1 — … — target` paths (IPv4):
+/// colo `i`'s path links are `198.18.{i}.{4j}/30` (`.4j+1` on the colo side), so every colo
+/// sees different router addresses, and the target answers from the same address to all.
+pub fn colo_paths(tag: &str, spec: &ColoPathsSpec) -> io::Result<ColoPaths> {
+    let n = spec.routers.len();
+    if n == 0 || n > 60 || spec.routers.iter().any(|&r| r > 60) || spec.extra_targets > 200 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "1-60 colos, 0-60 routers each, at most 200 extra targets",
+        ));
+    }
+    let mut lab = Lab::new(tag)?;
+    let hub = lab.add_ns("hub")?;
+    let target_ns = lab.add_ns("dst")?;
+    let mut targets_v4 = Vec::new();
+    for t in 0..=spec.extra_targets {
+        let ip = Ipv4Addr::new(198, 19, 0, t as u8 + 1);
+        lab.addr(&target_ns, "lo", &format!("{ip}/32"))?;
+        targets_v4.push(ip);
+    }
+    let side = |i: usize, link: usize, s: u8| Ipv4Addr::new(198, 18, i as u8, (4 * link) as u8 + s);
+    let mut colos = Vec::new();
+    let mut target_routes = Vec::new();
+    for (idx, &routers) in spec.routers.iter().enumerate() {
+        let i = idx + 1;
+        let colo = lab.add_ns(&format!("c{i}"))?;
+        // Management link to the hub.
+        lab.veth(&hub, &format!("c{i}"), &colo, "mg")?;
+        lab.addr(&hub, &format!("c{i}"), &format!("198.19.{i}.1/24"))?;
+        lab.addr(&colo, "mg", &format!("198.19.{i}.2/24"))?;
+        // The path: nodes[0] = colo, nodes[1..=routers] = routers, then the target.
+        let mut nodes = vec![colo.clone()];
+        for j in 1..=routers {
+            nodes.push(lab.add_ns(&format!("c{i}r{j}"))?);
+        }
+        for link in 0..=routers {
+            let a = nodes[link].clone();
+            let (b, if_b) = match nodes.get(link + 1) {
+                Some(r) => (r.clone(), format!("p{link}")),
+                None => (target_ns.clone(), format!("c{i}")),
+            };
+            let if_a = format!("p{link}");
+            match spec.delay {
+                Some((c, d)) if c == i && link == 0 => lab.delay_link(&a, &if_a, &b, &if_b, d)?,
+                _ => lab.veth(&a, &if_a, &b, &if_b)?,
+            }
+            lab.addr(&a, &if_a, &format!("{}/30", side(i, link, 1)))?;
+            lab.addr(&b, &if_b, &format!("{}/30", side(i, link, 2)))?;
+        }
+        // Towards the target: via the far side of each node's right link.
+        for (link, ns) in nodes.iter().enumerate() {
+            let mut lines = vec![format!(
+                "route add 198.19.0.0/24 via {} dev p{link}",
+                side(i, link, 2)
+            )];
+            if link > 0 {
+                // Back to the colo: via the near side of the left link.
+                lines.push(format!(
+                    "route add 198.18.{i}.0/24 via {} dev p{}",
+                    side(i, link - 1, 1),
+                    link - 1
+                ));
+            }
+            lab.ip_batch(ns, &lines)?;
+        }
+        target_routes.push(format!(
+            "route add 198.18.{i}.0/24 via {} dev c{i}",
+            side(i, routers, 1)
+        ));
+        let mut hops_v4: Vec<Ipv4Addr> = (0..routers).map(|j| side(i, j, 2)).collect();
+        hops_v4.push(targets_v4[0]);
+        colos.push(ColoPath { ns: colo, hops_v4 });
+    }
+    lab.ip_batch(&target_ns, &target_routes)?;
+    Ok(ColoPaths {
+        lab,
+        hub,
+        colos,
+        target_ns,
+        targets_v4,
+    })
+}

@@ -203,12 +203,21 @@ pub fn start_serve_logged(lab: &mut Lab, ns: &str, data: &Path, extra: &[&str], 
 }
 
 /// One API request to the server on 127.0.0.1:8080 in `ns`.
-pub fn api(lab: &Lab, ns: &str, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+pub fn api(
+    lab: &Lab,
+    ns: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let stream = lab
         .in_ns(ns, || std::net::TcpStream::connect("127.0.0.1:8080"))
         .unwrap()
         .unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let request = format!(
         "{method} /client/v4{path} HTTP/1.1\r\nHost: edgetrace\r\nAuthorization: Bearer {token}\r\n\
