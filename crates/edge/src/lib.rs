@@ -10,6 +10,7 @@ pub mod input;
 pub mod lists;
 pub mod page_rules;
 pub mod phases;
+pub mod pipeline;
 pub mod ruleset;
 
 /// A problem with one field of the input, named by its JSON pointer.

@@ -1,0 +1,836 @@
+//! The request pipeline: one code path for the proxy and the request tracer.
+//!
+//! [`Pipeline::request`] runs the request phases in order — in each phase the account's entry
+//! point, then the zone's — applying each matching rule's action with Cloudflare's semantics:
+//! terminating actions stop (block, challenges that are not passed, redirect), the others
+//! accumulate with "last match wins" per setting (rewrite, route, set_config,
+//! set_cache_settings, score), `execute` runs a custom ruleset as a nested level with its
+//! overrides, `skip` skips what it names. Field values are fixed within a phase and updated
+//! between phases; `raw.*` fields keep the original request. [`Pipeline::response`] runs the
+//! response phases on the origin's response.
+//!
+//! Side effects go through [`Effects`]: the proxy performs them, a trace records them. Every
+//! step is recorded as a [`Step`] in evaluation order, the Request Trace API's `trace`.
+
+use crate::phases::PhaseOrder;
+use edgetrace_rules::{ExecutionContext, Expression, Lists, Phase, Scheme, Stage, Target};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+/// Geolocation of the client, as far as it is known (fields left `None` are missing, and rules
+/// comparing them do not match).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Geo {
+    pub country: Option<String>,
+    pub continent: Option<String>,
+    pub city: Option<String>,
+    pub region_code: Option<String>,
+    pub postal_code: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub subdivision_1_iso_code: Option<String>,
+    pub subdivision_2_iso_code: Option<String>,
+    pub is_in_european_union: Option<bool>,
+    pub timezone: Option<String>,
+    pub asnum: Option<i64>,
+}
+
+/// A request as the pipeline sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub method: String,
+    pub https: bool,
+    /// Lowercase, without port.
+    pub host: String,
+    /// Path and query, as sent (`/a/b?x=1`).
+    pub uri: String,
+    /// `HTTP/1.1`, `HTTP/2`, …
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub client_ip: IpAddr,
+    pub geo: Geo,
+    pub bot_score: Option<i64>,
+    pub verified_bot: bool,
+    pub threat_score: Option<i64>,
+}
+
+impl Request {
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.uri.split_once('?').map_or(&self.uri, |(p, _)| p)
+    }
+
+    /// The query, without `?` (empty when none).
+    pub fn query(&self) -> &str {
+        self.uri.split_once('?').map_or("", |(_, q)| q)
+    }
+
+    /// The full URL.
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}{}",
+            if self.https { "https" } else { "http" },
+            self.host,
+            self.uri
+        )
+    }
+}
+
+/// A response as the pipeline sees it (the origin's, for the response phases).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// One rule, ready to run.
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub r#ref: String,
+    pub description: String,
+    pub expression: String,
+    filter: Expression,
+    pub action: String,
+    pub action_parameters: Option<Value>,
+    pub enabled: bool,
+    pub ratelimit: Option<Value>,
+    /// Value expressions of the action, by JSON pointer inside `action_parameters`.
+    values: HashMap<String, Expression>,
+}
+
+/// A ruleset, ready to run.
+#[derive(Debug)]
+pub struct Ruleset {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub kind: String,
+    pub phase: Phase,
+    pub rules: Vec<Rule>,
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+impl Ruleset {
+    /// Compiles a ruleset as the API returns it (`{id, name, kind, phase, rules: […]}`); the
+    /// rules were checked when stored, so an error here means the configuration changed under
+    /// them (a list deleted).
+    pub fn compile(json: &Value, scheme: &Scheme, lists: &dyn Lists) -> Result<Ruleset, String> {
+        let phase_name = text(json, "phase");
+        let phase = Phase::from_name(&phase_name)
+            .ok_or_else(|| format!("ruleset {}: unknown phase {phase_name:?}", text(json, "id")))?;
+        let mut rules = Vec::new();
+        for r in json["rules"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let expression = text(r, "expression");
+            let filter =
+                Expression::parse_with_lists(scheme, &expression, Target::filter_in(phase), lists)
+                    .map_err(|e| format!("rule {}: {}", text(r, "id"), e.render()))?;
+            let mut values = HashMap::new();
+            collect_values(&r["action_parameters"], "", &mut |pointer, text| {
+                Expression::parse_with_lists(scheme, text, Target::value_in(phase), lists)
+                    .map(|e| {
+                        values.insert(pointer.to_string(), e);
+                    })
+                    .map_err(|e| e.render())
+            })
+            .map_err(|e| format!("rule {}: {e}", text(r, "id")))?;
+            rules.push(Rule {
+                id: text(r, "id"),
+                r#ref: text(r, "ref"),
+                description: text(r, "description"),
+                expression,
+                filter,
+                action: text(r, "action"),
+                action_parameters: r.get("action_parameters").filter(|v| !v.is_null()).cloned(),
+                enabled: r["enabled"].as_bool().unwrap_or(true),
+                ratelimit: r.get("ratelimit").filter(|v| !v.is_null()).cloned(),
+                values,
+            });
+        }
+        Ok(Ruleset {
+            id: text(json, "id"),
+            name: text(json, "name"),
+            description: text(json, "description"),
+            kind: text(json, "kind"),
+            phase,
+            rules,
+        })
+    }
+}
+
+/// Calls `f` with the pointer and text of every `"expression"` string inside `v` (the value
+/// expressions of rewrites, redirects, bulk redirect keys).
+fn collect_values(
+    v: &Value,
+    pointer: &str,
+    f: &mut dyn FnMut(&str, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let p = format!("{pointer}/{k}");
+                match (k.as_str(), child) {
+                    ("expression" | "key", Value::String(s)) => f(&p, s)?,
+                    _ => collect_values(child, &p, f)?,
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The rulesets of one zone and its account.
+pub struct Config {
+    pub order: PhaseOrder,
+    /// The account's phase entry points (kind `root`).
+    pub account: Vec<Ruleset>,
+    /// The zone's phase entry points (kind `zone`).
+    pub zone: Vec<Ruleset>,
+    /// Rulesets that `execute` can run, by id.
+    pub custom: HashMap<String, Ruleset>,
+    pub lists: Box<dyn Lists>,
+}
+
+/// What a challenge, a rate limit or a log line does: performed by the proxy, recorded by a
+/// trace.
+pub trait Effects {
+    /// Whether the client passes a challenge of `kind` (`challenge`, `js_challenge`,
+    /// `managed_challenge`).
+    fn challenge(&mut self, kind: &str) -> bool;
+    /// Whether the rate limit of `rule` is exceeded for this request (the proxy counts it;
+    /// a trace only reads the counter).
+    fn rate_limited(&mut self, rule: &Rule, request: &Request) -> bool;
+    /// A `log` rule matched.
+    fn log(&mut self, rule: &Rule) {
+        let _ = rule;
+    }
+}
+
+/// One step of the evaluation, in the Request Trace API's shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub step_name: String,
+    /// `ruleset`, `rule` or `page_rule`.
+    pub r#type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    pub matched: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_parameters: Option<Value>,
+    /// edgetrace extension: the phase of a ruleset step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// edgetrace extension: why a rule matched or not, from the rules engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<Step>,
+}
+
+/// How the pipeline ended a request by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The action that answered (`block`, `redirect`, `managed_challenge`, `serve_error`).
+    pub action: String,
+}
+
+/// Where and how to reach the origin, after `route` actions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Route {
+    pub host_header: Option<String>,
+    pub origin_host: Option<String>,
+    pub origin_port: Option<u16>,
+    pub sni: Option<String>,
+}
+
+/// What the request phases decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The request as it goes to the origin (rewrites applied).
+    pub request: Request,
+    /// Set when a terminating action answered; the origin is not called.
+    pub answer: Option<Answer>,
+    pub route: Route,
+    /// `set_config` settings, last match wins per setting.
+    pub config: Map<String, Value>,
+    /// `set_cache_settings` settings, last match wins per setting.
+    pub cache: Map<String, Value>,
+    /// Sum of `score` actions.
+    pub score: i64,
+    pub trace: Vec<Step>,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Record the rules that did not match too (the dashboard's "All configurations").
+    pub all_rules: bool,
+    /// Record the engine's explanation of each rule.
+    pub explain: bool,
+}
+
+/// The pipeline over one configuration.
+pub struct Pipeline<'a> {
+    pub scheme: &'a Scheme,
+    pub config: &'a Config,
+    pub options: RunOptions,
+}
+
+/// Header and URI changes of one phase, applied when it ends (fields are fixed within a phase).
+#[derive(Default)]
+struct Pending {
+    path: Option<String>,
+    query: Option<String>,
+    headers: Vec<(String, String, Option<String>)>,
+}
+
+/// Evaluation state of one request.
+struct Run<'p, 'e> {
+    pipeline: &'p Pipeline<'p>,
+    effects: &'e mut dyn Effects,
+    request: Request,
+    original: Request,
+    response: Option<Response>,
+    answer: Option<Answer>,
+    route: Route,
+    config: Map<String, Value>,
+    cache: Map<String, Value>,
+    score: i64,
+    skipped_phases: HashSet<Phase>,
+    skipped_rulesets: HashSet<String>,
+    skipped_rules: HashSet<String>,
+    pending: Pending,
+}
+
+fn set_opt(ctx: &mut ExecutionContext<'_>, name: &str, v: Option<edgetrace_rules::Value>) {
+    if let Some(v) = v {
+        let _ = ctx.set(name, v);
+    }
+}
+
+impl Pipeline<'_> {
+    /// Runs the request phases.
+    pub fn request(&self, request: Request, effects: &mut dyn Effects) -> Outcome {
+        let mut run = Run::new(self, request, None, effects);
+        let mut trace = Vec::new();
+        for &phase in self.config.order.request() {
+            if run.answer.is_some() {
+                break;
+            }
+            run.phase(phase, &mut trace);
+        }
+        Outcome {
+            request: run.request,
+            answer: run.answer,
+            route: run.route,
+            config: run.config,
+            cache: run.cache,
+            score: run.score,
+            trace,
+        }
+    }
+
+    /// Runs the response phases on `response` for the request the request phases produced;
+    /// returns the response to send and the steps, appended to `trace`.
+    pub fn response(
+        &self,
+        outcome: &Outcome,
+        response: Response,
+        effects: &mut dyn Effects,
+        trace: &mut Vec<Step>,
+    ) -> Response {
+        let mut run = Run::new(self, outcome.request.clone(), Some(response), effects);
+        for &phase in self.config.order.response() {
+            if run.answer.is_some() {
+                break;
+            }
+            run.phase(phase, trace);
+        }
+        match run.answer {
+            Some(a) => Response {
+                status: a.status,
+                headers: a.headers,
+                body: a.body,
+            },
+            None => run.response.unwrap_or(Response {
+                status: 502,
+                headers: Vec::new(),
+                body: Vec::new(),
+            }),
+        }
+    }
+}
+
+impl<'p, 'e> Run<'p, 'e> {
+    fn new(
+        pipeline: &'p Pipeline<'p>,
+        request: Request,
+        response: Option<Response>,
+        effects: &'e mut dyn Effects,
+    ) -> Self {
+        Run {
+            pipeline,
+            effects,
+            original: request.clone(),
+            request,
+            response,
+            answer: None,
+            route: Route::default(),
+            config: Map::new(),
+            cache: Map::new(),
+            score: 0,
+            skipped_phases: HashSet::new(),
+            skipped_rulesets: HashSet::new(),
+            skipped_rules: HashSet::new(),
+            pending: Pending::default(),
+        }
+    }
+
+    fn context(&self) -> ExecutionContext<'p> {
+        let scheme = self.pipeline.scheme;
+        let mut ctx = ExecutionContext::new(scheme).with_lists(self.pipeline.config.lists.as_ref());
+        let r = &self.request;
+        let headers: Vec<(&str, &str)> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let _ = ctx.set_request(&r.method, r.https, &r.host, &r.uri, &r.version, &headers);
+        // raw.* keep the request as it arrived.
+        let o = &self.original;
+        for (raw, v) in [
+            ("raw.http.request.uri", o.uri.clone()),
+            ("raw.http.request.uri.path", o.path().to_string()),
+            ("raw.http.request.uri.query", o.query().to_string()),
+            ("raw.http.request.full_uri", o.url()),
+        ] {
+            let _ = ctx.set(raw, v);
+        }
+        let _ = ctx.set("ip.src", r.client_ip);
+        let g = &r.geo;
+        for (name, v) in [
+            ("ip.src.country", &g.country),
+            ("ip.src.continent", &g.continent),
+            ("ip.src.city", &g.city),
+            ("ip.src.region_code", &g.region_code),
+            ("ip.src.postal_code", &g.postal_code),
+            ("ip.src.subdivision_1_iso_code", &g.subdivision_1_iso_code),
+            ("ip.src.subdivision_2_iso_code", &g.subdivision_2_iso_code),
+            ("ip.src.timezone.name", &g.timezone),
+        ] {
+            set_opt(&mut ctx, name, v.clone().map(Into::into));
+        }
+        set_opt(
+            &mut ctx,
+            "ip.src.lat",
+            g.latitude.map(|v| v.to_string().into()),
+        );
+        set_opt(
+            &mut ctx,
+            "ip.src.lon",
+            g.longitude.map(|v| v.to_string().into()),
+        );
+        set_opt(
+            &mut ctx,
+            "ip.src.is_in_european_union",
+            g.is_in_european_union.map(Into::into),
+        );
+        set_opt(&mut ctx, "ip.src.asnum", g.asnum.map(Into::into));
+        set_opt(
+            &mut ctx,
+            "cf.bot_management.score",
+            r.bot_score.map(Into::into),
+        );
+        set_opt(&mut ctx, "cf.threat_score", r.threat_score.map(Into::into));
+        let _ = ctx.set("cf.bot_management.verified_bot", r.verified_bot);
+        let _ = ctx.set("cf.client.bot", r.verified_bot);
+        let _ = ctx.set("http.request.body.raw", r.body.clone());
+        let _ = ctx.set("http.request.body.size", r.body.len() as i64);
+        if let Some(resp) = &self.response {
+            let _ = ctx.set("http.response.code", i64::from(resp.status));
+            let pairs: Vec<(&str, &str)> = resp
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let _ = ctx.set_headers("http.response.headers", pairs);
+            if let Some((_, ct)) = resp
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                let media = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                let _ = ctx.set("http.response.content_type.media_type", media);
+            }
+        }
+        ctx
+    }
+
+    fn phase(&mut self, phase: Phase, trace: &mut Vec<Step>) {
+        if self.skipped_phases.contains(&phase) {
+            return;
+        }
+        let config = self.pipeline.config;
+        for entry in config.account.iter().chain(&config.zone) {
+            if entry.phase != phase || self.answer.is_some() {
+                continue;
+            }
+            if self.skipped_phases.contains(&phase) {
+                break;
+            }
+            let ctx = self.context();
+            let step = self.ruleset(entry, &ctx, None);
+            drop(ctx);
+            if step.matched || self.pipeline.options.all_rules {
+                trace.push(step);
+            }
+        }
+        self.apply_pending(phase);
+    }
+
+    /// Runs a ruleset's rules; `overrides` from an `execute`.
+    fn ruleset(
+        &mut self,
+        ruleset: &Ruleset,
+        ctx: &ExecutionContext<'_>,
+        overrides: Option<&Value>,
+    ) -> Step {
+        let mut step = Step {
+            step_name: ruleset.id.clone(),
+            r#type: "ruleset".into(),
+            name: Some(ruleset.name.clone()),
+            kind: Some(ruleset.kind.clone()),
+            description: Some(ruleset.description.clone()),
+            expression: None,
+            matched: false,
+            action: None,
+            action_parameters: None,
+            phase: Some(ruleset.phase.name().to_string()),
+            explanation: None,
+            trace: Vec::new(),
+        };
+        for rule in &ruleset.rules {
+            if self.answer.is_some() || self.skipped_rulesets.contains(&ruleset.id) {
+                break;
+            }
+            let (enabled, action) = overridden(rule, overrides);
+            if !enabled || self.skipped_rules.contains(&rule.id) {
+                continue;
+            }
+            let mut matched = rule.filter.execute(ctx);
+            if matched && rule.ratelimit.is_some() {
+                matched = self.effects.rate_limited(rule, &self.request);
+            }
+            let mut rule_step = Step {
+                step_name: rule.id.clone(),
+                r#type: "rule".into(),
+                name: None,
+                kind: None,
+                description: Some(rule.description.clone()),
+                expression: Some(rule.expression.clone()),
+                matched,
+                action: Some(action.clone()),
+                action_parameters: rule.action_parameters.clone(),
+                phase: None,
+                explanation: self
+                    .pipeline
+                    .options
+                    .explain
+                    .then(|| rule.filter.explain(ctx).reasons()),
+                trace: Vec::new(),
+            };
+            if matched {
+                step.matched = true;
+                let stop = self.act(rule, &action, ctx, &mut rule_step);
+                step.trace.push(rule_step);
+                if stop {
+                    break;
+                }
+            } else if self.pipeline.options.all_rules {
+                step.trace.push(rule_step);
+            }
+        }
+        step
+    }
+
+    /// Applies a matched rule's action; true when the ruleset stops here.
+    fn act(
+        &mut self,
+        rule: &Rule,
+        action: &str,
+        ctx: &ExecutionContext<'_>,
+        step: &mut Step,
+    ) -> bool {
+        let params = rule.action_parameters.clone().unwrap_or(Value::Null);
+        match action {
+            "block" => {
+                let r = &params["response"];
+                let status = r["status_code"].as_u64().unwrap_or(403) as u16;
+                let (content_type, body) = match r["content"].as_str() {
+                    Some(c) => (
+                        r["content_type"]
+                            .as_str()
+                            .unwrap_or("text/plain")
+                            .to_string(),
+                        c.as_bytes().to_vec(),
+                    ),
+                    None => (
+                        "text/plain".to_string(),
+                        format!("Sorry, you have been blocked (rule {})\n", rule.id).into_bytes(),
+                    ),
+                };
+                self.answer = Some(Answer {
+                    status,
+                    headers: vec![("content-type".into(), content_type)],
+                    body,
+                    action: "block".into(),
+                });
+                true
+            }
+            "challenge" | "js_challenge" | "managed_challenge" => {
+                if self.effects.challenge(action) {
+                    false
+                } else {
+                    self.answer = Some(Answer {
+                        status: 403,
+                        headers: vec![("content-type".into(), "text/html".into())],
+                        body: format!(
+                            "<!doctype html><title>Just a moment…</title><p>{action} required</p>\n"
+                        )
+                        .into_bytes(),
+                        action: action.into(),
+                    });
+                    true
+                }
+            }
+            "redirect" => {
+                let v = &params["from_value"];
+                let target = match self.value(rule, "/from_value/target_url/expression", ctx) {
+                    Some(t) => Some(t),
+                    None => v["target_url"]["value"].as_str().map(str::to_string),
+                };
+                let Some(mut target) = target else {
+                    return false;
+                };
+                if v["preserve_query_string"].as_bool() == Some(true)
+                    && !self.request.query().is_empty()
+                {
+                    target.push(if target.contains('?') { '&' } else { '?' });
+                    target.push_str(self.request.query());
+                }
+                self.answer = Some(Answer {
+                    status: v["status_code"].as_u64().unwrap_or(301) as u16,
+                    headers: vec![("location".into(), target)],
+                    body: Vec::new(),
+                    action: "redirect".into(),
+                });
+                true
+            }
+            "serve_error" => {
+                let status = params["status_code"].as_u64().unwrap_or(500) as u16;
+                self.answer = Some(Answer {
+                    status,
+                    headers: vec![(
+                        "content-type".into(),
+                        params["content_type"]
+                            .as_str()
+                            .unwrap_or("text/html")
+                            .to_string(),
+                    )],
+                    body: params["content"].as_str().unwrap_or("").as_bytes().to_vec(),
+                    action: "serve_error".into(),
+                });
+                true
+            }
+            "rewrite" => {
+                for part in ["path", "query"] {
+                    let value = self
+                        .value(rule, &format!("/uri/{part}/expression"), ctx)
+                        .or_else(|| params["uri"][part]["value"].as_str().map(str::to_string));
+                    if let Some(v) = value {
+                        match part {
+                            "path" => self.pending.path = Some(v),
+                            _ => self.pending.query = Some(v),
+                        }
+                    }
+                }
+                if let Some(headers) = params["headers"].as_object() {
+                    for (name, op) in headers {
+                        let value = self
+                            .value(rule, &format!("/headers/{name}/expression"), ctx)
+                            .or_else(|| op["value"].as_str().map(str::to_string));
+                        self.pending.headers.push((
+                            name.to_ascii_lowercase(),
+                            text(op, "operation"),
+                            value,
+                        ));
+                    }
+                }
+                false
+            }
+            "route" => {
+                if let Some(h) = params["host_header"].as_str() {
+                    self.route.host_header = Some(h.to_string());
+                }
+                if let Some(h) = params["origin"]["host"].as_str() {
+                    self.route.origin_host = Some(h.to_string());
+                }
+                if let Some(p) = params["origin"]["port"].as_u64() {
+                    self.route.origin_port = u16::try_from(p).ok();
+                }
+                if let Some(s) = params["sni"]["value"].as_str() {
+                    self.route.sni = Some(s.to_string());
+                }
+                false
+            }
+            "set_config" | "set_cache_settings" => {
+                let target = if action == "set_config" {
+                    &mut self.config
+                } else {
+                    &mut self.cache
+                };
+                if let Some(map) = params.as_object() {
+                    for (k, v) in map {
+                        target.insert(k.clone(), v.clone());
+                    }
+                }
+                false
+            }
+            "score" => {
+                self.score += params["increment"].as_i64().unwrap_or(0);
+                false
+            }
+            "log" | "log_custom_field" | "compress_response" => {
+                self.effects.log(rule);
+                false
+            }
+            "skip" => {
+                if params["ruleset"] == "current" {
+                    return true;
+                }
+                for p in params["phases"].as_array().into_iter().flatten() {
+                    if let Some(phase) = p.as_str().and_then(Phase::from_name) {
+                        self.skipped_phases.insert(phase);
+                    }
+                }
+                for id in params["rulesets"].as_array().into_iter().flatten() {
+                    if let Some(id) = id.as_str() {
+                        self.skipped_rulesets.insert(id.to_string());
+                    }
+                }
+                if let Some(rules) = params["rules"].as_object() {
+                    for ids in rules.values() {
+                        for id in ids.as_array().into_iter().flatten() {
+                            if let Some(id) = id.as_str() {
+                                self.skipped_rules.insert(id.to_string());
+                            }
+                        }
+                    }
+                }
+                false
+            }
+            "execute" => {
+                let id = text(&params, "id");
+                if self.skipped_rulesets.contains(&id) {
+                    return false;
+                }
+                if let Some(target) = self.pipeline.config.custom.get(&id) {
+                    let nested = self.ruleset(target, ctx, params.get("overrides"));
+                    step.trace.push(nested);
+                }
+                self.answer.is_some()
+            }
+            _ => false,
+        }
+    }
+
+    fn value(&self, rule: &Rule, pointer: &str, ctx: &ExecutionContext<'_>) -> Option<String> {
+        rule.values.get(pointer).and_then(|e| e.evaluate(ctx))
+    }
+
+    /// Applies a phase's rewrites to the request (or, in response phases, to the response).
+    fn apply_pending(&mut self, phase: Phase) {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.path.is_some() || pending.query.is_some() {
+            let path = pending
+                .path
+                .unwrap_or_else(|| self.request.path().to_string());
+            let query = pending
+                .query
+                .unwrap_or_else(|| self.request.query().to_string());
+            self.request.uri = if query.is_empty() {
+                path
+            } else {
+                format!("{path}?{query}")
+            };
+        }
+        let headers = match (phase.stage(), &mut self.response) {
+            (Stage::Response, Some(r)) => &mut r.headers,
+            _ => &mut self.request.headers,
+        };
+        for (name, op, value) in pending.headers {
+            match (op.as_str(), value) {
+                ("remove", _) => headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name)),
+                ("set", Some(v)) => {
+                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+                    headers.push((name, v));
+                }
+                ("add", Some(v)) => headers.push((name, v)),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A rule's `enabled` and `action` after an `execute`'s overrides (ruleset-wide, then per rule).
+fn overridden(rule: &Rule, overrides: Option<&Value>) -> (bool, String) {
+    let mut enabled = rule.enabled;
+    let mut action = rule.action.clone();
+    if let Some(o) = overrides {
+        if let Some(e) = o["enabled"].as_bool() {
+            enabled = e;
+        }
+        if let Some(a) = o["action"].as_str() {
+            action = a.to_string();
+        }
+        for r in o["rules"].as_array().into_iter().flatten() {
+            if r["id"] == json!(rule.id) {
+                if let Some(e) = r["enabled"].as_bool() {
+                    enabled = e;
+                }
+                if let Some(a) = r["action"].as_str() {
+                    action = a.to_string();
+                }
+            }
+        }
+    }
+    (enabled, action)
+}
