@@ -29,6 +29,13 @@ def bad_request(call):
     sys.exit("FAILED: expected a 400")
 
 
+def d(x):
+    """A response as a dict. The SDK types ruleset responses as Union[Ruleset, object], and
+    pydantic's smart union picks `object` for a JSON object: against Cloudflare's API too, they
+    come back as dicts."""
+    return x.to_dict() if hasattr(x, "to_dict") else x
+
+
 out = {}
 
 # Zones and proxied DNS records.
@@ -57,54 +64,54 @@ client.dns.records.delete(dns_record_id=api.id, zone_id=zone.id)
 
 # A zone entry point made with phases.update, then rules added, edited and deleted.
 phase = "http_request_firewall_custom"
-entry = client.rulesets.phases.update(
+entry = d(client.rulesets.phases.update(
     phase,
     zone_id=zone.id,
     rules=[
         {"action": "block", "expression": 'http.request.uri.path eq "/admin"', "description": "admin", "ref": "admin"},
         {"action": "managed_challenge", "expression": "ip.src in {192.0.2.0/24}"},
     ],
-)
-check(entry.kind == "zone" and entry.version == "1" and len(entry.rules) == 2, f"entry point {entry}")
-admin_rule = entry.rules[0]
-check(admin_rule.action == "block" and admin_rule.ref == "admin" and admin_rule.version == "1", f"rule {admin_rule}")
-got = client.rulesets.phases.get(phase, zone_id=zone.id)
-check(got.id == entry.id, "phases.get")
+))
+check(entry["kind"] == "zone" and entry["version"] == "1" and len(entry["rules"]) == 2, f"entry point {entry}")
+admin_rule = entry["rules"][0]
+check(admin_rule["action"] == "block" and admin_rule["ref"] == "admin" and admin_rule["version"] == "1", f"rule {admin_rule}")
+got = d(client.rulesets.phases.get(phase, zone_id=zone.id))
+check(got["id"] == entry["id"], "phases.get")
 
-added = client.rulesets.rules.create(
-    entry.id,
+added = d(client.rulesets.rules.create(
+    entry["id"],
     zone_id=zone.id,
     action="log",
     expression='http.host eq "sdk.test"',
-    position={"before": admin_rule.id},
-)
-check(added.version == "2" and [r.action for r in added.rules] == ["log", "block", "managed_challenge"], f"rules.create {added}")
-edited = client.rulesets.rules.edit(
-    admin_rule.id,
-    ruleset_id=entry.id,
+    position={"before": admin_rule["id"]},
+))
+check(added["version"] == "2" and [r["action"] for r in added["rules"]] == ["log", "block", "managed_challenge"], f"rules.create {added}")
+edited = d(client.rulesets.rules.edit(
+    admin_rule["id"],
+    ruleset_id=entry["id"],
     zone_id=zone.id,
     action="block",
     expression='http.request.uri.path eq "/admin"',
     enabled=False,
     action_parameters={"response": {"status_code": 451, "content": "gone", "content_type": "text/plain"}},
-)
-rule = [r for r in edited.rules if r.id == admin_rule.id][0]
-check(edited.version == "3" and rule.enabled is False and rule.version == "2", f"rules.edit {edited}")
-check(rule.action_parameters.response.status_code == 451, "block response kept")
-deleted = client.rulesets.rules.delete(admin_rule.id, ruleset_id=entry.id, zone_id=zone.id)
-check(deleted.version == "4" and len(deleted.rules) == 2, f"rules.delete {deleted}")
+))
+rule = [r for r in edited["rules"] if r["id"] == admin_rule["id"]][0]
+check(edited["version"] == "3" and rule["enabled"] is False and rule["version"] == "2", f"rules.edit {edited}")
+check(rule["action_parameters"]["response"]["status_code"] == 451, "block response kept")
+deleted = d(client.rulesets.rules.delete(admin_rule["id"], ruleset_id=entry["id"], zone_id=zone.id))
+check(deleted["version"] == "4" and len(deleted["rules"]) == 2, f"rules.delete {deleted}")
 
-versions = [v.version for v in client.rulesets.versions.list(entry.id, zone_id=zone.id)]
+versions = [d(v)["version"] for v in client.rulesets.versions.list(entry["id"], zone_id=zone.id)]
 check(versions == ["4", "3", "2", "1"], f"versions {versions}")
-v1 = client.rulesets.versions.get("1", ruleset_id=entry.id, zone_id=zone.id)
-check(len(v1.rules) == 2 and v1.rules[0].ref == "admin", f"version 1 {v1}")
-phase_versions = [v.version for v in client.rulesets.phases.versions.list(phase, zone_id=zone.id)]
+v1 = d(client.rulesets.versions.get("1", ruleset_id=entry["id"], zone_id=zone.id))
+check(len(v1["rules"]) == 2 and v1["rules"][0]["ref"] == "admin", f"version 1 {v1}")
+phase_versions = [d(v)["version"] for v in client.rulesets.phases.versions.list(phase, zone_id=zone.id)]
 check(phase_versions == versions, f"phase versions {phase_versions}")
-client.rulesets.versions.delete("1", ruleset_id=entry.id, zone_id=zone.id)
+client.rulesets.versions.delete("1", ruleset_id=entry["id"], zone_id=zone.id)
 
 # A bad expression is a 400 that points at the rule and shows where.
 pointer, message = bad_request(lambda: client.rulesets.update(
-    entry.id,
+    entry["id"],
     zone_id=zone.id,
     rules=[
         {"action": "log", "expression": "true"},
@@ -135,28 +142,28 @@ except cloudflare.NotFoundError:
     pass
 
 # Account level: a custom ruleset executed from the root entry point.
-custom = client.rulesets.create(
+custom = d(client.rulesets.create(
     account_id=account,
     kind="custom",
     name="shared",
     phase=phase,
     rules=[{"action": "block", "expression": 'http.user_agent contains "bot"'}],
-)
-root = client.rulesets.phases.update(
+))
+root = d(client.rulesets.phases.update(
     phase,
     account_id=account,
-    rules=[{"action": "execute", "expression": "true", "action_parameters": {"id": custom.id}}],
-)
-check(root.kind == "root" and root.rules[0].action_parameters.id == custom.id, f"root {root}")
-listed = sorted(r.kind for r in client.rulesets.list(account_id=account))
+    rules=[{"action": "execute", "expression": "true", "action_parameters": {"id": custom["id"]}}],
+))
+check(root["kind"] == "root" and root["rules"][0]["action_parameters"]["id"] == custom["id"], f"root {root}")
+listed = sorted(d(r)["kind"] for r in client.rulesets.list(account_id=account))
 check(listed == ["custom", "root"], f"list {listed}")
 try:
-    client.rulesets.delete(custom.id, account_id=account)
+    client.rulesets.delete(custom["id"], account_id=account)
     sys.exit("FAILED: deleted a ruleset in use")
 except cloudflare.ConflictError:
     pass
 client.rulesets.phases.update(phase, account_id=account, rules=[])
-client.rulesets.delete(custom.id, account_id=account)
+client.rulesets.delete(custom["id"], account_id=account)
 client.zones.delete(zone_id=zone.id)
 try:
     client.zones.get(zone_id=zone.id)
