@@ -16,7 +16,7 @@ fi
 # command -> Debian package
 declare -A packages=(
   [ip]=iproute2 [iptables]=iptables [ip6tables]=iptables [capsh]=libcap2-bin
-  [ping]=iputils-ping [cc]=gcc
+  [ping]=iputils-ping [cc]=gcc [nats-server]=nats-server [psql]=postgresql-client
 )
 missing=()
 for cmd in "${!packages[@]}"; do
@@ -28,6 +28,8 @@ if ! command -v python3 >/dev/null 2>&1; then
 elif ! python3 -m venv --help >/dev/null 2>&1; then
   missing+=(python3-venv)
 fi
+# The PostgreSQL server (tests run a throwaway cluster of it, below).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -42,8 +44,32 @@ cleanup() {
     ip netns delete "$ns" 2>/dev/null || true
   done
 }
-trap cleanup EXIT
+# A throwaway PostgreSQL cluster for the scale-out tests (two `serve` replicas on one
+# database): trust authentication on 127.0.0.1 and a private socket directory, stopped and
+# deleted on exit. The tests read its URL from EDGETRACE_TEST_POSTGRES (and fail under CI=true
+# without it).
+pg_dir=""
+stop_postgres() {
+  if [ -n "$pg_dir" ]; then
+    runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+start_postgres() {
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  pg_dir=$(mktemp -d /tmp/edgetrace-pg.XXXXXX)
+  chown postgres "$pg_dir"
+  local port=54329
+  while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  runuser -u postgres -- "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U postgres >"$pg_dir/initdb.log" 2>&1
+  runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
+    -o "-p $port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  export EDGETRACE_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"
+  echo "==> PostgreSQL for the tests at $EDGETRACE_TEST_POSTGRES"
+}
+trap 'stop_postgres; cleanup' EXIT
 cleanup
+start_postgres
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

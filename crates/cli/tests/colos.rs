@@ -359,6 +359,8 @@ fn job(colo: &str, target: &str, max_ttl: u64) -> Job {
             max_ttl,
             packets_per_ttl: 1,
             wait_time: 1,
+            paths: 1,
+            mda_confidence: None,
         },
         deadline_ms: 5000,
     }

@@ -20,7 +20,9 @@ use crate::{ColoRun, Family, LocalColo, check_target, deadline};
 use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
 use bytes::Bytes;
 use edgetrace_probe::report::{Colo, ColoError, ColoTrace};
-use edgetrace_probe::{MaxTtl, Options, PacketType, PacketsPerTtl, WaitTime};
+use edgetrace_probe::{
+    Confidence, FlowCount, MaxTtl, Options, PacketType, PacketsPerTtl, Paths, WaitTime,
+};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -152,11 +154,28 @@ pub struct JobOptions {
     pub max_ttl: u64,
     pub packets_per_ttl: u64,
     pub wait_time: u64,
+    /// Flows per trace (1-64); absent: 1.
+    #[serde(default = "one")]
+    pub paths: u64,
+    /// When present, `paths` is ignored and the MDA adds flows until it is this confident
+    /// (50-99 %) that every next hop was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mda_confidence: Option<u64>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl From<&Options> for JobOptions {
     fn from(o: &Options) -> JobOptions {
+        let (paths, mda_confidence) = match o.paths {
+            Paths::Flows(n) => (n.get().into(), None),
+            Paths::Auto(c) => (1, Some(c.get().into())),
+        };
         JobOptions {
+            paths,
+            mda_confidence,
             packet_type: o.packet_type.as_str().to_string(),
             port: o.port,
             max_ttl: o.max_ttl.get().into(),
@@ -179,6 +198,10 @@ impl JobOptions {
             max_ttl: MaxTtl::new(self.max_ttl).map_err(e)?,
             packets_per_ttl: PacketsPerTtl::new(self.packets_per_ttl).map_err(e)?,
             wait_time: WaitTime::new(self.wait_time).map_err(e)?,
+            paths: match self.mda_confidence {
+                Some(c) => Paths::Auto(Confidence::new(c).map_err(e)?),
+                None => Paths::Flows(FlowCount::new(self.paths).map_err(e)?),
+            },
             ..Options::default()
         })
     }
@@ -733,6 +756,8 @@ mod tests {
                 max_ttl,
                 packets_per_ttl: 3,
                 wait_time: 1,
+                paths: 1,
+                mda_confidence: None,
             },
             deadline_ms: 5000,
         })
@@ -768,9 +793,22 @@ mod tests {
             max_ttl: MaxTtl::new(7).unwrap(),
             packets_per_ttl: PacketsPerTtl::new(2).unwrap(),
             wait_time: WaitTime::new(3).unwrap(),
+            paths: Paths::Flows(FlowCount::new(8).unwrap()),
             ..Options::default()
         };
         assert_eq!(JobOptions::from(&o).to_options().unwrap(), o);
+        let auto = Options {
+            paths: Paths::Auto(Confidence::new(99).unwrap()),
+            ..o
+        };
+        assert_eq!(JobOptions::from(&auto).to_options().unwrap(), auto);
+        let mut wire = JobOptions::from(&o);
+        wire.paths = 65;
+        assert!(
+            wire.to_options()
+                .unwrap_err()
+                .starts_with("options.paths: 65")
+        );
     }
 
     #[test]
