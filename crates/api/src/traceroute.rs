@@ -2,7 +2,9 @@
 //! options, one error per problem with its JSON pointer, then the fleet.
 
 use crate::error::{ApiError, ErrorItem, codes};
-use edgetrace_probe::{MaxTtl, Options, PacketType, PacketsPerTtl, WaitTime};
+use edgetrace_probe::{
+    Confidence, FlowCount, MaxTtl, Options, PacketType, PacketsPerTtl, Paths, WaitTime,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -45,6 +47,37 @@ pub struct TracerouteOptions {
     /// Seconds to wait for a response to a probe.
     #[schema(minimum = 1, maximum = 5)]
     wait_time: Option<u8>,
+    /// edgetrace extension: flows per target, each a Paris traceroute with a flow identifier of
+    /// its own (UDP/TCP source port, ICMP identifier and checksum, GRE key), to find every path
+    /// through per-flow load balancers: an integer 1-64 (default 1), or `"auto"`: flows are
+    /// added until the MDA's stopping rule says, with 95% confidence, that every next hop was
+    /// seen. With more than one flow, each colo's result lists the distinct `paths`.
+    #[schema(schema_with = paths_schema, required = false)]
+    paths: Option<Value>,
+}
+
+/// `options.paths`: an integer 1-64 or `"auto"`.
+fn paths_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(64)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["auto"])),
+        )
+        .description(Some(
+            "edgetrace extension: flows per target (1-64, default 1), each a Paris traceroute \
+             with a flow identifier of its own, or \"auto\" (the MDA at 95% confidence); with \
+             more than one flow each colo's result lists the distinct `paths`",
+        ))
+        .build();
+    Schema::OneOf(one_of)
 }
 
 /// A validated request.
@@ -102,6 +135,43 @@ fn integer(
             errors.push(invalid(
                 &pointer,
                 format!("{field}: must be an integer {min}-{max}, not {value}"),
+            ));
+            None
+        }
+    }
+}
+
+/// `options.paths` (edgetrace extension): an integer 1-64, or `"auto"` (the MDA at 95%).
+fn paths(errors: &mut Vec<ErrorItem>, object: &Map<String, Value>) -> Option<Paths> {
+    const POINTER: &str = "/options/paths";
+    let value = object.get("paths")?;
+    if value.is_null() {
+        return None;
+    }
+    if value.as_str() == Some("auto") {
+        return Some(Paths::Auto(Confidence::default()));
+    }
+    let n = value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    match n {
+        Some(n) => match FlowCount::new(n) {
+            Ok(n) => Some(Paths::Flows(n)),
+            Err(_) => {
+                errors.push(invalid(
+                    POINTER,
+                    format!("paths: {n} is out of range; allowed: 1-64, or \"auto\""),
+                ));
+                None
+            }
+        },
+        None => {
+            errors.push(invalid(
+                POINTER,
+                format!("paths: must be an integer 1-64 or \"auto\", not {value}"),
             ));
             None
         }
@@ -197,12 +267,12 @@ pub fn validate(body: &Value) -> Result<Validated, ApiError> {
             for key in o.keys() {
                 if !matches!(
                     key.as_str(),
-                    "max_ttl" | "packet_type" | "packets_per_ttl" | "port" | "wait_time"
+                    "max_ttl" | "packet_type" | "packets_per_ttl" | "port" | "wait_time" | "paths"
                 ) {
                     errors.push(invalid(
                         &format!("/options/{}", escape(key)),
                         format!(
-                            "unknown option {key:?}; allowed: max_ttl, packet_type, packets_per_ttl, port, wait_time"
+                            "unknown option {key:?}; allowed: max_ttl, packet_type, packets_per_ttl, port, wait_time, paths"
                         ),
                     ));
                 }
@@ -218,6 +288,9 @@ pub fn validate(body: &Value) -> Result<Validated, ApiError> {
             }
             if let Some(n) = integer(&mut errors, o, "wait_time", 1, 5) {
                 options.wait_time = WaitTime::new(n).unwrap_or_default();
+            }
+            if let Some(p) = paths(&mut errors, o) {
+                options.paths = p;
             }
             match o.get("packet_type") {
                 None | Some(Value::Null) => {}
@@ -323,6 +396,55 @@ mod tests {
             "{}",
             errors[9].1
         );
+    }
+
+    #[test]
+    fn paths_is_a_flow_count_or_auto() {
+        let v = validate(&json!({"targets": ["198.18.0.1"]})).unwrap();
+        assert_eq!(v.options.paths, Paths::default());
+        let paths =
+            |p: Value| validate(&json!({"targets": ["a.example"], "options": {"paths": p}}));
+        assert_eq!(
+            paths(json!(16)).unwrap().options.paths,
+            Paths::Flows(FlowCount::new(16).unwrap())
+        );
+        assert_eq!(
+            paths(json!(64.0)).unwrap().options.paths,
+            Paths::Flows(FlowCount::new(64).unwrap())
+        );
+        assert_eq!(
+            paths(json!("auto")).unwrap().options.paths,
+            Paths::Auto(Confidence::new(95).unwrap())
+        );
+        assert_eq!(paths(Value::Null).unwrap().options.paths, Paths::default());
+        for (bad, message) in [
+            (
+                json!(0),
+                "paths: 0 is out of range; allowed: 1-64, or \"auto\"",
+            ),
+            (
+                json!(65),
+                "paths: 65 is out of range; allowed: 1-64, or \"auto\"",
+            ),
+            (
+                json!(2.5),
+                "paths: must be an integer 1-64 or \"auto\", not 2.5",
+            ),
+            (
+                json!("all"),
+                "paths: must be an integer 1-64 or \"auto\", not \"all\"",
+            ),
+            (
+                json!("16"),
+                "paths: must be an integer 1-64 or \"auto\", not \"16\"",
+            ),
+        ] {
+            let errors = pointers(json!({"targets": ["a.example"], "options": {"paths": bad}}));
+            assert_eq!(
+                errors,
+                [("/options/paths".to_string(), message.to_string())]
+            );
+        }
     }
 
     #[test]

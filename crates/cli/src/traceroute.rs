@@ -6,7 +6,7 @@ use edgetrace_enrich::{AsnDb, DnsOptions, Enricher, Resolver};
 use edgetrace_fleet::{Family, LocalColo, resolve};
 use edgetrace_net::{Sockets, drop_privileges};
 use edgetrace_probe::report::{Colo, Traceroute};
-use edgetrace_probe::{MaxTtl, Options, PacketType, PacketsPerTtl, WaitTime};
+use edgetrace_probe::{Confidence, MaxTtl, Options, PacketType, PacketsPerTtl, Paths, WaitTime};
 use futures::StreamExt;
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +41,16 @@ pub struct Args {
     /// Seconds to wait for a reply to a probe (1-5).
     #[arg(short = 'w', long, default_value = "1", value_parser = parse_wait)]
     wait_time: WaitTime,
+    /// Flows per target (1-64), each a Paris traceroute with a flow identifier of its own, to
+    /// find every path through per-flow load balancers; or `auto`: add flows until the MDA's
+    /// stopping rule says every next hop was seen (see --confidence). Other than 1 needs raw
+    /// sockets.
+    #[arg(long, default_value = "1", value_name = "N|auto", value_parser = parse_paths)]
+    paths: Paths,
+    /// With --paths auto: the confidence, in percent (50-99), that every next hop was found
+    /// [default: 95].
+    #[arg(long, value_name = "PERCENT", value_parser = parse_confidence)]
+    confidence: Option<Confidence>,
     /// Use IPv4 when a hostname has both IPv4 and IPv6 addresses (the default).
     #[arg(short = '4', conflicts_with = "ipv6")]
     ipv4: bool,
@@ -163,6 +173,14 @@ fn parse_wait(s: &str) -> Result<WaitTime, String> {
     s.parse()
         .map_err(|e: edgetrace_probe::OptionsError| e.to_string())
 }
+fn parse_paths(s: &str) -> Result<Paths, String> {
+    s.parse()
+        .map_err(|e: edgetrace_probe::OptionsError| e.to_string())
+}
+fn parse_confidence(s: &str) -> Result<Confidence, String> {
+    s.parse()
+        .map_err(|e: edgetrace_probe::OptionsError| e.to_string())
+}
 
 /// Exits with clap's usage error (exit code 2) naming the offending argument.
 fn usage_error(kind: ErrorKind, message: String) -> ! {
@@ -173,7 +191,15 @@ fn usage_error(kind: ErrorKind, message: String) -> ! {
     sub.error(kind, message).exit()
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(mut args: Args) -> ExitCode {
+    match (args.paths, args.confidence) {
+        (Paths::Auto(_), Some(c)) => args.paths = Paths::Auto(c),
+        (Paths::Flows(n), Some(_)) => usage_error(
+            ErrorKind::ArgumentConflict,
+            format!("--confidence: applies only to --paths auto, not --paths {n}"),
+        ),
+        (_, None) => {}
+    }
     if args.targets.len() > MAX_TARGETS {
         usage_error(
             ErrorKind::TooManyValues,
@@ -294,6 +320,7 @@ fn trace_all(
         max_ttl: args.max_ttl,
         packets_per_ttl: args.packets_per_ttl,
         wait_time: args.wait_time,
+        paths: args.paths,
     };
     let runs = runtime.block_on(async {
         let mut traces = futures::stream::FuturesOrdered::new();
@@ -350,9 +377,14 @@ fn print_tables(
 ) -> std::io::Result<()> {
     for (r, ip) in results.iter().zip(targets) {
         for c in &r.colos {
+            let flows = match args.paths {
+                Paths::Flows(n) if n.get() == 1 => String::new(),
+                Paths::Flows(n) => format!(" per flow, {n} flows"),
+                Paths::Auto(c) => format!(" on flow 0, MDA at {c}%"),
+            };
             writeln!(
                 out,
-                "traceroute to {} ({ip}), {}, max {} hops, {} probes per hop, from {} in {} ms",
+                "traceroute to {} ({ip}), {}, max {} hops, {} probes per hop{flows}, from {} in {} ms",
                 r.target,
                 args.protocol,
                 args.max_ttl,
@@ -412,6 +444,27 @@ fn print_tables(
                         n.std_dev_rtt_ms,
                         n.labels.join(" ")
                     )?;
+                }
+            }
+            if !c.paths.is_empty() {
+                let probes: u32 = c.hops.iter().map(|h| h.packets_sent).sum();
+                writeln!(
+                    out,
+                    "{} distinct path(s) over {} flows, {probes} probes:",
+                    c.paths.len(),
+                    c.paths.iter().map(|p| p.flows).sum::<u32>()
+                )?;
+                for p in &c.paths {
+                    let hops: Vec<String> = p
+                        .hops
+                        .iter()
+                        .map(|ips| match ips.as_slice() {
+                            [] => "*".to_string(),
+                            [ip] => ip.clone(),
+                            several => format!("{{{}}}", several.join(",")),
+                        })
+                        .collect();
+                    writeln!(out, "  {:>3} flow(s): {}", p.flows, hops.join(" > "))?;
                 }
             }
             writeln!(out)?;
