@@ -142,6 +142,35 @@ pub struct ResultInfo {
     pub total_pages: usize,
 }
 
+/// Declares the OpenAPI schema of a success envelope around `$result` (with `result_info` when
+/// a list): utoipa needs a concrete type per envelope.
+macro_rules! envelope_schema {
+    ($name:ident, $result:ty) => {
+        #[derive(serde::Serialize, utoipa::ToSchema)]
+        #[allow(dead_code)] // a description of responses, never built
+        pub struct $name {
+            /// Always true.
+            pub success: bool,
+            pub errors: Vec<$crate::error::ErrorItem>,
+            pub messages: Vec<$crate::error::ErrorItem>,
+            pub result: $result,
+        }
+    };
+    ($name:ident, $result:ty, list) => {
+        #[derive(serde::Serialize, utoipa::ToSchema)]
+        #[allow(dead_code)] // a description of responses, never built
+        pub struct $name {
+            /// Always true.
+            pub success: bool,
+            pub errors: Vec<$crate::error::ErrorItem>,
+            pub messages: Vec<$crate::error::ErrorItem>,
+            pub result: $result,
+            pub result_info: $crate::ResultInfo,
+        }
+    };
+}
+pub(crate) use envelope_schema;
+
 pub(crate) fn ok<T: Serialize>(result: T) -> Json<Envelope<T>> {
     Json(Envelope {
         success: true,

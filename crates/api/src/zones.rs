@@ -41,7 +41,18 @@ pub const DNS_WRITE: &str = "DNS Write";
         patch_record,
         delete_record
     ),
-    components(schemas(ZoneJson, AccountRef, DnsRecordJson, IdJson))
+    components(schemas(
+        ZoneJson,
+        AccountRef,
+        DnsRecordJson,
+        IdJson,
+        ZoneEnvelope,
+        ZonesEnvelope,
+        RecordEnvelope,
+        RecordsEnvelope,
+        IdEnvelope,
+        crate::ResultInfo
+    ))
 )]
 pub(crate) struct Doc;
 
@@ -88,6 +99,24 @@ pub(crate) async fn zone_caller(
         .ok_or_else(|| not_found(path))?;
     authorize(&principal, &zone.account_id, permissions)?;
     Ok((principal, zone))
+}
+
+crate::envelope_schema!(ZoneEnvelope, ZoneJson);
+crate::envelope_schema!(ZonesEnvelope, Vec<ZoneJson>, list);
+crate::envelope_schema!(RecordEnvelope, DnsRecordJson);
+crate::envelope_schema!(RecordsEnvelope, Vec<DnsRecordJson>, list);
+crate::envelope_schema!(IdEnvelope, IdJson);
+
+/// The errors of routes that read a JSON body.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description of responses, never built
+pub(crate) enum BodyErrors {
+    /// Body over 64 KiB (1004)
+    #[response(status = 413)]
+    TooLarge(crate::error::ErrorEnvelope),
+    /// Body not application/json (1003)
+    #[response(status = 415)]
+    NotJson(crate::error::ErrorEnvelope),
 }
 
 /// `account` of a zone.
@@ -192,10 +221,10 @@ pub(crate) fn hostname(name: &str, wildcard: bool) -> Result<String, String> {
     description = "Creates a zone (a domain) in an account. Its name must not be taken. Requires Zone Write.",
     request_body(content = Object, description = "`{\"name\": \"example.test\", \"account\": {\"id\": \"…\"}, \"type\": \"full\"}`", content_type = "application/json"),
     responses(
-        (status = 200, description = "The zone", body = ZoneJson),
+        (status = 200, description = "The zone", body = ZoneEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
         (status = 409, description = "The name is taken (1006)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -269,7 +298,7 @@ async fn create_zone(
     get, path = "/zones", tag = "Zones", summary = "List Zones",
     description = "The zones the caller can read, by name. Query: `name`, `account.id`, `page`, `per_page` (5-50, default 20). Requires Zone Read.",
     responses(
-        (status = 200, description = "The zones, with result_info", body = Vec<ZoneJson>),
+        (status = 200, description = "The zones, with result_info", body = ZonesEnvelope),
         (status = 400, description = "Bad query (1002) or missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -311,7 +340,7 @@ async fn list_zones(
     description = "Requires Zone Read.",
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The zone", body = ZoneJson),
+        (status = 200, description = "The zone", body = ZoneEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -332,7 +361,7 @@ async fn get_zone(
     description = "Deletes a zone with its DNS records, rulesets and page rules. Requires Zone Write.",
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The deleted zone's id", body = IdJson),
+        (status = 200, description = "The deleted zone's id", body = IdEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -524,9 +553,9 @@ fn record_body(
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32)),
     request_body(content = Object, description = "`{\"type\": \"A\", \"name\": \"www.example.test\", \"content\": \"127.0.0.1\", \"proxied\": true, \"ttl\": 1}`", content_type = "application/json"),
     responses(
-        (status = 200, description = "The record", body = DnsRecordJson),
+        (status = 200, description = "The record", body = RecordEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -549,7 +578,7 @@ async fn create_record(
     description = "Query: `name`, `type`, `page`, `per_page` (1-5000, default 100). Requires DNS Read.",
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The records, with result_info", body = Vec<DnsRecordJson>),
+        (status = 200, description = "The records, with result_info", body = RecordsEnvelope),
         (status = 400, description = "Bad query (1002) or missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -597,7 +626,7 @@ async fn existing_record(
     description = "Requires DNS Read.",
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32), ("record_id" = String, Path, description = "Record identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The record", body = DnsRecordJson),
+        (status = 200, description = "The record", body = RecordEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -641,9 +670,9 @@ async fn update_record(
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32), ("record_id" = String, Path, description = "Record identifier", max_length = 32)),
     request_body(content = Object, content_type = "application/json"),
     responses(
-        (status = 200, description = "The record", body = DnsRecordJson),
+        (status = 200, description = "The record", body = RecordEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -663,9 +692,9 @@ async fn put_record(
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32), ("record_id" = String, Path, description = "Record identifier", max_length = 32)),
     request_body(content = Object, content_type = "application/json"),
     responses(
-        (status = 200, description = "The record", body = DnsRecordJson),
+        (status = 200, description = "The record", body = RecordEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -684,7 +713,7 @@ async fn patch_record(
     description = "Requires DNS Write.",
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32), ("record_id" = String, Path, description = "Record identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The deleted record's id", body = IdJson),
+        (status = 200, description = "The deleted record's id", body = IdEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),

@@ -181,7 +181,18 @@ fn schemathesis_finds_no_server_error_and_no_nonconformance() {
     let ns = lab.add_ns("api").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let (account, secret) = credentials(&data);
+    let (account, _) = credentials(&data);
+    // Every permission, so that every route is exercised past authorization.
+    let secret = cli(
+        &data,
+        &[
+            "token",
+            "create",
+            "--account",
+            &account,
+            "--all-permissions",
+        ],
+    );
     start_serve(&mut lab, &ns, tmp.path(), &data, &[]);
     let config = tmp.path().join("schemathesis.toml");
     std::fs::write(
