@@ -20,7 +20,13 @@ fn cloudflare_sdk_manages_zones_records_and_rulesets() {
     let account = cli(&data, &["account", "create", "--name", "edge"]);
     let secret = cli(
         &data,
-        &["token", "create", "--account", &account, "--all-permissions"],
+        &[
+            "token",
+            "create",
+            "--account",
+            &account,
+            "--all-permissions",
+        ],
     );
     assert_eq!(secret.len(), 40, "{secret:?}");
     let tokens = cli(&data, &["token", "list", "--account", &account]);
