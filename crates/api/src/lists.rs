@@ -491,7 +491,7 @@ fn query_error(name: &str, message: String) -> ApiError {
 
 #[utoipa::path(
     get, path = "/accounts/{account_id}/rules/lists/{list_id}/items", tag = "Lists", summary = "Get list items",
-    description = "The items, oldest first, by pages of `per_page` (1-500, default 100); `result_info.cursors.after` is the `cursor` of the next page. `search`: IP items that start with it, hostnames that contain it, the AS number equal to it. Requires Account Lists Read.",
+    description = "The items, oldest first (items added together: by their text), by pages of `per_page` (1-500, default 100); `result_info.cursors.after` is the `cursor` of the next page. `search`: IP items that start with it, hostnames that contain it, the AS number equal to it. Requires Account Lists Read.",
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32), ("list_id" = String, Path, description = "List identifier", max_length = 32)),
     responses(
         (status = 200, description = "A page of items", body = ItemsPage),

@@ -233,7 +233,7 @@ impl Store {
         Ok(true)
     }
 
-    /// A list's items, oldest first.
+    /// A list's items, oldest first, then by value.
     pub async fn list_items(&self, list_id: &str) -> Result<Vec<StoredListItem>> {
         let rows = sqlx::query(&format!(
             "SELECT {ITEM_COLUMNS} FROM list_items WHERE list_id = $1 ORDER BY created_at, value"
