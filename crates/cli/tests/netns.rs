@@ -430,3 +430,103 @@ fn without_cap_net_raw_icmp_and_udp_trace_through_unprivileged_sockets() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("CAP_NET_RAW"));
     }
 }
+
+/// `--paths N`: one run finds both branches of a kernel ECMP diamond (L4 hashing), each flow
+/// keeping to one branch; `--paths auto` (the MDA) too, with fewer flows than 64.
+#[test]
+fn paths_find_both_branches_of_an_ecmp_diamond_in_one_trace() {
+    let d = ecmp_diamond(&DiamondSpec::default()).expect("diamond builds");
+    let target = d.target_v4.to_string();
+    let want: BTreeSet<Vec<Vec<String>>> = [
+        (d.branch_a_v4.to_string(), d.r3_a_v4.to_string()),
+        (d.branch_b_v4.to_string(), d.r3_b_v4.to_string()),
+    ]
+    .into_iter()
+    .map(|(branch, r3)| {
+        vec![
+            vec![d.r1_v4.to_string()],
+            vec![branch],
+            vec![r3],
+            vec![target.clone()],
+        ]
+    })
+    .collect();
+    // 16 flows over 2 branches miss one with probability 2^-15.
+    for (args, max_flows) in [
+        (vec!["-P", "udp", "--paths", "16"], 16),
+        (vec!["-P", "tcp", "-q", "1", "--paths", "16"], 16),
+        (
+            vec!["-P", "udp", "--paths", "auto", "--confidence", "99"],
+            63,
+        ),
+    ] {
+        let mut args = args.clone();
+        args.push(&target);
+        let r = trace_json(&d.lab, &d.src, &args);
+        let c = only_colo(&r[0]);
+        let found: BTreeSet<Vec<Vec<String>>> = c.paths.iter().map(|p| p.hops.clone()).collect();
+        assert_eq!(found, want, "{args:?}");
+        let flows: u32 = c.paths.iter().map(|p| p.flows).sum();
+        assert!(flows <= max_flows, "{args:?}: {flows} flows");
+        assert_eq!(c.hops[1].nodes.len(), 2, "{args:?}: both branches at TTL 2");
+        // The table lists the paths too.
+        let out = run(&d.lab, &d.src, &args);
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(table.contains("2 distinct path(s)"), "{table}");
+    }
+}
+
+#[test]
+fn bad_paths_options_exit_2_naming_the_option() {
+    let path = linear_tagged(
+        "badpaths",
+        &LinearSpec {
+            routers: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let t = path.target_v4.to_string();
+    for (args, needle) in [
+        (
+            vec!["--paths", "65", &t],
+            "paths: 65 is out of range; allowed: 1-64, or auto",
+        ),
+        (
+            vec!["--paths", "all", &t],
+            "paths: \"all\" is out of range; allowed: an integer 1-64, or auto",
+        ),
+        (
+            vec!["--paths", "auto", "--confidence", "100", &t],
+            "confidence: 100 is out of range; allowed: 50-99",
+        ),
+        (
+            vec!["--paths", "4", "--confidence", "90", &t],
+            "--confidence: applies only to --paths auto, not --paths 4",
+        ),
+    ] {
+        let out = run(&path.lab, &path.src, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} lacks {needle:?}"
+        );
+    }
+    // Without raw sockets a flow identifier of one's own is not to be had: Code 4, and why.
+    path.lab
+        .sysctls(&path.src, &[("net/ipv4/ping_group_range", "0 2147483647")])
+        .unwrap();
+    let out = run_without_cap_net_raw(&path.lab, &path.src, &format!("--json --paths 4 {t}"));
+    assert_eq!(out.status.code(), Some(1));
+    let r: Vec<Traceroute> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        r[0].colos[0].error,
+        "Could not gather traceroute data: Code 4"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("multipath traces") && stderr.contains("CAP_NET_RAW"),
+        "{stderr}"
+    );
+}
