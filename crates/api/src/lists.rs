@@ -101,6 +101,12 @@ pub(crate) async fn catalog(state: &AppState, account_id: &str) -> Result<Catalo
     Ok(catalog)
 }
 
+crate::envelope_schema!(ListEnvelope, ListJson);
+crate::envelope_schema!(ListsEnvelope, Vec<ListJson>);
+crate::envelope_schema!(ItemEnvelope, ListItemJson);
+crate::envelope_schema!(OperationIdEnvelope, OperationIdJson);
+crate::envelope_schema!(OperationEnvelope, OperationJson);
+
 fn not_found(path: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -232,10 +238,10 @@ fn list_kind(list: &StoredList) -> Result<ListKind, ApiError> {
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32)),
     request_body(content = Object, description = "`{\"name\": \"office\", \"kind\": \"ip\", \"description\": \"…\"}`", content_type = "application/json"),
     responses(
-        (status = 200, description = "The list", body = ListJson),
+        (status = 200, description = "The list", body = ListEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
         (status = 409, description = "The name is taken (1006)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, crate::zones::BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -268,7 +274,7 @@ async fn create_list(
     description = "Every list of the account, by name. Requires Account Lists Read.",
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The lists", body = Vec<ListJson>),
+        (status = 200, description = "The lists", body = ListsEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -296,7 +302,7 @@ async fn list_lists(
     description = "Requires Account Lists Read.",
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32), ("list_id" = String, Path, description = "List identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The list", body = ListJson),
+        (status = 200, description = "The list", body = ListEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -319,9 +325,9 @@ async fn get_list(
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32), ("list_id" = String, Path, description = "List identifier", max_length = 32)),
     request_body(content = Object, description = "`{\"description\": \"…\"}`", content_type = "application/json"),
     responses(
-        (status = 200, description = "The list", body = ListJson),
+        (status = 200, description = "The list", body = ListEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, crate::zones::BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -349,7 +355,7 @@ async fn update_list(
     description = "Deletes the list and its items. Requires Account Lists Write.",
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32), ("list_id" = String, Path, description = "List identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The deleted list's id", body = IdJson),
+        (status = 200, description = "The deleted list's id", body = crate::zones::IdEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -417,9 +423,9 @@ async fn change_items(
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32), ("list_id" = String, Path, description = "List identifier", max_length = 32)),
     request_body(content = Vec<Object>, content_type = "application/json"),
     responses(
-        (status = 200, description = "The operation", body = OperationIdJson),
+        (status = 200, description = "The operation", body = OperationIdEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, crate::zones::BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -439,9 +445,9 @@ async fn create_items(
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32), ("list_id" = String, Path, description = "List identifier", max_length = 32)),
     request_body(content = Vec<Object>, content_type = "application/json"),
     responses(
-        (status = 200, description = "The operation", body = OperationIdJson),
+        (status = 200, description = "The operation", body = OperationIdEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, crate::zones::BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -573,9 +579,9 @@ async fn list_items(
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32), ("list_id" = String, Path, description = "List identifier", max_length = 32)),
     request_body(content = Object, content_type = "application/json"),
     responses(
-        (status = 200, description = "The operation", body = OperationIdJson),
+        (status = 200, description = "The operation", body = OperationIdEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, crate::zones::BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -628,7 +634,7 @@ async fn delete_items(
     description = "Requires Account Lists Read.",
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32), ("list_id" = String, Path, description = "List identifier", max_length = 32), ("item_id" = String, Path, description = "Item identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The item", body = ListItemJson),
+        (status = 200, description = "The item", body = ItemEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -658,7 +664,7 @@ async fn get_item(
     description = "edgetrace runs item changes at once: an operation is `completed` (with `completed`, its time) as soon as its id is answered. Requires Account Lists Read.",
     params(("account_id" = String, Path, description = "Account identifier", max_length = 32), ("operation_id" = String, Path, description = "Operation identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The operation", body = OperationJson),
+        (status = 200, description = "The operation", body = OperationEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),

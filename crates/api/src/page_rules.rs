@@ -33,7 +33,12 @@ pub const PAGE_RULES_WRITE: &str = "Page Rules Write";
         patch_page_rule,
         delete_page_rule
     ),
-    components(schemas(PageRuleJson))
+    components(schemas(
+        PageRuleJson,
+        PageRuleEnvelope,
+        PageRulesEnvelope,
+        crate::zones::IdEnvelope
+    ))
 )]
 pub(crate) struct Doc;
 
@@ -78,6 +83,9 @@ pub(crate) async fn zone_page_rules(
         })
         .collect()
 }
+
+crate::envelope_schema!(PageRuleEnvelope, PageRuleJson);
+crate::envelope_schema!(PageRulesEnvelope, Vec<PageRuleJson>);
 
 fn not_found(path: &str) -> ApiError {
     ApiError::new(
@@ -152,9 +160,9 @@ async fn existing_rule(
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32)),
     request_body(content = Object, description = "`{\"targets\": [{\"target\": \"url\", \"constraint\": {\"operator\": \"matches\", \"value\": \"*example.test/images/*\"}}], \"actions\": [{\"id\": \"cache_level\", \"value\": \"bypass\"}], \"priority\": 1, \"status\": \"active\"}`", content_type = "application/json"),
     responses(
-        (status = 200, description = "The page rule", body = PageRuleJson),
+        (status = 200, description = "The page rule", body = PageRuleEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, crate::zones::BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -190,7 +198,7 @@ fn query_error(name: &str, value: &str, allowed: &str) -> ApiError {
         Query: `order` (`priority`, `status`), `direction` (`asc`, `desc`), `status` (`active`, `disabled`), `match` (`all`, `any`). Requires Page Rules Read.",
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The page rules", body = Vec<PageRuleJson>),
+        (status = 200, description = "The page rules", body = PageRulesEnvelope),
         (status = 400, description = "Bad query (1002) or missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -245,7 +253,7 @@ async fn list_page_rules(
     description = "Requires Page Rules Read.",
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32), ("pagerule_id" = String, Path, description = "Page rule identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The page rule", body = PageRuleJson),
+        (status = 200, description = "The page rule", body = PageRuleEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
@@ -303,9 +311,9 @@ async fn update(
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32), ("pagerule_id" = String, Path, description = "Page rule identifier", max_length = 32)),
     request_body(content = Object, content_type = "application/json"),
     responses(
-        (status = 200, description = "The page rule", body = PageRuleJson),
+        (status = 200, description = "The page rule", body = PageRuleEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, crate::zones::BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -325,9 +333,9 @@ async fn put_page_rule(
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32), ("pagerule_id" = String, Path, description = "Page rule identifier", max_length = 32)),
     request_body(content = Object, content_type = "application/json"),
     responses(
-        (status = 200, description = "The page rule", body = PageRuleJson),
+        (status = 200, description = "The page rule", body = PageRuleEnvelope),
         (status = 400, description = "Invalid body (1001, 1002)", body = crate::error::ErrorEnvelope),
-        crate::openapi::AccountErrors, crate::openapi::AuthErrors,
+        crate::openapi::AccountErrors, crate::openapi::AuthErrors, crate::zones::BodyErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
 )]
@@ -346,7 +354,7 @@ async fn patch_page_rule(
     description = "Requires Page Rules Write.",
     params(("zone_id" = String, Path, description = "Zone identifier", max_length = 32), ("pagerule_id" = String, Path, description = "Page rule identifier", max_length = 32)),
     responses(
-        (status = 200, description = "The deleted rule's id", body = IdJson),
+        (status = 200, description = "The deleted rule's id", body = crate::zones::IdEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
