@@ -2,8 +2,8 @@
 //! `edgetrace_wire::testing` and parsed back, so matching is exercised as on the wire.
 
 use super::*;
-use crate::options::{MaxTtl, Options, PacketsPerTtl};
-use crate::report::{NAT, RATE_LIMITED};
+use crate::options::{Confidence, FlowCount, MaxTtl, Options, PacketsPerTtl, Paths};
+use crate::report::{Colo, ColoTrace, NAT, RATE_LIMITED};
 use edgetrace_wire::{parse_reply_v4, testing};
 use std::cell::{Cell, RefCell};
 use std::net::Ipv4Addr;
@@ -28,6 +28,9 @@ struct FakePath {
     /// The router at this TTL translates our source address; the errors of hops beyond it come
     /// back with the quoted address restored but the UDP checksum still translated.
     nat_at: Option<u8>,
+    /// Per-flow load balancing: from this TTL up to the target, the router a probe meets
+    /// depends on its flow, one of this many branches (`branch_router`).
+    ecmp: Option<(u8, u8)>,
 }
 
 /// A router's ICMP token bucket: `burst` tokens, refilled at `per_second`.
@@ -65,6 +68,28 @@ fn router(ttl: u8) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, ttl, 1)
 }
 
+/// The router of branch `b` at `ttl` behind a load balancer.
+fn branch_router(ttl: u8, b: u64) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, ttl, 100 + b as u8)
+}
+
+/// What a load balancer hashes (as routers do: ports, ICMP checksum, GRE key), mixed.
+fn flow_hash(protocol: Protocol, probe: &[u8]) -> u64 {
+    let l4 = &probe[20..];
+    let key = match protocol {
+        Protocol::Icmp => u64::from(u16::from_be_bytes([l4[2], l4[3]])),
+        Protocol::Udp | Protocol::Tcp => {
+            u64::from(u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]]))
+        }
+        Protocol::Gre => u64::from(u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]])),
+    };
+    // splitmix64's finalizer.
+    let mut z = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 impl FakePath {
     fn linear(target_ttl: u8, rtt_ms: f64) -> FakePath {
         FakePath {
@@ -79,6 +104,7 @@ impl FakePath {
             lossy: None,
             rng: Cell::new(0x9e37_79b9_7f4a_7c15),
             nat_at: None,
+            ecmp: None,
         }
     }
 
@@ -142,8 +168,13 @@ impl FakePath {
             return Some(testing::unreachable_v4(router(u), 1, probe));
         }
         if ttl < self.target_ttl {
-            return (!self.silent.contains(&ttl))
-                .then(|| testing::time_exceeded_v4(router(ttl), probe));
+            let from = match self.ecmp {
+                Some((from, branches)) if ttl >= from => {
+                    branch_router(ttl, flow_hash(protocol, probe) % u64::from(branches))
+                }
+                _ => router(ttl),
+            };
+            return (!self.silent.contains(&ttl)).then(|| testing::time_exceeded_v4(from, probe));
         }
         if self.target_silent {
             return None;
@@ -182,7 +213,10 @@ struct Run {
 
 /// Drives a trace in virtual time until done (or a safety bound).
 fn run(path: &FakePath, protocol: Protocol, options: Options) -> Run {
-    let cfg = TraceConfig::new(protocol, SRC.into(), TARGET.into(), vec![0x8042], &options);
+    let flows = (0..u32::from(options.paths.max_flows()))
+        .map(|i| 0x8042 + i)
+        .collect();
+    let cfg = TraceConfig::new(protocol, SRC.into(), TARGET.into(), flows, &options);
     let mut trace = Trace::new(cfg);
     let t0 = Instant::now();
     let mut now = t0;
@@ -603,4 +637,214 @@ fn udp_reply_whose_checksum_and_ip_id_name_different_probes_is_ignored() {
     let reply = parse_reply_v4(&testing::time_exceeded_v4(router(1), &probe)).unwrap();
     assert!(trace.on_reply(t1, &reply));
     assert!(labelled(&trace.outcome(), NAT).is_empty());
+}
+
+fn multipath(paths: Paths, ppt: u64) -> Options {
+    Options {
+        paths,
+        packets_per_ttl: PacketsPerTtl::new(ppt).unwrap(),
+        ..Options::default()
+    }
+}
+
+fn flows(n: u64) -> Paths {
+    Paths::Flows(FlowCount::new(n).unwrap())
+}
+
+/// The distinct paths of an outcome, one address per TTL (per-flow balancing).
+fn distinct_paths(o: &TraceOutcome) -> Vec<Vec<Vec<String>>> {
+    ColoTrace::from_hops(Colo::default(), o.target, &o.hops, o.duration)
+        .paths
+        .into_iter()
+        .map(|p| p.hops)
+        .collect()
+}
+
+#[test]
+fn n_flows_probe_every_ttl_and_every_node_knows_its_flows() {
+    for protocol in [Protocol::Icmp, Protocol::Udp, Protocol::Tcp, Protocol::Gre] {
+        let mut path = FakePath::linear(6, 0.1);
+        path.ecmp = Some((3, 2));
+        let r = run(&path, protocol, multipath(flows(16), 2));
+        assert_eq!(r.outcome.flows, 16, "{protocol:?}");
+        let o = &r.outcome;
+        for h in &o.hops {
+            assert_eq!(
+                (h.sent, h.received()),
+                (32, 32),
+                "{protocol:?} TTL {}",
+                h.ttl
+            );
+            // Every flow reached exactly one node at every TTL.
+            let mut all: Vec<u16> = h.nodes.iter().flat_map(|n| n.flows.clone()).collect();
+            all.sort_unstable();
+            assert_eq!(
+                all,
+                (0..16).collect::<Vec<u16>>(),
+                "{protocol:?} TTL {}",
+                h.ttl
+            );
+        }
+        let branches: Vec<usize> = o.hops.iter().map(|h| h.nodes.len()).collect();
+        assert_eq!(branches, [1, 1, 2, 2, 2, 1], "{protocol:?}");
+        let paths = distinct_paths(o);
+        assert_eq!(paths.len(), 2, "{protocol:?}: {paths:?}");
+        // A flow keeps to its branch: TTL 3 and 4 on the same one.
+        for p in &paths {
+            assert_eq!(p[2][0].rsplit('.').next(), p[3][0].rsplit('.').next());
+        }
+        // Per-flow balancing: no flow saw two nodes at one TTL.
+        assert!(
+            o.hops
+                .iter()
+                .flat_map(|h| &h.nodes)
+                .all(|n| !n.labels.iter().any(|l| l == PER_PACKET)),
+            "{protocol:?}"
+        );
+    }
+}
+
+#[test]
+fn one_flow_keeps_the_layout_and_reports_no_paths() {
+    let r = run(&FakePath::linear(5, 0.1), Protocol::Udp, Options::default());
+    assert_eq!(r.outcome.flows, 1);
+    assert!(distinct_paths(&r.outcome).is_empty());
+    assert!(
+        r.outcome
+            .hops
+            .iter()
+            .flat_map(|h| &h.nodes)
+            .all(|n| n.flows == [0])
+    );
+}
+
+#[test]
+fn a_reply_naming_the_probe_of_another_flow_is_ignored() {
+    let cfg = TraceConfig::new(
+        Protocol::Udp,
+        SRC.into(),
+        TARGET.into(),
+        vec![0x8042, 0x8043],
+        &multipath(flows(2), 1),
+    );
+    let mut trace = Trace::new(cfg.clone());
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    let mut sent = Vec::new();
+    while let Some(tx) = trace.poll_transmit(t0, &mut buf) {
+        sent.push((tx.ttl, tx.seq, u16::from_be_bytes([buf[20], buf[21]])));
+    }
+    // TTL 1: sequence 1 on flow 0x8042, sequence 2 on flow 0x8043.
+    assert_eq!(&sent[..2], [(1, 1, 0x8042), (1, 2, 0x8043)]);
+    let t1 = t0 + Duration::from_millis(1);
+    let on_flow = |flow: u32, seq: u16| {
+        let other = TraceConfig {
+            flows: vec![flow],
+            ..cfg.clone()
+        };
+        parse_reply_v4(&testing::time_exceeded_v4(
+            router(1),
+            &probe_bytes(&other, 1, seq),
+        ))
+        .unwrap()
+    };
+    assert!(
+        !trace.on_reply(t1, &on_flow(0x8043, 1)),
+        "sequence 1 went out on 0x8042"
+    );
+    assert!(
+        !trace.on_reply(t1, &on_flow(0x8044, 2)),
+        "not a flow of this trace"
+    );
+    assert!(trace.on_reply(t1, &on_flow(0x8042, 1)));
+    assert!(trace.on_reply(t1, &on_flow(0x8043, 2)));
+}
+
+#[test]
+fn mda_adds_flows_until_the_stopping_rule_holds() {
+    let c95 = Confidence::new(95).unwrap();
+    // No load balancer: n_1 = 6 flows and not one more; flow 0 has its 3 probes per TTL.
+    let r = run(
+        &FakePath::linear(7, 0.1),
+        Protocol::Icmp,
+        multipath(Paths::Auto(c95), 3),
+    );
+    assert_eq!(r.outcome.flows, 6);
+    // 8 probes (3 + 5) at each TTL sent, up to a few beyond the target (the window).
+    assert_eq!(r.sent, 8 * usize::from(r.highest_ttl));
+    assert!((7..=11).contains(&r.highest_ttl));
+    assert!(
+        r.outcome
+            .hops
+            .iter()
+            .all(|h| h.sent == 8 && h.received() == 8)
+    );
+    assert_eq!(distinct_paths(&r.outcome).len(), 1);
+    // 4 branches from TTL 3: the router at TTL 2 needs n_4 = 21 flows that answered at TTL 3,
+    // and each branch router n_1 = 6 through it: about 24 flows or more.
+    for protocol in [Protocol::Icmp, Protocol::Udp, Protocol::Tcp, Protocol::Gre] {
+        let mut path = FakePath::linear(6, 0.1);
+        path.ecmp = Some((3, 4));
+        let r = run(&path, protocol, multipath(Paths::Auto(c95), 1));
+        let o = &r.outcome;
+        let through = |ttl: usize, node: &NodeResult| -> usize {
+            // Flows through `node` at `ttl` that answered at ttl + 1.
+            node.flows
+                .iter()
+                .filter(|f| o.hops[ttl].nodes.iter().any(|n| n.flows.contains(f)))
+                .count()
+        };
+        assert_eq!(o.hops[2].nodes.len(), 4, "{protocol:?}: {:?}", o.hops[2]);
+        assert!(through(1, &o.hops[1].nodes[0]) >= 21, "{protocol:?}");
+        for n in &o.hops[2].nodes {
+            assert!(through(3, n) >= 6, "{protocol:?}: {}", n.ip);
+        }
+        assert_eq!(distinct_paths(o).len(), 4, "{protocol:?}");
+        assert!(o.flows < 256, "{protocol:?}: {}", o.flows);
+    }
+}
+
+#[test]
+fn mda_stops_at_silent_hops_and_at_its_flow_limit() {
+    let c95 = Confidence::new(95).unwrap();
+    // A silent router after the balancer: its vertex has no next hop to see; 6 silent flows
+    // through each predecessor settle it.
+    let mut path = FakePath::linear(6, 0.1);
+    path.ecmp = Some((3, 2));
+    path.silent = vec![4];
+    let r = run(&path, Protocol::Udp, multipath(Paths::Auto(c95), 1));
+    assert_eq!(r.outcome.hops[2].nodes.len(), 2);
+    assert!(r.outcome.hops[3].nodes.is_empty());
+    assert!(r.outcome.flows < 64, "{}", r.outcome.flows);
+    // Only 8 flow identifiers given: the MDA stops there, whatever the rule says.
+    let mut path = FakePath::linear(5, 0.1);
+    path.ecmp = Some((2, 8));
+    let options = multipath(Paths::Auto(c95), 1);
+    let cfg = TraceConfig::new(
+        Protocol::Icmp,
+        SRC.into(),
+        TARGET.into(),
+        (0..8).map(|i| 0x8042 + i).collect(),
+        &options,
+    );
+    let mut trace = Trace::new(cfg);
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    let mut now = t0;
+    for _ in 0..1000 {
+        let mut replies = Vec::new();
+        while let Some(tx) = trace.poll_transmit(now, &mut buf) {
+            replies.extend(path.answer(Protocol::Icmp, tx.ttl, &buf, now));
+        }
+        now += Duration::from_millis(1);
+        for r in &replies {
+            trace.on_reply(now, &parse_reply_v4(r).unwrap());
+        }
+        trace.handle_timeout(now);
+        if trace.is_done() {
+            break;
+        }
+    }
+    assert!(trace.is_done());
+    assert_eq!(trace.outcome().flows, 8);
 }
