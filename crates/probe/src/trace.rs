@@ -426,7 +426,7 @@ impl Trace {
                 p.lost = true;
             }
         }
-        if self.done_at.is_none() && self.all_resolved() && !self.add_flows() {
+        if self.done_at.is_none() && self.all_resolved() && !self.add_flows(now) {
             self.done_at = Some(now);
         }
     }
@@ -564,13 +564,24 @@ impl Trace {
     /// Otherwise it needs `n_k − answered` more flows through it; since only a share of new
     /// flows go through `v` (the share of flows that answered at `h` that reached `v`), that
     /// takes about `(n_k − answered) / share` new flows. The round adds the most any vertex
-    /// needs, at most doubling the flows, up to [`Paths::MDA_MAX_FLOWS`].
-    fn add_flows(&mut self) -> bool {
+    /// needs, at least `n_1` and at most doubling the flows, up to [`Paths::MDA_MAX_FLOWS`].
+    ///
+    /// A round may take a wait time (probes that go unanswered), so none starts unless it would
+    /// end within `max_ttl` wait times of the start: what a trace whose every TTL waits takes,
+    /// and what the fleet allows a colo before it reports it as not answering.
+    fn add_flows(&mut self, now: Instant) -> bool {
         let Paths::Auto(confidence) = self.cfg.paths else {
             return false;
         };
         let available = self.cfg.usable_flows();
         if self.end_ttl == Some(0) || self.send_errors > 0 || self.flows_used >= available {
+            return false;
+        }
+        let budget = self.cfg.wait * u32::from(self.cfg.max_ttl);
+        let elapsed = self
+            .started
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        if elapsed + self.cfg.wait > budget {
             return false;
         }
         let limit = self.limit();
@@ -623,7 +634,8 @@ impl Trace {
         if want == 0 {
             return false;
         }
-        let add = (want.min(flows).max(1) as u16).min(available - self.flows_used);
+        let least = stopping_point(1, confidence) as usize;
+        let add = (want.max(least).min(flows).max(1) as u16).min(available - self.flows_used);
         let before = self.probes.len();
         self.next_index = before;
         self.plan(add, limit);

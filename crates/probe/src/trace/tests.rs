@@ -848,3 +848,25 @@ fn mda_stops_at_silent_hops_and_at_its_flow_limit() {
     assert!(trace.is_done());
     assert_eq!(trace.outcome().flows, 8);
 }
+
+#[test]
+fn mda_rounds_end_within_max_ttl_wait_times() {
+    // Heavy loss behind an 8-way balancer: every round waits for lost probes, and the stopping
+    // rule is slow to hold. The trace still ends within max_ttl × wait (the fleet's deadline).
+    for seed in 0..20 {
+        let mut path = FakePath::linear(4, 0.1).seeded(seed);
+        path.ecmp = Some((2, 8));
+        path.lossy = Some((2, 0.3));
+        let options = Options {
+            max_ttl: MaxTtl::new(5).unwrap(),
+            ..multipath(Paths::Auto(Confidence::new(99).unwrap()), 1)
+        };
+        let r = run(&path, Protocol::Icmp, options);
+        assert!(
+            r.elapsed <= Duration::from_secs(5),
+            "seed {seed}: {:?}",
+            r.elapsed
+        );
+        assert!(r.outcome.flows > 6, "seed {seed}: rounds were added");
+    }
+}
