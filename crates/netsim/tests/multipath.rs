@@ -150,6 +150,7 @@ fn paths_n_finds_exactly_the_configured_paths() {
                     );
                 }
                 assert_eq!(misattributed(&sim.truth(), protocol, o), 0, "{what}");
+                eprintln!("paths {flows} on {what}: {} probes sent", o.probes_sent);
             }
         }
     }
