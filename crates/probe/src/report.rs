@@ -218,6 +218,11 @@ pub struct Path {
 
 /// The distinct paths of the flows recorded in the nodes' `flows`, most used first (then in
 /// the order of their first flow); none when every answer came from flow 0 (one flow).
+///
+/// A flow with no answer at a TTL (lost, or not probed there: the MDA probes new flows only
+/// where vertices are undecided) is completed where that can be told: with the node of a TTL
+/// where every flow met the same single node; then, if what it has seen agrees with exactly one
+/// complete path, it counts towards that path. Otherwise it is listed with the gap (`[]`).
 fn paths(hops: &[HopResult]) -> Vec<Path> {
     let flows = hops
         .iter()
@@ -236,17 +241,41 @@ fn paths(hops: &[HopResult]) -> Vec<Path> {
             }
         }
     }
-    let mut out: Vec<Path> = Vec::new();
-    for seq in per_flow {
-        if seq.iter().all(Vec::is_empty) {
-            continue;
+    per_flow.retain(|seq| seq.iter().any(|ips| !ips.is_empty()));
+    for (i, h) in hops.iter().enumerate() {
+        if let [only] = h.nodes.as_slice() {
+            for seq in &mut per_flow {
+                if seq[i].is_empty() {
+                    seq[i].push(only.ip.to_string());
+                }
+            }
         }
+    }
+    let complete = |seq: &Vec<Vec<String>>| seq.iter().all(|ips| !ips.is_empty());
+    let mut out: Vec<Path> = Vec::new();
+    let (full, partial): (Vec<_>, Vec<_>) = per_flow.into_iter().partition(complete);
+    for seq in full {
         match out.iter_mut().find(|p| p.hops == seq) {
             Some(p) => p.flows += 1,
             None => out.push(Path {
                 flows: 1,
                 hops: seq,
             }),
+        }
+    }
+    let known = out.len();
+    for seq in partial {
+        let agrees = |p: &Path| p.hops.iter().zip(&seq).all(|(a, b)| b.is_empty() || a == b);
+        let mut matching = out[..known].iter().enumerate().filter(|(_, p)| agrees(p));
+        match (matching.next(), matching.next()) {
+            (Some((i, _)), None) => out[i].flows += 1,
+            _ => match out[known..].iter_mut().find(|p| p.hops == seq) {
+                Some(p) => p.flows += 1,
+                None => out.push(Path {
+                    flows: 1,
+                    hops: seq,
+                }),
+            },
         }
     }
     out.sort_by_key(|p| std::cmp::Reverse(p.flows));
@@ -452,6 +481,82 @@ mod tests {
         assert_eq!(json, expected);
         let back: ColoTrace = serde_json::from_value(json).unwrap();
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn paths_group_flows_and_complete_what_can_be_told() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let node = |a: &str, flows: &[u16]| NodeResult {
+            ip: ip(a),
+            rtts: vec![ms(1.0); flows.len()],
+            labels: vec![],
+            flows: flows.to_vec(),
+        };
+        let hop = |ttl: u8, nodes: Vec<NodeResult>| HopResult {
+            ttl,
+            sent: 6,
+            nodes,
+        };
+        // Six flows: 0-2 by .3.1/.4.1, 3 by .3.2/.4.2; flow 4 was not seen at TTL 1 or 3 (one
+        // node at TTL 1, and .4.1 at TTL 3 says which branch); flow 5 only at TTL 1 and 4.
+        let hops = vec![
+            hop(1, vec![node("198.18.1.1", &[0, 1, 2, 3, 5])]),
+            hop(
+                2,
+                vec![node("198.18.3.1", &[0, 1, 2, 4]), node("198.18.3.2", &[3])],
+            ),
+            hop(
+                3,
+                vec![node("198.18.4.1", &[0, 1, 2]), node("198.18.4.2", &[3])],
+            ),
+            hop(4, vec![node("198.19.0.1", &[0, 1, 2, 3, 4, 5])]),
+        ];
+        let t = ColoTrace::from_hops(Colo::default(), ip("198.19.0.1"), &hops, ms(1.0));
+        let got: Vec<(u32, Vec<Vec<&str>>)> = t
+            .paths
+            .iter()
+            .map(|p| {
+                let hops = p
+                    .hops
+                    .iter()
+                    .map(|ips| ips.iter().map(String::as_str).collect())
+                    .collect();
+                (p.flows, hops)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    4,
+                    vec![
+                        vec!["198.18.1.1"],
+                        vec!["198.18.3.1"],
+                        vec!["198.18.4.1"],
+                        vec!["198.19.0.1"]
+                    ]
+                ),
+                (
+                    1,
+                    vec![
+                        vec!["198.18.1.1"],
+                        vec!["198.18.3.2"],
+                        vec!["198.18.4.2"],
+                        vec!["198.19.0.1"]
+                    ]
+                ),
+                // Flow 5 agrees with both paths: its gaps stay.
+                (
+                    1,
+                    vec![vec!["198.18.1.1"], vec![], vec![], vec!["198.19.0.1"]]
+                ),
+            ]
+        );
+        // One flow: no paths, and the contract's JSON has no `paths` key.
+        let one = vec![hop(1, vec![node("198.19.0.1", &[0])])];
+        let t = ColoTrace::from_hops(Colo::default(), ip("198.19.0.1"), &one, ms(1.0));
+        assert!(t.paths.is_empty());
+        assert!(serde_json::to_value(&t).unwrap().get("paths").is_none());
     }
 
     #[test]

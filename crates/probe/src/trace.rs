@@ -21,8 +21,9 @@
 //! flow share its identifier, and every probe carries a sequence unique in the trace, so a
 //! reply names its probe and, through it, its flow and TTL. With a fixed count every flow is
 //! probed at every TTL from the start. In MDA mode ([`Paths::Auto`]) the trace starts with
-//! `n_1` flows and, each time every probe is resolved, checks the stopping rule at every vertex
-//! (see [`crate::mda`]) and adds flows, probed at every TTL, until it holds everywhere.
+//! `n_1` flows, probed at every TTL, and, each time every probe is resolved, checks the
+//! stopping rule at every vertex (see [`crate::mda`]) and adds flows, probed from the TTL of the
+//! lowest undecided vertex to the next hops of the highest, until it holds everywhere.
 
 use crate::mda::stopping_point;
 use crate::options::{Options, Paths};
@@ -236,7 +237,7 @@ impl Trace {
             done_at: None,
             cfg,
         };
-        trace.plan(initial, trace.cfg.max_ttl);
+        trace.plan(initial, 1..=trace.cfg.max_ttl);
         trace
     }
 
@@ -244,16 +245,16 @@ impl Trace {
         &self.cfg
     }
 
-    /// Plans `count` more flows at every TTL up to `last_ttl`, TTL by TTL, so that all probes
-    /// of a TTL leave together. A flow gets `packets_per_ttl` probes per TTL, except the flows
-    /// the MDA adds beyond flow 0, which get one (they only need to say where they go).
-    fn plan(&mut self, count: u16, last_ttl: u8) {
+    /// Plans `count` more flows at the TTLs `ttls`, TTL by TTL, so that all probes of a TTL
+    /// leave together. A flow gets `packets_per_ttl` probes per TTL, except the flows the MDA
+    /// adds beyond flow 0, which get one (they only need to say where they go).
+    fn plan(&mut self, count: u16, ttls: std::ops::RangeInclusive<u8>) {
         let flows = self.flows_used..self.flows_used + count;
         let ppt = usize::from(self.cfg.packets_per_ttl);
         let mda = matches!(self.cfg.paths, Paths::Auto(_));
         self.probes
-            .reserve(usize::from(last_ttl) * usize::from(count) * ppt);
-        'ttls: for ttl in 1..=last_ttl {
+            .reserve(ttls.clone().count() * usize::from(count) * ppt);
+        'ttls: for ttl in ttls {
             for flow in flows.clone() {
                 let n = if mda && flow > 0 { 1 } else { ppt };
                 for _ in 0..n {
@@ -564,7 +565,10 @@ impl Trace {
     /// Otherwise it needs `n_k − answered` more flows through it; since only a share of new
     /// flows go through `v` (the share of flows that answered at `h` that reached `v`), that
     /// takes about `(n_k − answered) / share` new flows. The round adds the most any vertex
-    /// needs, at least `n_1` and at most doubling the flows, up to [`Paths::MDA_MAX_FLOWS`].
+    /// needs, at least `n_1` and at most doubling the flows, up to [`Paths::MDA_MAX_FLOWS`],
+    /// probed only from the lowest undecided vertex's TTL to the highest's next hops: the
+    /// other TTLs are decided, and `ColoTrace::from_hops` completes the paths of these flows
+    /// where a TTL had a single node.
     ///
     /// A round may take a wait time (probes that go unanswered), so none starts unless it would
     /// end within `max_ttl` wait times of the start: what a trace whose every TTL waits takes,
@@ -598,6 +602,9 @@ impl Trace {
             }
         }
         let mut want = 0usize;
+        // TTLs (0-based) of the undecided vertices: the new flows are probed there and one
+        // beyond, where their next hops show.
+        let mut undecided: Option<(usize, usize)> = None;
         for h in 0..ttls.saturating_sub(1) {
             let at = |f: usize, t: usize| node[f * ttls + t];
             let answered_here = (0..flows).filter(|&f| at(f, h).is_some()).count();
@@ -629,16 +636,18 @@ impl Trace {
                 }
                 let missing = need - answered;
                 want = want.max((missing * answered_here).div_ceil(through.len()));
+                undecided = Some(undecided.map_or((h, h), |(lo, hi)| (lo.min(h), hi.max(h))));
             }
         }
-        if want == 0 {
+        let Some((lo, hi)) = undecided.filter(|_| want > 0) else {
             return false;
-        }
+        };
         let least = stopping_point(1, confidence) as usize;
         let add = (want.max(least).min(flows).max(1) as u16).min(available - self.flows_used);
         let before = self.probes.len();
         self.next_index = before;
-        self.plan(add, limit);
+        // TTL h (0-based) is TTL h + 1; the next hops of TTL hi + 1 are at hi + 2.
+        self.plan(add, lo as u8 + 1..=hi as u8 + 2);
         self.probes.len() > before
     }
 
