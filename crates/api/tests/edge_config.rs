@@ -2,125 +2,12 @@
 //! SQLite store: every route, versions, entry points, dry runs, references between rulesets,
 //! permissions, and errors that point at the offending field.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use edgetrace_api::{AppState, Limiter, RateLimit, SysprobeConfig, router};
-use edgetrace_fleet::Fleet;
-use edgetrace_store::Store;
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use tower::ServiceExt;
 
-struct Env {
-    _dir: tempfile::TempDir,
-    state: AppState,
-    account: String,
-    /// Every permission.
-    admin: String,
-}
+mod common;
 
-async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_data_dir(dir.path()).await.unwrap();
-    let account = store.create_account("edge").await.unwrap();
-    let all: Vec<String> = edgetrace_store::PERMISSIONS
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
-    let (_, admin) = store
-        .create_token(&account.id, "admin", &all)
-        .await
-        .unwrap();
-    let state = AppState {
-        store,
-        fleet: Arc::new(Fleet::new(Vec::new())),
-        limiter: Arc::new(Limiter::new(RateLimit::default())),
-        sysprobe: Arc::new(SysprobeConfig::default()),
-    };
-    Env {
-        _dir: dir,
-        state,
-        account: account.id,
-        admin,
-    }
-}
-
-impl Env {
-    async fn token(&self, permissions: &[&str]) -> String {
-        let permissions: Vec<String> = permissions.iter().map(|p| p.to_string()).collect();
-        self.state
-            .store
-            .create_token(&self.account, "t", &permissions)
-            .await
-            .unwrap()
-            .1
-    }
-
-    async fn call(&self, method: Method, path: &str, secret: &str, body: Option<Value>) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("/client/v4{path}"))
-            .header("authorization", format!("Bearer {secret}"));
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let res = router(self.state.clone())
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
-        };
-        Reply { status, body }
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let r = self.call(method.clone(), path, &self.admin, body).await;
-        assert_eq!(r.status, StatusCode::OK, "{method} {path}: {}", r.body);
-        assert_eq!(r.body["success"], true);
-        r.body["result"].clone()
-    }
-
-    async fn zone(&self, name: &str) -> String {
-        let zone = self
-            .ok(
-                Method::POST,
-                "/zones",
-                Some(json!({"name": name, "account": {"id": self.account}})),
-            )
-            .await;
-        zone["id"].as_str().unwrap().to_string()
-    }
-}
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-}
-
-impl Reply {
-    /// The first error's status, code, pointer and message.
-    fn error(&self) -> (StatusCode, u64, String, String) {
-        assert_eq!(self.body["success"], false, "{}", self.body);
-        let e = &self.body["errors"][0];
-        (
-            self.status,
-            e["code"].as_u64().unwrap(),
-            e["source"]["pointer"].as_str().unwrap_or("").to_string(),
-            e["message"].as_str().unwrap().to_string(),
-        )
-    }
-}
+use common::env;
 
 #[tokio::test]
 async fn zones_and_dns_records() {
