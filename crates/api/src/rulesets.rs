@@ -432,14 +432,7 @@ doc!(
         }
         .into());
         }
-        if dry {
-            return Ok(answer(true, Value::Null));
-        }
-        let stored = state
-            .store
-            .create_ruleset(target.scope(), &new_ruleset(checked))
-            .await?;
-        Ok(answer(false, ruleset_json(&stored, true)))
+        create(&state, &target, checked, dry).await
     }
 );
 
@@ -460,6 +453,23 @@ doc!(
         Ok(ok(ruleset_json(&r, true)).into_response())
     }
 );
+
+/// Stores `checked` as a new ruleset (or only answers, on a dry run).
+async fn create(
+    state: &AppState,
+    target: &Target,
+    checked: Checked,
+    dry: bool,
+) -> Result<Response, ApiError> {
+    if dry {
+        return Ok(answer(true, Value::Null));
+    }
+    let stored = state
+        .store
+        .create_ruleset(target.scope(), &new_ruleset(checked))
+        .await?;
+    Ok(answer(false, ruleset_json(&stored, true)))
+}
 
 /// Stores `checked` as the next version of `current` (or only answers, on a dry run).
 async fn save(
@@ -956,14 +966,7 @@ doc!(
                     obj.insert("phase".into(), json!(phase.name()));
                 }
                 let checked = check(&state, &target, &full, None).await?;
-                if dry {
-                    return Ok(answer(true, Value::Null));
-                }
-                let stored = state
-                    .store
-                    .create_ruleset(target.scope(), &new_ruleset(checked))
-                    .await?;
-                Ok(answer(false, ruleset_json(&stored, true)))
+                create(&state, &target, checked, dry).await
             }
         }
     }
