@@ -24,6 +24,8 @@ pub mod codes {
     pub const UNKNOWN_COLO: u32 = 1005;
     /// The object clashes with an existing one (a zone name, an entry point, a stale version).
     pub const CONFLICT: u32 = 1006;
+    /// The colos cannot be reached now (no connection to NATS); retry shortly (503).
+    pub const COLOS_UNREACHABLE: u32 = 1007;
     /// Too many requests with this token (Cloudflare's 1015).
     pub const RATE_LIMITED: u32 = 1015;
     /// No route for that URI.

@@ -400,7 +400,7 @@ async fn create_traceroute(
         Err(SelectError::Unavailable(why)) => {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                codes::INTERNAL,
+                codes::COLOS_UNREACHABLE,
                 why,
             ));
         }

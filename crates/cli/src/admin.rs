@@ -13,6 +13,10 @@ pub struct DataDir {
     /// Directory of the SQLite database [default: ./edgetrace-data].
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// Database URL (postgres://USER@HOST/DB) instead of the data directory: the database
+    /// that `serve --database` replicas share.
+    #[arg(long, value_name = "URL", global = true, conflicts_with = "data_dir")]
+    database: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -81,7 +85,13 @@ fn block_on<T>(dir: DataDir, f: impl AsyncFnOnce(Store) -> anyhow::Result<T>) ->
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let store = Store::open_data_dir(&data_dir(dir.data_dir)).await?;
+        let store = match &dir.database {
+            Some(url) => {
+                crate::serve::check_database_url(url)?;
+                Store::open(url).await?
+            }
+            None => Store::open_data_dir(&data_dir(dir.data_dir)).await?,
+        };
         let out = f(store.clone()).await;
         store.close().await;
         out

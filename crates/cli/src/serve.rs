@@ -205,7 +205,7 @@ fn parse_version(s: &str) -> Result<Version, String> {
 }
 
 /// Checks a `--database` URL before anything connects.
-fn check_database_url(url: &str) -> anyhow::Result<()> {
+pub fn check_database_url(url: &str) -> anyhow::Result<()> {
     if ["postgres://", "postgresql://", "sqlite:"]
         .iter()
         .any(|p| url.starts_with(p))

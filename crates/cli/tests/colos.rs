@@ -316,6 +316,7 @@ fn a_nats_outage_fails_requests_fast_and_everyone_reconnects() {
         started.elapsed()
     );
     assert_eq!(status, 503, "{response}");
+    assert_eq!(response["errors"][0]["code"], 1007, "{response}");
     let message = response["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.contains("NATS server nats://127.0.0.1:4222"),

@@ -195,6 +195,42 @@ fn two_replicas_on_one_postgres_share_tokens_and_results() {
     assert_eq!(stored["result"]["result"], body["result"]);
     assert_eq!(stored["result"]["request"]["targets"], json!(["127.0.0.1"]));
 
+    // The admin commands work on the shared database too: a token made with
+    // `token create --database` authenticates on a replica.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgetrace"))
+        .args([
+            "token",
+            "create",
+            "--account",
+            &account,
+            "--all-permissions",
+            "--database",
+            &db.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli_secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (status, _, body) = b.request("GET", "/user/tokens/verify", &cli_secret, None);
+    assert_eq!(status, 200, "{body}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgetrace"))
+        .args([
+            "token",
+            "list",
+            "--database",
+            "mysql://x",
+            "--account",
+            &account,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--database: expected postgres://"));
+
     // A wrong token is refused by both.
     let (status, _, _) = b.request("GET", "/user/tokens/verify", &"x".repeat(40), None);
     assert_eq!(status, 401);
