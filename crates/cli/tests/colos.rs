@@ -223,6 +223,85 @@ fn three_colos_trace_one_target_over_three_exact_paths() {
 }
 
 #[test]
+fn agents_that_cannot_do_what_is_asked_answer_the_documented_code_at_once() {
+    let spec = ColoPathsSpec {
+        routers: vec![1, 1],
+        ..Default::default()
+    };
+    let mut fleet = Fleet::start("colocap", &spec, &[]);
+    fleet.wait_colos(&[("c1", 1), ("c2", 1)], Duration::from_secs(15));
+    // Colo 2's agent is replaced by one without CAP_NET_RAW (dropped from the bounding set
+    // before exec, as an operator running it unprivileged would have it).
+    let old = fleet.agents[1];
+    fleet.net.lab.kill(old).unwrap();
+    let ns = fleet.net.colos[1].ns.clone();
+    let url = format!("nats://{}:4222", fleet.net.hub_v4(2));
+    let log = fleet.log("agent-c2-nocap");
+    let command = format!("exec {BIN} agent --colo c2 --city 'City 2' --nats {url} --no-dns");
+    fleet
+        .net
+        .lab
+        .spawn_logged(
+            &ns,
+            &["capsh", "--drop=cap_net_raw", "--", "-c", &command],
+            &log,
+        )
+        .unwrap();
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("no CAP_NET_RAW")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{}",
+            fleet.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Let the killed agent's registration lapse so the job reaches the new one.
+    std::thread::sleep(Duration::from_secs(4));
+    fleet.wait_colos(&[("c1", 1), ("c2", 1)], Duration::from_secs(15));
+
+    let target = fleet.net.targets_v4[0].to_string();
+    let started = Instant::now();
+    let (status, body) = fleet.trace(json!({"targets": [target],
+        "options": {"packet_type": "tcp", "max_ttl": 8, "packets_per_ttl": 1, "wait_time": 5}}));
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    let result = &body["result"][0];
+    assert_eq!(entry(result, "c1")["error"], "", "{result}");
+    assert_eq!(
+        hop_ips(entry(result, "c1")),
+        ips(&fleet.net.colos[0].hops_v4)
+    );
+    assert_eq!(
+        entry(result, "c2")["error"],
+        "Could not gather traceroute data: Code 4",
+        "{result}"
+    );
+    // The deadline of these options is 40 s: the answer is immediate, not a timeout.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // No IPv6 route in the colos' namespaces: an IPv6 target cannot be probed there (the
+    // kernel refuses to send; nothing leaves the namespace), and that is Code 2 at once.
+    let started = Instant::now();
+    let (status, body) = fleet.trace(json!({"targets": ["2001:db8::1"], "colos": ["c1"],
+        "options": {"max_ttl": 8, "packets_per_ttl": 1, "wait_time": 5}}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        entry(&body["result"][0], "c1")["error"],
+        "Could not gather traceroute data: Code 2",
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn a_killed_agent_is_code_3_in_bounded_time_and_the_others_complete() {
     // Colo 3's first link is slow (0.6 s each way), so its trace is still running when its
     // only agent is killed.
