@@ -13,8 +13,16 @@ use std::time::Duration;
 
 const PROTOCOLS: [Protocol; 4] = [Protocol::Icmp, Protocol::Udp, Protocol::Tcp, Protocol::Gre];
 
+/// The tests of this file run one at a time: they measure RTTs and count replies, which a
+/// loaded machine (other simulated networks in parallel) would skew.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn linear16_exact_hops_every_protocol_v4_and_v6() {
+    let _serial = serial();
     let sim = start("linear16");
     for v6 in [false, true] {
         let target = if v6 { "2001:2:0:ff::7" } else { "198.19.0.7" };
@@ -60,6 +68,7 @@ fn linear16_exact_hops_every_protocol_v4_and_v6() {
 
 #[test]
 fn rtt_mean_and_std_dev_within_1ms_of_the_configured_latency_and_jitter() {
+    let _serial = serial();
     let sim = start("latency");
     for v6 in [false, true] {
         let target = if v6 { "2001:2:0:ff::1" } else { "198.19.0.1" };
@@ -114,6 +123,7 @@ fn rtt_mean_and_std_dev_within_1ms_of_the_configured_latency_and_jitter() {
 
 #[test]
 fn mpls_label_stacks_show_up_in_labels() {
+    let _serial = serial();
     let sim = start("mpls");
     for v6 in [false, true] {
         let target = if v6 { "2001:2:0:ff::1" } else { "198.19.0.1" };
@@ -142,6 +152,7 @@ fn mpls_label_stacks_show_up_in_labels() {
 /// everything, is labelled `rate-limited`; the hops beyond the lossy link are not.
 #[test]
 fn rate_limited_router_is_labelled_and_the_lossy_link_is_not() {
+    let _serial = serial();
     let sim = start("ratelimit");
     let requests: Vec<TraceRequest> = (0..4)
         .map(|_| TraceRequest {
@@ -204,6 +215,7 @@ fn rate_limited_router_is_labelled_and_the_lossy_link_is_not() {
 
 #[test]
 fn ecmp_per_flow_every_branch_seen_across_flows_one_per_trace() {
+    let _serial = serial();
     let sim = start("ecmp");
     for v6 in [false, true] {
         let target = if v6 { "2001:2:0:ff::1" } else { "198.19.0.1" };
@@ -246,6 +258,7 @@ fn ecmp_per_flow_every_branch_seen_across_flows_one_per_trace() {
 
 #[test]
 fn ecmp_per_packet_shows_several_nodes_within_one_trace() {
+    let _serial = serial();
     let sim = start("ecmp_per_packet");
     for v6 in [false, true] {
         let target = if v6 { "2001:2:0:ff::1" } else { "198.19.0.1" };
@@ -267,6 +280,7 @@ fn ecmp_per_packet_shows_several_nodes_within_one_trace() {
 /// there is no IP ID, and the hops beyond the NAT stay unseen.
 #[test]
 fn nat_on_the_path_is_seen_through_and_labelled_for_udp_over_ipv4() {
+    let _serial = serial();
     let sim = start("nat");
     for v6 in [false, true] {
         let target = if v6 { "2001:2:0:ff::1" } else { "198.19.0.1" };
@@ -324,6 +338,7 @@ fn nat_on_the_path_is_seen_through_and_labelled_for_udp_over_ipv4() {
 
 #[test]
 fn hostile_replies_never_make_a_wrong_hop() {
+    let _serial = serial();
     let sim = start("hostile");
     let mut requests = Vec::new();
     for v6 in [false, true] {
@@ -391,6 +406,7 @@ fn hostile_replies_never_make_a_wrong_hop() {
 
 #[test]
 fn targets_that_answer_refuse_or_stay_silent() {
+    let _serial = serial();
     let sim = start("targets");
     for v6 in [false, true] {
         let t = |n: u8| {
@@ -449,6 +465,7 @@ fn targets_that_answer_refuse_or_stay_silent() {
 /// kernel verifies ICMPv6 checksums before a raw socket sees the message.
 #[test]
 fn corrupt_replies_never_make_a_wrong_hop() {
+    let _serial = serial();
     let sim = start("hostile_corrupt");
     for target in ["198.19.0.1", "2001:2:0:ff::1"] {
         for protocol in PROTOCOLS {
@@ -476,6 +493,7 @@ fn corrupt_replies_never_make_a_wrong_hop() {
 /// kernel checks ICMPv6 checksums.
 #[test]
 fn corrupt_icmpv6_replies_never_make_a_wrong_hop() {
+    let _serial = serial();
     let sim = start("hostile_corrupt");
     for protocol in PROTOCOLS {
         let requests = vec![
