@@ -91,11 +91,7 @@ pub fn check_account_id(path: &str, account_id: &str) -> Result<(), ApiError> {
     {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            codes::INVALID_IDENTIFIER,
-            format!("Could not route to {path}, perhaps your object identifier is invalid?"),
-        ))
+        Err(ApiError::not_found(path))
     }
 }
 

@@ -115,6 +115,15 @@ impl ApiError {
         )
     }
 
+    /// 404 for an identifier in the path that names nothing (or is not an identifier).
+    pub fn not_found(path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            codes::INVALID_IDENTIFIER,
+            format!("Could not route to {path}, perhaps your object identifier is invalid?"),
+        )
+    }
+
     pub fn no_route(path: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -486,16 +486,7 @@ async fn get_traceroute(
         &[TRACEROUTE_READ, TRACEROUTE_WRITE],
     )
     .await?;
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            codes::INVALID_IDENTIFIER,
-            format!(
-                "Could not route to {}, perhaps your object identifier is invalid?",
-                uri.path()
-            ),
-        )
-    };
+    let not_found = || ApiError::not_found(uri.path());
     check_account_id(uri.path(), &traceroute_id).map_err(|_| not_found())?;
     let stored = state
         .store

@@ -9,7 +9,7 @@ use crate::zones::IdJson;
 use crate::{AppState, account_caller, json_body, ok, timestamp};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -106,14 +106,6 @@ crate::envelope_schema!(ListsEnvelope, Vec<ListJson>);
 crate::envelope_schema!(ItemEnvelope, ListItemJson);
 crate::envelope_schema!(OperationIdEnvelope, OperationIdJson);
 crate::envelope_schema!(OperationEnvelope, OperationJson);
-
-fn not_found(path: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        codes::INVALID_IDENTIFIER,
-        format!("Could not route to {path}, perhaps your object identifier is invalid?"),
-    )
-}
 
 fn is_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -219,13 +211,13 @@ async fn existing_list(
     path: &str,
 ) -> Result<StoredList, ApiError> {
     if !is_id(list_id) {
-        return Err(not_found(path));
+        return Err(ApiError::not_found(path));
     }
     state
         .store
         .list(account_id, list_id)
         .await?
-        .ok_or_else(|| not_found(path))
+        .ok_or_else(|| ApiError::not_found(path))
 }
 
 fn list_kind(list: &StoredList) -> Result<ListKind, ApiError> {
@@ -346,7 +338,7 @@ async fn update_list(
         .store
         .update_list(&account_id, &list_id, &description)
         .await?
-        .ok_or_else(|| not_found(uri.path()))?;
+        .ok_or_else(|| ApiError::not_found(uri.path()))?;
     Ok(ok(list_json(list)).into_response())
 }
 
@@ -370,7 +362,7 @@ async fn delete_list(
     account_caller(&state, &headers, uri.path(), &account_id, &[LISTS_WRITE]).await?;
     existing_list(&state, &account_id, &list_id, uri.path()).await?;
     if !state.store.delete_list(&account_id, &list_id).await? {
-        return Err(not_found(uri.path()));
+        return Err(ApiError::not_found(uri.path()));
     }
     Ok(ok(IdJson { id: list_id }).into_response())
 }
@@ -410,7 +402,7 @@ async fn change_items(
         .store
         .change_list_items(&account_id, &list_id, change, MAX_ITEMS)
         .await?
-        .ok_or_else(|| not_found(path))?;
+        .ok_or_else(|| ApiError::not_found(path))?;
     Ok(ok(OperationIdJson {
         operation_id: operation.id,
     })
@@ -622,7 +614,7 @@ async fn delete_items(
         .store
         .change_list_items(&account_id, &list_id, ItemChange::Delete(&ids), MAX_ITEMS)
         .await?
-        .ok_or_else(|| not_found(uri.path()))?;
+        .ok_or_else(|| ApiError::not_found(uri.path()))?;
     Ok(ok(OperationIdJson {
         operation_id: operation.id,
     })
@@ -649,13 +641,13 @@ async fn get_item(
     account_caller(&state, &headers, uri.path(), &account_id, &[LISTS_READ]).await?;
     let list = existing_list(&state, &account_id, &list_id, uri.path()).await?;
     if !is_id(&item_id) {
-        return Err(not_found(uri.path()));
+        return Err(ApiError::not_found(uri.path()));
     }
     let item = state
         .store
         .list_item(&list.id, &item_id)
         .await?
-        .ok_or_else(|| not_found(uri.path()))?;
+        .ok_or_else(|| ApiError::not_found(uri.path()))?;
     Ok(ok(item_json(item)).into_response())
 }
 
@@ -678,12 +670,12 @@ async fn get_operation(
 ) -> Result<Response, ApiError> {
     account_caller(&state, &headers, uri.path(), &account_id, &[LISTS_READ]).await?;
     if !is_id(&operation_id) {
-        return Err(not_found(uri.path()));
+        return Err(ApiError::not_found(uri.path()));
     }
     let operation = state
         .store
         .list_operation(&account_id, &operation_id)
         .await?
-        .ok_or_else(|| not_found(uri.path()))?;
+        .ok_or_else(|| ApiError::not_found(uri.path()))?;
     Ok(ok(operation_json(operation)).into_response())
 }

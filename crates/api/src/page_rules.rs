@@ -10,7 +10,7 @@ use crate::{AppState, json_body, ok, timestamp};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use edgetrace_edge::page_rules::{MAX_PAGE_RULES, PageRule, from_stored, validate};
@@ -87,14 +87,6 @@ pub(crate) async fn zone_page_rules(
 crate::envelope_schema!(PageRuleEnvelope, PageRuleJson);
 crate::envelope_schema!(PageRulesEnvelope, Vec<PageRuleJson>);
 
-fn not_found(path: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        codes::INVALID_IDENTIFIER,
-        format!("Could not route to {path}, perhaps your object identifier is invalid?"),
-    )
-}
-
 /// A page rule, as Cloudflare returns it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PageRuleJson {
@@ -143,13 +135,13 @@ async fn existing_rule(
     path: &str,
 ) -> Result<StoredPageRule, ApiError> {
     if !(id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
-        return Err(not_found(path));
+        return Err(ApiError::not_found(path));
     }
     state
         .store
         .page_rule(&zone.id, id)
         .await?
-        .ok_or_else(|| not_found(path))
+        .ok_or_else(|| ApiError::not_found(path))
 }
 
 #[utoipa::path(
@@ -301,7 +293,7 @@ async fn update(
         .store
         .update_page_rule(&zone.id, &rule_id, &rule)
         .await?
-        .ok_or_else(|| not_found(path))?;
+        .ok_or_else(|| ApiError::not_found(path))?;
     Ok(ok(rule_json(stored)).into_response())
 }
 
@@ -370,7 +362,7 @@ async fn delete_page_rule(
         zone_caller(&state, &headers, uri.path(), &zone_id, &[PAGE_RULES_WRITE]).await?;
     existing_rule(&state, &zone, &rule_id, uri.path()).await?;
     if !state.store.delete_page_rule(&zone.id, &rule_id).await? {
-        return Err(not_found(uri.path()));
+        return Err(ApiError::not_found(uri.path()));
     }
     Ok(ok(IdJson { id: rule_id }).into_response())
 }

@@ -136,7 +136,7 @@ async fn caller(
         };
         account_caller(state, headers, path, account, permissions).await?;
         if state.store.account(account).await?.is_none() {
-            return Err(not_found(path));
+            return Err(ApiError::not_found(path));
         }
         return Ok(Target {
             account: account.clone(),
@@ -154,14 +154,6 @@ async fn caller(
         account: zone.account_id,
         zone: Some(zone.id),
     })
-}
-
-fn not_found(path: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        codes::INVALID_IDENTIFIER,
-        format!("Could not route to {path}, perhaps your object identifier is invalid?"),
-    )
 }
 
 fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
@@ -208,7 +200,7 @@ async fn existing(
         .store
         .ruleset(target.scope(), id)
         .await?
-        .ok_or_else(|| not_found(path))
+        .ok_or_else(|| ApiError::not_found(path))
 }
 
 /// Checks `body` (create when `current` is None) with the account's lists, then that every
@@ -232,7 +224,7 @@ async fn check(
         phase: &c.ruleset.phase,
         rules: &rules,
     });
-    let now = timestamp(now_ms());
+    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
     let checked = check_ruleset(body, target.level(), cur, &checker, &now)?;
     let mut errors = Vec::new();
     for (pointer, id) in &checked.refs {
@@ -283,13 +275,6 @@ async fn check(
         return Err(errors.into());
     }
     Ok(checked)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn new_ruleset(checked: Checked) -> NewRuleset {
@@ -491,7 +476,7 @@ async fn save(
             Some(current.version),
         )
         .await?
-        .ok_or_else(|| not_found(&current.id))?;
+        .ok_or_else(|| ApiError::not_found(&current.id))?;
     Ok(answer(false, ruleset_json(&stored, true)))
 }
 
@@ -668,7 +653,7 @@ fn rule_index(current: &StoredRuleset, rule_id: &str, path: &str) -> Result<usiz
     stored_rules(current)
         .iter()
         .position(|r| r["id"] == json!(rule_id))
-        .ok_or_else(|| not_found(path))
+        .ok_or_else(|| ApiError::not_found(path))
 }
 
 doc!(
@@ -770,7 +755,7 @@ fn version_number(v: &str, path: &str) -> Result<i64, ApiError> {
     v.parse::<i64>()
         .ok()
         .filter(|n| *n >= 1)
-        .ok_or_else(|| not_found(path))
+        .ok_or_else(|| ApiError::not_found(path))
 }
 
 async fn one_version(
@@ -785,7 +770,7 @@ async fn one_version(
         .store
         .ruleset_version(target.scope(), id, version)
         .await?
-        .ok_or_else(|| not_found(path))?;
+        .ok_or_else(|| ApiError::not_found(path))?;
     Ok(ok(ruleset_json(&r, true)).into_response())
 }
 
@@ -857,7 +842,7 @@ doc!(
             .store
             .delete_ruleset_version(target.scope(), &current.id, version)
             .await?
-            .ok_or_else(|| not_found(uri.path()))?;
+            .ok_or_else(|| ApiError::not_found(uri.path()))?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
 );

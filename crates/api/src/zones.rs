@@ -10,7 +10,7 @@ use crate::{AppState, Paging, json_body, ok, ok_page, timestamp};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use edgetrace_edge::FieldErrors;
@@ -73,14 +73,6 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-fn not_found(path: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        codes::INVALID_IDENTIFIER,
-        format!("Could not route to {path}, perhaps your object identifier is invalid?"),
-    )
-}
-
 /// Authentication, the zone's existence, then the caller's permission on its account: what
 /// every `/zones/{zone_id}/…` route starts with.
 pub(crate) async fn zone_caller(
@@ -96,7 +88,7 @@ pub(crate) async fn zone_caller(
         .store
         .zone(zone_id)
         .await?
-        .ok_or_else(|| not_found(path))?;
+        .ok_or_else(|| ApiError::not_found(path))?;
     authorize(&principal, &zone.account_id, permissions)?;
     Ok((principal, zone))
 }
@@ -288,7 +280,7 @@ async fn create_zone(
     }
     authorize(&principal, &account, &[ZONE_WRITE])?;
     if state.store.account(&account).await?.is_none() {
-        return Err(not_found(&format!("/accounts/{account}")));
+        return Err(ApiError::not_found(&format!("/accounts/{account}")));
     }
     let zone = state.store.create_zone(&account, &name, &kind).await?;
     Ok(ok(zone_json(&state, zone).await?).into_response())
@@ -375,7 +367,7 @@ async fn delete_zone(
 ) -> Result<Response, ApiError> {
     zone_caller(&state, &headers, uri.path(), &zone_id, &[ZONE_WRITE]).await?;
     if !state.store.delete_zone(&zone_id).await? {
-        return Err(not_found(uri.path()));
+        return Err(ApiError::not_found(uri.path()));
     }
     Ok(ok(IdJson { id: zone_id }).into_response())
 }
@@ -618,7 +610,7 @@ async fn existing_record(
         .store
         .dns_record(&zone.id, record_id)
         .await?
-        .ok_or_else(|| not_found(path))
+        .ok_or_else(|| ApiError::not_found(path))
 }
 
 #[utoipa::path(
@@ -660,7 +652,7 @@ async fn update_record(
         .store
         .update_dns_record(&zone.id, &record_id, &record)
         .await?
-        .ok_or_else(|| not_found(path))?;
+        .ok_or_else(|| ApiError::not_found(path))?;
     Ok(ok(record_json(&zone, stored)).into_response())
 }
 
