@@ -17,6 +17,7 @@ pub mod error;
 pub mod lists;
 pub mod openapi;
 pub mod page_rules;
+pub mod request_tracer;
 pub mod rulesets;
 pub mod sysprobe;
 pub mod traceroute;
@@ -26,7 +27,7 @@ use crate::auth::{Principal, authenticate, authorize, check_account_id};
 use crate::error::{ApiError, ErrorItem, codes};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -116,6 +117,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     pub limiter: Arc<Limiter>,
     pub sysprobe: Arc<SysprobeConfig>,
+    /// The edge (proxy and request tracer share it: sites, counters, origin client).
+    pub edge: Arc<edgetrace_proxy::Edge>,
 }
 
 /// The success envelope.
@@ -266,12 +269,35 @@ pub fn router(state: AppState) -> Router {
         .merge(rulesets::routes())
         .merge(page_rules::routes())
         .merge(lists::routes())
+        .merge(request_tracer::routes())
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            invalidate_sites,
+        ))
         .with_state(state);
     Router::new()
         .nest("/client/v4", api)
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// After a successful change through the API, the edge reads configurations again (this
+/// replica at once; others within `edgetrace_proxy::site::DEFAULT_TTL`).
+async fn invalidate_sites(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let change = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) && !request.uri().path().ends_with("/request-tracer/trace");
+    let response = next.run(request).await;
+    if change && response.status().is_success() {
+        state.edge.sites.invalidate();
+    }
+    response
 }
 
 async fn no_route(OriginalUri(uri): OriginalUri) -> ApiError {

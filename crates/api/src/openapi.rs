@@ -125,6 +125,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::rulesets::Doc::openapi());
     doc.merge(crate::page_rules::Doc::openapi());
     doc.merge(crate::lists::Doc::openapi());
+    doc.merge(crate::request_tracer::Doc::openapi());
     doc
 }
 

@@ -36,6 +36,7 @@ async fn env_with(limit: RateLimit) -> Env {
         city: "Lab, ZZ".into(),
     };
     let state = AppState {
+        edge: Arc::new(edgetrace_proxy::Edge::new(store.clone())),
         store,
         fleet: Arc::new(Fleet::new(vec![LocalColo::new(colo, prober)])),
         limiter: Arc::new(Limiter::new(limit)),

@@ -17,12 +17,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API server: Cloudflare-compatible traceroute API, with SQLite in the data
-    /// directory and this machine as the colo.
+    /// Run the API server: Cloudflare-compatible traceroute, edge configuration and request
+    /// trace API, with SQLite in the data directory and this machine as the colo; with
+    /// --proxy-listen, the edge proxy too.
     ///
     /// Needs CAP_NET_RAW for TCP and GRE traces (root, or `setcap cap_net_raw+ep`); it is
     /// dropped as soon as the sockets are open.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Run one process of a colo: connect out to NATS, announce the colo, run the traceroutes
     /// the servers send it (with this machine's sockets).
     ///
@@ -60,7 +61,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Agent(args) => agent::run(args),
         Command::Traceroute(args) => traceroute::run(args),
         Command::Account { dir, command } => admin::account(dir, command),

@@ -31,10 +31,17 @@ Examples:
   edgetrace serve --listen 0.0.0.0:8080 --data-dir /var/lib/edgetrace --colo-name ams01 --colo-city 'Amsterdam, NL'
   edgetrace serve --sysprobe-socket /opt/datadog-agent/run/sysprobe.sock
   edgetrace serve --nats nats://10.0.0.5:4222 --database postgres://edgetrace@db/edgetrace
+  edgetrace serve --proxy-listen 0.0.0.0:443 --proxy-tls-cert edge.pem --proxy-tls-key edge.key --geo-db GeoLite2-City.mmdb
 
 With --nats, the colos are the `edgetrace agent`s that announce themselves on NATS (this machine
 is no longer one; it still answers the system-probe route). Without it, this machine is the one
 colo. With --database, replicas behind a load balancer share accounts, tokens and results.
+
+With --proxy-listen, serve also runs the edge: a reverse proxy (HTTP/1.1 and HTTP/2; TLS when a
+certificate is given) for the proxied DNS records of the configured zones, applying their
+rulesets and page rules to every request, then forwarding to the record's address (the port the
+request came in on, unless --proxy-origin-port or a `route` rule says otherwise). A change made
+through the API applies at once on this replica and within 1 s on others.
 
 Config file (TOML; every key optional, command-line flags win):
   listen = \"127.0.0.1:8080\"
@@ -57,7 +64,13 @@ Config file (TOML; every key optional, command-line flags win):
   no_dns = false
   dns_server = \"127.0.0.53:53\"   # default: the system's resolvers (/etc/resolv.conf)
   dns_timeout_ms = 1000
-  asn_db = [\"ip2asn-v4.tsv\", \"ip2asn-v6.tsv\"]   # relative to this file")]
+  asn_db = [\"ip2asn-v4.tsv\", \"ip2asn-v6.tsv\"]   # relative to this file
+  [proxy]
+  listen = \"0.0.0.0:443\"
+  tls_cert = \"edge.pem\"      # PEM chain, leaf first; with tls_key: HTTPS (HTTP/2 by ALPN)
+  tls_key = \"edge.key\"
+  origin_port = 80
+  geo_db = \"GeoLite2-City.mmdb\"   # ip.src.country and friends; without it they are missing")]
 pub struct Args {
     /// Address of the HTTP API [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
@@ -96,6 +109,35 @@ pub struct Args {
     rate_limit: Option<u32>,
     #[command(flatten)]
     enrich: EnrichArgs,
+    /// Run the edge proxy on this address (HTTP/1.1 and HTTP/2).
+    #[arg(long, value_name = "ADDR")]
+    proxy_listen: Option<SocketAddr>,
+    /// Serve the proxy over TLS with this PEM certificate chain (needs --proxy-tls-key).
+    #[arg(long, value_name = "FILE", requires = "proxy_tls_key")]
+    proxy_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --proxy-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "proxy_tls_cert")]
+    proxy_tls_key: Option<PathBuf>,
+    /// Port of the origins [default: the port the request came in on].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    proxy_origin_port: Option<u16>,
+    /// GeoLite2-City or -Country .mmdb for the rules' ip.src.* fields (reloaded when it
+    /// changes); without it they are missing and rules comparing them do not match.
+    #[arg(long, value_name = "FILE")]
+    geo_db: Option<PathBuf>,
+    /// Threads serving the API and the proxy [default: one per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxySection {
+    listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    origin_port: Option<u16>,
+    geo_db: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +155,8 @@ struct Config {
     sysprobe: SysprobeSection,
     #[serde(default)]
     enrich: EnrichSection,
+    #[serde(default)]
+    proxy: ProxySection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +341,42 @@ fn serve(args: Args) -> anyhow::Result<()> {
         network_id: config.sysprobe.network_id.unwrap_or_default(),
     };
 
+    let base = args
+        .config
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
+    let proxy_listen = args.proxy_listen.or(config.proxy.listen);
+    let tls = match (
+        args.proxy_tls_cert
+            .or(config.proxy.tls_cert.map(|p| base.join(p))),
+        args.proxy_tls_key
+            .or(config.proxy.tls_key.map(|p| base.join(p))),
+    ) {
+        (Some(cert), Some(key)) => Some(
+            edgetrace_proxy::server::tls_acceptor(&cert, &key)
+                .context("--proxy-tls-cert/--proxy-tls-key")?,
+        ),
+        (None, None) => None,
+        _ => bail!("proxy.tls_cert and proxy.tls_key go together"),
+    };
+    if tls.is_some() && proxy_listen.is_none() {
+        bail!("--proxy-tls-cert: needs --proxy-listen");
+    }
+    if config.proxy.origin_port == Some(0) {
+        bail!("proxy.origin_port: 0 is out of range; allowed: 1-65535");
+    }
+    let origin_port = args.proxy_origin_port.or(config.proxy.origin_port);
+    // A bad database file stops the server here, naming the file.
+    let geo_db = match args.geo_db.or(config.proxy.geo_db.map(|p| base.join(p))) {
+        Some(path) => Some(
+            edgetrace_enrich::GeoDb::open(&path)
+                .with_context(|| format!("--geo-db {}", path.display()))?,
+        ),
+        None => None,
+    };
+
     // Privileged sockets first, then every capability goes, before any thread starts.
     let sockets = match Sockets::open() {
         Ok(s) => Some(s),
@@ -310,13 +390,18 @@ fn serve(args: Args) -> anyhow::Result<()> {
     };
     drop_privileges().context("cannot drop privileges")?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.worker_threads {
+        runtime.worker_threads(usize::from(n));
+    }
+    let runtime = runtime
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     // A bad database file stops the server here, naming the file.
     let enricher = enrich_args.build(runtime.handle().clone())?;
     warn_without_asn_db(&enricher);
+    let enricher_asn = enricher.asn.clone();
     let local = LocalColo::with_enricher(colo, sockets, enricher)
         .context("cannot start the probing thread")?;
     runtime.block_on(async move {
@@ -334,7 +419,13 @@ fn serve(args: Args) -> anyhow::Result<()> {
             }
             None => Fleet::new(vec![local]),
         };
+        let mut edge = edgetrace_proxy::Edge::new(store.clone());
+        edge.geo = geo_db;
+        edge.asn = enricher_asn;
+        edge.origin_port = origin_port;
+        let edge = Arc::new(edge);
         let state = AppState {
+            edge: edge.clone(),
             store: store.clone(),
             fleet: Arc::new(fleet),
             limiter: Arc::new(Limiter::new(rate_limit)),
@@ -353,7 +444,30 @@ fn serve(args: Args) -> anyhow::Result<()> {
         );
         let mut servers = tokio::task::JoinSet::new();
         let api = edgetrace_api::router(state.clone());
-        servers.spawn(async move { axum::serve(listener, api).await.context("API server") });
+        servers.spawn(async move {
+            axum::serve(
+                listener,
+                api.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .context("API server")
+        });
+        if let Some(addr) = proxy_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--proxy-listen {addr}: cannot listen"))?;
+            eprintln!(
+                "edgetrace: edge proxy on {}://{}",
+                if tls.is_some() { "https" } else { "http" },
+                listener.local_addr()?
+            );
+            let edge = edge.clone();
+            servers.spawn(async move {
+                edgetrace_proxy::server::serve(edge, listener, tls)
+                    .await
+                    .context("proxy server")
+            });
+        }
         if let Some(path) = sysprobe_socket {
             let listener = bind_unix(&path)?;
             eprintln!("edgetrace: system-probe route on unix:{}", path.display());

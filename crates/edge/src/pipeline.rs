@@ -7,11 +7,15 @@
 //! set_cache_settings, score), `execute` runs a custom ruleset as a nested level with its
 //! overrides, `skip` skips what it names. Field values are fixed within a phase and updated
 //! between phases; `raw.*` fields keep the original request. [`Pipeline::response`] runs the
-//! response phases on the origin's response.
+//! response phases on the origin's response. After the request phases, unless a rule answered,
+//! the zone's page rules apply: the first active one whose pattern matches, in Cloudflare's
+//! precedence; a forwarding URL or `always_use_https` answers with a redirect, other settings
+//! join `Outcome::config` (a ruleset's `set_config` of the same setting wins).
 //!
 //! Side effects go through [`Effects`]: the proxy performs them, a trace records them. Every
 //! step is recorded as a [`Step`] in evaluation order, the Request Trace API's `trace`.
 
+use crate::page_rules::{PageRule, RequestUrl, Resolved, applicable};
 use crate::phases::PhaseOrder;
 use edgetrace_rules::{ExecutionContext, Expression, Lists, Phase, Scheme, Stage, Target};
 use serde::Serialize;
@@ -201,6 +205,8 @@ pub struct Config {
     /// Rulesets that `execute` can run, by id.
     pub custom: HashMap<String, Ruleset>,
     pub lists: Box<dyn Lists>,
+    /// The zone's page rules, in any order.
+    pub page_rules: Vec<PageRule>,
 }
 
 /// What a challenge, a rate limit or a log line does: performed by the proxy, recorded by a
@@ -342,6 +348,9 @@ impl Pipeline<'_> {
             }
             run.phase(phase, &mut trace);
         }
+        if run.answer.is_none() {
+            run.page_rules(&mut trace);
+        }
         Outcome {
             request: run.request,
             answer: run.answer,
@@ -354,14 +363,15 @@ impl Pipeline<'_> {
     }
 
     /// Runs the response phases on `response` for the request the request phases produced;
-    /// returns the response to send and the steps, appended to `trace`.
+    /// returns the response to send (the origin's with its header rewrites, or, when a rule
+    /// answered, that answer: the second value is then true) and appends the steps to `trace`.
     pub fn response(
         &self,
         outcome: &Outcome,
         response: Response,
         effects: &mut dyn Effects,
         trace: &mut Vec<Step>,
-    ) -> Response {
+    ) -> (Response, bool) {
         let mut run = Run::new(self, outcome.request.clone(), Some(response), effects);
         for &phase in self.config.order.response() {
             if run.answer.is_some() {
@@ -370,16 +380,22 @@ impl Pipeline<'_> {
             run.phase(phase, trace);
         }
         match run.answer {
-            Some(a) => Response {
-                status: a.status,
-                headers: a.headers,
-                body: a.body,
-            },
-            None => run.response.unwrap_or(Response {
-                status: 502,
-                headers: Vec::new(),
-                body: Vec::new(),
-            }),
+            Some(a) => (
+                Response {
+                    status: a.status,
+                    headers: a.headers,
+                    body: a.body,
+                },
+                true,
+            ),
+            None => (
+                run.response.unwrap_or(Response {
+                    status: 502,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                }),
+                false,
+            ),
         }
     }
 }
@@ -770,6 +786,56 @@ impl<'p, 'e> Run<'p, 'e> {
             }
             _ => false,
         }
+    }
+
+    /// The page rule that applies, as one step.
+    fn page_rules(&mut self, trace: &mut Vec<Step>) {
+        let rules = &self.pipeline.config.page_rules;
+        if rules.is_empty() {
+            return;
+        }
+        let Ok(url) = RequestUrl::parse(&self.request.url()) else {
+            return;
+        };
+        let Some(applied) = applicable(rules, &url) else {
+            return;
+        };
+        for action in &applied.actions {
+            match action {
+                Resolved::Redirect { location, status } if self.answer.is_none() => {
+                    self.answer = Some(Answer {
+                        status: *status,
+                        headers: vec![("location".into(), location.clone())],
+                        body: Vec::new(),
+                        action: "page_rule".into(),
+                    });
+                }
+                Resolved::Setting { id, value } => {
+                    if id == "host_header_override" && self.route.host_header.is_none() {
+                        self.route.host_header =
+                            value.as_ref().and_then(Value::as_str).map(str::to_string);
+                    }
+                    self.config
+                        .entry(id.clone())
+                        .or_insert_with(|| value.clone().unwrap_or(Value::Bool(true)));
+                }
+                _ => {}
+            }
+        }
+        trace.push(Step {
+            step_name: applied.rule.id.clone(),
+            r#type: "page_rule".into(),
+            name: None,
+            kind: None,
+            description: Some(applied.rule.spec.target.to_string()),
+            expression: None,
+            matched: true,
+            action: None,
+            action_parameters: Some(json!({"actions": applied.rule.spec.actions_json()})),
+            phase: None,
+            explanation: None,
+            trace: Vec::new(),
+        });
     }
 
     fn value(&self, rule: &Rule, pointer: &str, ctx: &ExecutionContext<'_>) -> Option<String> {

@@ -86,6 +86,7 @@ fn config(account: Vec<Ruleset>, zone: Vec<Ruleset>, custom: Vec<Ruleset>) -> Co
             .map(|r| (r.id.clone(), r))
             .collect::<HashMap<_, _>>(),
         lists: Box::new(MemoryLists::new()),
+        page_rules: Vec::new(),
     }
 }
 
@@ -354,7 +355,7 @@ fn response_phases_rewrite_headers_and_serve_errors() {
     let mut fx = Recorder::default();
     let out = pipeline.request(request("/"), &mut fx);
     let mut trace = Vec::new();
-    let ok = pipeline.response(
+    let (ok, ok_answered) = pipeline.response(
         &out,
         Response {
             status: 200,
@@ -368,6 +369,7 @@ fn response_phases_rewrite_headers_and_serve_errors() {
         &mut trace,
     );
     assert_eq!(ok.status, 200);
+    assert!(!ok_answered, "the origin's response, rewritten");
     assert_eq!(
         ok.headers,
         [
@@ -375,7 +377,7 @@ fn response_phases_rewrite_headers_and_serve_errors() {
             ("x-served".to_string(), "edgetrace".to_string())
         ]
     );
-    let failed = pipeline.response(
+    let (failed, failed_answered) = pipeline.response(
         &out,
         Response {
             status: 502,
@@ -386,6 +388,7 @@ fn response_phases_rewrite_headers_and_serve_errors() {
         &mut trace,
     );
     assert_eq!(failed.status, 503);
+    assert!(failed_answered, "serve_error answered");
     assert_eq!(failed.body, b"<h1>down</h1>");
     assert_eq!(trace.len(), 2, "one matched ruleset per response");
 }

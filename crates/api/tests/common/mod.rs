@@ -34,6 +34,7 @@ pub async fn env() -> Env {
         .await
         .unwrap();
     let state = AppState {
+        edge: Arc::new(edgetrace_proxy::Edge::new(store.clone())),
         store,
         fleet: Arc::new(Fleet::new(Vec::new())),
         limiter: Arc::new(Limiter::new(RateLimit::default())),

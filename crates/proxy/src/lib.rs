@@ -1,0 +1,441 @@
+//! The edge: one request handler, [`Edge::handle`], run for real by the reverse proxy
+//! ([`server`]) and in trace mode by the Request Trace API.
+//!
+//! ```text
+//!   proxy listener ──► server::proxy ─┐                      ┌─► origin (hyper client)
+//!                                     ├─► Edge::handle ──────┤
+//!   POST …/request-tracer/trace ──────┘   request phases,    └─► response phases
+//!                                         page rules (edge::pipeline)
+//! ```
+//!
+//! Both callers build an `edge::pipeline::Request` and hand it to the same function with a
+//! [`Mode`]: the proxy performs the side effects ([`effects::Perform`]: rate-limit counters
+//! count, challenges are served, logs are written), a trace records them
+//! ([`effects::Record`]: counters are read, `skip_challenge` passes challenges) and calls the
+//! origin only without `skip_response`. Because the code is the same, a trace cannot drift
+//! from what the proxy does.
+
+pub mod effects;
+pub mod server;
+pub mod site;
+
+use bytes::Bytes;
+use edgetrace_edge::pipeline::{Geo, Outcome, Pipeline, Request, Response, RunOptions, Step};
+use edgetrace_enrich::{AsnDb, GeoDb};
+use edgetrace_rules::Scheme;
+use effects::{Counters, Perform, Record};
+use http::header::{HeaderName, HeaderValue};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use site::{Site, Sites};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use site::LoadError;
+
+/// A response body: the origin's, streamed, or one the edge wrote.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// How long the origin may take to answer with its headers [30 s].
+pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Headers that belong to one connection and are not forwarded (RFC 9110 §7.6.1), plus the
+/// ones the edge writes itself.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+];
+
+/// Whether a request is served or traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Served by the proxy: side effects happen.
+    Proxy,
+    /// Traced: side effects are recorded; the origin is called unless `skip_response`.
+    Trace {
+        skip_challenge: bool,
+        skip_response: bool,
+    },
+}
+
+/// What goes (or, with `skip_response`, would go) to the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub method: String,
+    /// `http://HOST/path?query`, HOST being the `Host` header the origin receives.
+    pub url: String,
+    /// The origin's address, when it could be resolved.
+    pub address: Option<SocketAddr>,
+    /// Every header sent, `host` first.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The result of one request through the edge.
+pub struct Handled {
+    /// Every step, request phases then page rules then response phases, in evaluation order.
+    pub trace: Vec<Step>,
+    /// What the request phases decided (`trace` moved out).
+    pub outcome: Outcome,
+    /// What was sent to the origin; `None` when a rule answered.
+    pub forwarded: Option<Forwarded>,
+    /// The action that answered instead of the origin (`block`, `redirect`, `page_rule`,
+    /// `managed_challenge`, `serve_error`, …), if one did.
+    pub answered_by: Option<String>,
+    /// Why the origin could not be reached (the response is then a 502 or 504).
+    pub origin_error: Option<String>,
+    /// The response to send; `None` for a trace with `skip_response` that no rule answered.
+    pub response: Option<http::Response<Body>>,
+}
+
+/// The edge of one process: sites, counters, the origin client, geolocation.
+pub struct Edge {
+    pub sites: Sites,
+    scheme: Arc<Scheme>,
+    counters: Counters,
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// GeoLite2-City/Country database for `ip.src.*` fields.
+    pub geo: Option<GeoDb>,
+    /// ASN database for `ip.src.asnum`.
+    pub asn: Option<AsnDb>,
+    /// The origins' port when no `route` rule names one; `None`: the port the request came in
+    /// on (for a trace: the URL's port).
+    pub origin_port: Option<u16>,
+    pub origin_timeout: Duration,
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A plain-text response written by the edge.
+pub fn text_response(status: u16, text: String) -> http::Response<Body> {
+    let mut r = http::Response::new(full(text));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn response_from(status: u16, headers: &[(String, String)], body: Body) -> http::Response<Body> {
+    let mut r = http::Response::new(body);
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    for (k, v) in headers {
+        if HOP_BY_HOP.contains(&k.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            r.headers_mut().append(k, v);
+        }
+    }
+    r
+}
+
+impl Edge {
+    pub fn new(store: edgetrace_store::Store) -> Edge {
+        let scheme = Arc::new(Scheme::cloudflare());
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        Edge {
+            sites: Sites::new(store, scheme.clone()),
+            scheme,
+            counters: Counters::default(),
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build(connector),
+            geo: None,
+            asn: None,
+            origin_port: None,
+            origin_timeout: DEFAULT_ORIGIN_TIMEOUT,
+        }
+    }
+
+    /// Geolocation of a client address from the configured databases; every field is missing
+    /// without them.
+    pub fn geo_of(&self, ip: IpAddr) -> Geo {
+        if self.geo.is_none() && self.asn.is_none() {
+            return Geo::default();
+        }
+        let g = edgetrace_enrich::Geo::of(ip, self.geo.as_ref(), self.asn.as_ref());
+        Geo {
+            country: g.country,
+            continent: g.continent,
+            city: g.city,
+            region_code: g.region_code,
+            postal_code: g.postal_code,
+            latitude: g.lat,
+            longitude: g.lon,
+            subdivision_1_iso_code: g.subdivision_1_iso_code,
+            subdivision_2_iso_code: g.subdivision_2_iso_code,
+            is_in_european_union: g.is_in_european_union,
+            timezone: g.timezone_name,
+            asnum: g.asnum.map(i64::from),
+        }
+    }
+
+    /// Runs one request through `site`'s pipeline and, unless a rule answers (or a trace
+    /// skips it), the origin and the response phases. `port` is the port the request came in
+    /// on (the origin's port unless configured otherwise).
+    pub async fn handle(
+        &self,
+        site: &Site,
+        request: Request,
+        port: u16,
+        mode: Mode,
+        options: RunOptions,
+    ) -> Handled {
+        let pipeline = Pipeline {
+            scheme: &self.scheme,
+            config: &site.config,
+            options,
+        };
+        let mut perform = Perform {
+            counters: &self.counters,
+        };
+        let mut record = Record {
+            counters: &self.counters,
+            skip_challenge: matches!(
+                mode,
+                Mode::Trace {
+                    skip_challenge: true,
+                    ..
+                }
+            ),
+        };
+        let effects: &mut (dyn edgetrace_edge::pipeline::Effects + Send) = match mode {
+            Mode::Proxy => &mut perform,
+            Mode::Trace { .. } => &mut record,
+        };
+        let mut outcome = pipeline.request(request, effects);
+        let mut trace = std::mem::take(&mut outcome.trace);
+        if let Some(answer) = &outcome.answer {
+            let response = response_from(answer.status, &answer.headers, full(answer.body.clone()));
+            return Handled {
+                trace,
+                answered_by: Some(answer.action.clone()),
+                outcome,
+                forwarded: None,
+                origin_error: None,
+                response: Some(response),
+            };
+        }
+        let (address, resolve_error) = match self.origin_address(site, &outcome, port).await {
+            Ok(a) => (Some(a), None),
+            Err(e) => (None, Some(e)),
+        };
+        let forwarded = forwarded(&outcome, address);
+        if let Mode::Trace {
+            skip_response: true,
+            ..
+        } = mode
+        {
+            return Handled {
+                trace,
+                outcome,
+                forwarded: Some(forwarded),
+                answered_by: None,
+                origin_error: resolve_error,
+                response: None,
+            };
+        }
+        let (origin, body, origin_error) = match address {
+            None => (
+                Response {
+                    status: 502,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                },
+                None,
+                resolve_error,
+            ),
+            Some(addr) => match self.fetch(&forwarded, &outcome.request, addr).await {
+                Ok((r, body)) => (r, Some(body), None),
+                Err((status, e)) => (
+                    Response {
+                        status,
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                    },
+                    None,
+                    Some(e),
+                ),
+            },
+        };
+        let (response, answered) = pipeline.response(&outcome, origin, effects, &mut trace);
+        let body = match (answered, body, &origin_error) {
+            (false, Some(body), _) => body,
+            (false, None, Some(e)) => full(format!("edgetrace: origin unreachable: {e}\n")),
+            _ => full(response.body),
+        };
+        let mut headers = response.headers;
+        if !answered && origin_error.is_some() {
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+            headers.push(("content-type".into(), "text/plain; charset=utf-8".into()));
+        }
+        Handled {
+            trace,
+            answered_by: answered.then(|| "serve_error".to_string()),
+            outcome,
+            forwarded: Some(forwarded),
+            origin_error,
+            response: Some(response_from(response.status, &headers, body)),
+        }
+    }
+
+    /// Where the origin is: a `route` rule's host and port, else the site's proxied records
+    /// (A/AAAA content, or a CNAME's target resolved).
+    async fn origin_address(
+        &self,
+        site: &Site,
+        outcome: &Outcome,
+        port: u16,
+    ) -> Result<SocketAddr, String> {
+        let port = outcome
+            .route
+            .origin_port
+            .or(self.origin_port)
+            .unwrap_or(port);
+        let host = match &outcome.route.origin_host {
+            Some(h) => h.clone(),
+            None => match site.origins.first() {
+                Some(r) => r.record.content.clone(),
+                None => {
+                    return Err(format!(
+                        "{} has no proxied DNS record in zone {}",
+                        site.host, site.zone.name
+                    ));
+                }
+            },
+        };
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, port));
+        }
+        tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot resolve origin {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("origin {host} has no address"))
+    }
+
+    /// Sends the request to the origin; the status and headers for the response phases and
+    /// the body to stream, or the status to answer with and why.
+    async fn fetch(
+        &self,
+        forwarded: &Forwarded,
+        request: &Request,
+        address: SocketAddr,
+    ) -> Result<(Response, Body), (u16, String)> {
+        let uri = format!("http://{address}{}", request.uri);
+        let mut builder = http::Request::builder()
+            .method(forwarded.method.as_str())
+            .uri(&uri);
+        for (k, v) in &forwarded.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        let request = builder
+            .body(Full::new(Bytes::copy_from_slice(&request.body)))
+            .map_err(|e| (502, format!("cannot build the origin request: {e}")))?;
+        let response =
+            match tokio::time::timeout(self.origin_timeout, self.client.request(request)).await {
+                Err(_) => {
+                    return Err((
+                        504,
+                        format!(
+                            "origin {address} did not answer within {} s",
+                            self.origin_timeout.as_secs()
+                        ),
+                    ));
+                }
+                Ok(Err(e)) => return Err((502, format!("origin {address}: {e}"))),
+                Ok(Ok(r)) => r,
+            };
+        let (parts, body) = response.into_parts();
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        Ok((
+            Response {
+                status: parts.status.as_u16(),
+                headers,
+                body: Vec::new(),
+            },
+            body.boxed(),
+        ))
+    }
+}
+
+/// The request the origin receives: the rewritten request, its `Host` (a `route` rule's
+/// `host_header` or the original), without hop-by-hop headers, with the forwarding headers.
+fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
+    let r = &outcome.request;
+    let host = outcome.route.host_header.clone().unwrap_or_else(|| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map_or_else(|| r.host.clone(), |(_, v)| v.clone())
+    });
+    let mut headers = vec![("host".to_string(), host.clone())];
+    let mut forwarded_for = None;
+    for (k, v) in &r.headers {
+        let lower = k.to_ascii_lowercase();
+        if lower == "host" || HOP_BY_HOP.contains(&lower.as_str()) {
+            continue;
+        }
+        if lower == "x-forwarded-for" {
+            forwarded_for = Some(v.clone());
+            continue;
+        }
+        if matches!(
+            lower.as_str(),
+            "x-forwarded-proto" | "cf-connecting-ip" | "cf-ipcountry" | "cf-visitor"
+        ) {
+            continue;
+        }
+        headers.push((lower, v.clone()));
+    }
+    let ip = r.client_ip.to_string();
+    let scheme = if r.https { "https" } else { "http" };
+    headers.push((
+        "x-forwarded-for".into(),
+        match forwarded_for {
+            Some(f) => format!("{f}, {ip}"),
+            None => ip.clone(),
+        },
+    ));
+    headers.push(("x-forwarded-proto".into(), scheme.into()));
+    headers.push(("cf-connecting-ip".into(), ip));
+    headers.push(("cf-visitor".into(), format!("{{\"scheme\":\"{scheme}\"}}")));
+    if let Some(c) = &r.geo.country {
+        headers.push(("cf-ipcountry".into(), c.clone()));
+    }
+    Forwarded {
+        method: r.method.clone(),
+        url: format!("http://{host}{}", r.uri),
+        address,
+        headers,
+    }
+}

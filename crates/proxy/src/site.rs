@@ -1,0 +1,238 @@
+//! A site: one proxied hostname with its zone's configuration, compiled for the pipeline, read
+//! from the store and cached.
+//!
+//! The cache holds each hostname's compiled configuration for [`Sites::ttl`] and forgets
+//! everything when [`Sites::invalidate`] is called (the API calls it after every change it
+//! makes, so a replica sees its own changes at once; other replicas within the TTL).
+
+use edgetrace_edge::lists::{Catalog, ItemValue, parse_kind};
+use edgetrace_edge::page_rules::{PageRule, from_stored};
+use edgetrace_edge::phases::PhaseOrder;
+use edgetrace_edge::pipeline::{Config, Ruleset};
+use edgetrace_rules::Scheme;
+use edgetrace_store::{DnsRecord, Scope, Store, StoreError, StoredRuleset, Zone};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a compiled configuration is used before it is read again [1 s].
+pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
+
+/// One hostname of a zone, ready to serve.
+pub struct Site {
+    pub zone: Zone,
+    /// The hostname, lowercase.
+    pub host: String,
+    /// The proxied DNS records of the hostname: where the origin is. Empty when the hostname
+    /// has none (a trace of a name inside the zone that is not proxied).
+    pub origins: Vec<DnsRecord>,
+    pub config: Config,
+}
+
+/// Why a site could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored ruleset, list or page rule no longer compiles (a list it names was deleted).
+    #[error("the configuration of zone {zone} does not compile: {message}")]
+    Config { zone: String, message: String },
+}
+
+struct Entry {
+    site: Option<Arc<Site>>,
+    loaded: Instant,
+    generation: u64,
+}
+
+/// Loads and caches sites.
+pub struct Sites {
+    store: Store,
+    scheme: Arc<Scheme>,
+    pub ttl: Duration,
+    generation: AtomicU64,
+    cache: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+impl Sites {
+    pub fn new(store: Store, scheme: Arc<Scheme>) -> Sites {
+        Sites {
+            store,
+            scheme,
+            ttl: DEFAULT_TTL,
+            generation: AtomicU64::new(0),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets every cached configuration.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The site a proxied hostname belongs to; `None` when no zone has a proxied record of
+    /// that name.
+    pub async fn for_host(&self, host: &str) -> Result<Option<Arc<Site>>, LoadError> {
+        let generation = self.generation.load(Ordering::Relaxed);
+        let cached = self.cache.lock().expect("cache lock").get(host).cloned();
+        if let Some(e) = cached
+            && e.generation == generation
+            && e.loaded.elapsed() < self.ttl
+        {
+            return Ok(e.site.clone());
+        }
+        let records = self.store.proxied_records(host).await?;
+        let site = match records.first() {
+            None => None,
+            Some(first) => match self.store.zone(&first.zone_id).await? {
+                None => None,
+                Some(zone) => {
+                    let origins = records
+                        .iter()
+                        .filter(|r| r.zone_id == zone.id)
+                        .cloned()
+                        .collect();
+                    Some(Arc::new(self.load(zone, host, origins).await?))
+                }
+            },
+        };
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(
+            host.to_string(),
+            Arc::new(Entry {
+                site: site.clone(),
+                loaded: Instant::now(),
+                generation,
+            }),
+        );
+        Ok(site)
+    }
+
+    /// The site of `host` within `account`'s zones (the request tracer's lookup): the proxied
+    /// hostname when it is one of the account's, else the zone the name falls in (the longest
+    /// zone name that is the host or a parent of it), without origins. `None` when the host
+    /// is in none of the account's zones.
+    pub async fn for_account(
+        &self,
+        account: &str,
+        host: &str,
+    ) -> Result<Option<Arc<Site>>, LoadError> {
+        if let Some(site) = self.for_host(host).await?
+            && site.zone.account_id == account
+        {
+            return Ok(Some(site));
+        }
+        let zone = self
+            .store
+            .zones(Some(account), None)
+            .await?
+            .into_iter()
+            .filter(|z| host == z.name || host.ends_with(&format!(".{}", z.name)))
+            .max_by_key(|z| z.name.len());
+        match zone {
+            None => Ok(None),
+            Some(zone) => Ok(Some(Arc::new(self.load(zone, host, Vec::new()).await?))),
+        }
+    }
+
+    /// Reads and compiles a zone's configuration: the account's entry points and custom
+    /// rulesets, the zone's, the account's lists, the zone's page rules.
+    async fn load(
+        &self,
+        zone: Zone,
+        host: &str,
+        origins: Vec<DnsRecord>,
+    ) -> Result<Site, LoadError> {
+        let bad = |message: String| LoadError::Config {
+            zone: zone.name.clone(),
+            message,
+        };
+        let mut lists = Catalog::new();
+        for (list, items) in self.store.lists_with_items(&zone.account_id).await? {
+            let kind =
+                parse_kind(&list.list.kind).map_err(|e| bad(format!("list {}: {e}", list.id)))?;
+            let values = items
+                .iter()
+                .map(|i| {
+                    ItemValue::parse(kind, &i.item.data, "")
+                        .map_err(|e| bad(format!("list item {}: {e}", i.id)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            lists.insert(&list.list.name, kind, values);
+        }
+        let account = self
+            .store
+            .rulesets(Scope::Account(&zone.account_id))
+            .await?;
+        let zoned = self
+            .store
+            .rulesets(Scope::Zone {
+                account: &zone.account_id,
+                zone: &zone.id,
+            })
+            .await?;
+        let compile = |r: &StoredRuleset| {
+            let json = json!({
+                "id": r.id,
+                "name": r.ruleset.name,
+                "description": r.ruleset.description,
+                "kind": r.ruleset.kind,
+                "phase": r.ruleset.phase,
+                "rules": r.ruleset.rules,
+            });
+            Ruleset::compile(&json, &self.scheme, &lists)
+                .map_err(|e| bad(format!("ruleset {}: {e}", r.id)))
+        };
+        let mut config = Config {
+            order: PhaseOrder::default(),
+            account: Vec::new(),
+            zone: Vec::new(),
+            custom: HashMap::new(),
+            lists: Box::new(Catalog::new()),
+            page_rules: Vec::new(),
+        };
+        for r in &account {
+            match r.ruleset.kind.as_str() {
+                "root" => config.account.push(compile(r)?),
+                "custom" => {
+                    config.custom.insert(r.id.clone(), compile(r)?);
+                }
+                _ => {}
+            }
+        }
+        for r in &zoned {
+            match r.ruleset.kind.as_str() {
+                "zone" => config.zone.push(compile(r)?),
+                "custom" => {
+                    config.custom.insert(r.id.clone(), compile(r)?);
+                }
+                _ => {}
+            }
+        }
+        for r in self.store.page_rules(&zone.id).await? {
+            let spec = from_stored(
+                &r.rule.targets,
+                &r.rule.actions,
+                r.rule.priority,
+                &r.rule.status,
+                &zone.name,
+            )
+            .map_err(|e| bad(format!("page rule {}: {e:?}", r.id)))?;
+            config
+                .page_rules
+                .push(PageRule::new(r.id.clone(), spec, r.created_at));
+        }
+        config.lists = Box::new(lists);
+        Ok(Site {
+            host: host.to_string(),
+            zone,
+            origins,
+            config,
+        })
+    }
+}
