@@ -67,12 +67,6 @@ pub struct TraceResult {
     pub outcome: Value,
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct TraceQuery {
-    all_rules: Option<String>,
-    explain: Option<String>,
-}
-
 fn flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError> {
     match value {
         None => Ok(default),
@@ -132,13 +126,9 @@ async fn trace(
         &[REQUEST_TRACER_READ],
     )
     .await?;
-    let query = TraceQuery {
-        all_rules: query.get("all_rules").cloned(),
-        explain: query.get("explain").cloned(),
-    };
     let options = RunOptions {
-        all_rules: flag("all_rules", query.all_rules.as_deref(), false)?,
-        explain: flag("explain", query.explain.as_deref(), true)?,
+        all_rules: flag("all_rules", query.get("all_rules").map(String::as_str), false)?,
+        explain: flag("explain", query.get("explain").map(String::as_str), true)?,
     };
     let body = read_body(&headers, body).await?;
     let caller = connect.map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.0.ip());
