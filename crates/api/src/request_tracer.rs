@@ -127,7 +127,11 @@ async fn trace(
     )
     .await?;
     let options = RunOptions {
-        all_rules: flag("all_rules", query.get("all_rules").map(String::as_str), false)?,
+        all_rules: flag(
+            "all_rules",
+            query.get("all_rules").map(String::as_str),
+            false,
+        )?,
         explain: flag("explain", query.get("explain").map(String::as_str), true)?,
     };
     let body = read_body(&headers, body).await?;
