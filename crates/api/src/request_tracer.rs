@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
-use edgetrace_edge::input::{Fields, object, type_name};
+use edgetrace_edge::input::{Fields, type_name};
 use edgetrace_edge::page_rules::RequestUrl;
 use edgetrace_edge::pipeline::{Geo, Request, RunOptions, Step};
 use edgetrace_edge::{FieldError, FieldErrors};
@@ -213,10 +213,15 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
 const PROTOCOLS: &[&str] = &["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"];
 
 fn parse(body: &Value, caller: IpAddr, state: &AppState) -> Result<Traced, ApiError> {
-    let mut errors = FieldErrors::new();
-    let Some(map) = object(body, "", &mut errors) else {
-        return Err(errors.into());
+    // Not an object: 1001, like a body that is not JSON (the README's and traceroute's code).
+    let Some(map) = body.as_object() else {
+        return Err(ApiError::invalid(vec![ErrorItem::at(
+            codes::MALFORMED_BODY,
+            "",
+            format!("the body must be a JSON object, not {}", type_name(body)),
+        )]));
     };
+    let mut errors = FieldErrors::new();
     let f = Fields::new(map, "");
     f.only(
         &[
@@ -237,9 +242,16 @@ fn parse(body: &Value, caller: IpAddr, state: &AppState) -> Result<Traced, ApiEr
     {
         errors.push(f.error("method", format!("{m:?} is not an HTTP method")));
     }
+    // The URL and its host and port as written: the `Host` header a client sends for it (the
+    // proxy forwards the header as received, without lowering its case).
     let url = f.string("url", true, &mut errors).and_then(|u| {
         match RequestUrl::parse(&u).and_then(|url| check_url(&url).map(|()| url)) {
-            Ok(url) => Some(url),
+            Ok(url) => {
+                let rest = u.split_once("://").map_or(u.as_str(), |(_, r)| r);
+                let authority =
+                    rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())].to_string();
+                Some((url, authority))
+            }
             Err(e) => {
                 errors.push(f.error("url", e));
                 None
@@ -338,18 +350,14 @@ fn parse(body: &Value, caller: IpAddr, state: &AppState) -> Result<Traced, ApiEr
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let (Some(method), Some(url)) = (method, url) else {
+    let (Some(method), Some((url, authority))) = (method, url) else {
         return Err(ApiError::internal(
             "request trace",
             &"checked fields missing",
         ));
     };
     if !request_headers.iter().any(|(k, _)| k == "host") {
-        let host = match url.explicit_port {
-            Some(p) => format!("{}:{p}", url.host),
-            None => url.host.clone(),
-        };
-        request_headers.insert(0, ("host".into(), host));
+        request_headers.insert(0, ("host".into(), authority));
     }
     let uri = match &url.query {
         Some(q) => format!("{}?{q}", url.path),
