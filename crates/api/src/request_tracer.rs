@@ -246,7 +246,9 @@ fn parse(body: &Value, caller: IpAddr, state: &AppState) -> Result<Traced, ApiEr
     // proxy forwards the header as received, without lowering its case).
     let url = f.string("url", true, &mut errors).and_then(|u| {
         match RequestUrl::parse(&u).and_then(|url| check_url(&url).map(|()| url)) {
-            Ok(url) => {
+            Ok(mut url) => {
+                // The proxy serves `www.example.com.` as `www.example.com`: so does a trace.
+                url.host = url.host.trim_end_matches('.').to_string();
                 let rest = u.split_once("://").map_or(u.as_str(), |(_, r)| r);
                 let authority =
                     rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())].to_string();
