@@ -168,7 +168,7 @@ async fn trace(
             options,
         )
         .await;
-    Ok(ok(result(handled).await).into_response())
+    Ok(ok(result(handled, state.edge.origin_timeout).await).into_response())
 }
 
 /// The JSON body, read with this route's own limit (a traced body may be up to 1 MiB).
@@ -522,8 +522,10 @@ fn header_map(headers: &[(String, String)]) -> Map<String, Value> {
     out
 }
 
-/// The API's `result`; the response body (when the origin was called) is drained.
-async fn result(handled: Handled) -> TraceResult {
+/// The API's `result`; the response body (when the origin was called) is drained: at most
+/// [`MAX_TRACE_BODY`] of it for at most `drain` (a stalled or endless body must not hold the
+/// trace, nor be buffered whole).
+async fn result(handled: Handled, drain: std::time::Duration) -> TraceResult {
     let mut outcome = Map::new();
     let mut status_code = None;
     if let Some(by) = &handled.answered_by {
@@ -559,8 +561,10 @@ async fn result(handled: Handled) -> TraceResult {
             "response_headers".into(),
             Value::Object(header_map(&headers)),
         );
-        // Drain the origin's body so the connection goes back to the pool.
-        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+        // Drain the origin's body so the connection goes back to the pool; a larger or slower
+        // one is dropped instead (its connection closed).
+        let body = http_body_util::Limited::new(response.into_body(), MAX_TRACE_BODY);
+        let _ = tokio::time::timeout(drain, http_body_util::BodyExt::collect(body)).await;
     }
     let o = &handled.outcome;
     if !o.config.is_empty() {
