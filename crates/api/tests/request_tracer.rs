@@ -1381,6 +1381,70 @@ async fn without_skip_response_the_origin_answers() {
     assert!(step(&result["trace"], &ids.late).is_some());
 }
 
+/// A loopback origin whose bodies never end: `/stall` sends its headers and 3 of the 100
+/// bytes it announces, then nothing; any other path streams chunks until the client leaves.
+async fn start_endless_origin() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if buf.starts_with(b"GET /stall ") {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
+                        .await;
+                    // Holds the connection open without a byte more, until the client leaves.
+                    let _ = stream.read(&mut chunk).await;
+                    return;
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .await;
+                let mut piece = format!("{:x}\r\n", 64 * 1024).into_bytes();
+                piece.extend(std::iter::repeat_n(b'z', 64 * 1024));
+                piece.extend_from_slice(b"\r\n");
+                while stream.write_all(&piece).await.is_ok() {}
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_stalled_or_endless_origin_body_does_not_hold_the_trace() {
+    let mut env = env().await;
+    let port = start_endless_origin().await;
+    let edge = Arc::get_mut(&mut env.state.edge).expect("the edge is not shared yet");
+    edge.origin_port = Some(port);
+    edge.origin_timeout = Duration::from_secs(2);
+    shop(&env).await;
+    for path in ["/stall", "/endless"] {
+        let start = std::time::Instant::now();
+        let body = json!({"method": "GET", "url": format!("https://www.shop.test{path}")});
+        let r = tokio::time::timeout(Duration::from_secs(15), trace(&env, "", &body))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: the trace did not answer within 15 s"));
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        assert_eq!(r.body["result"]["status_code"], 200, "{path}: {}", r.body);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{path}: {:?}",
+            start.elapsed()
+        );
+    }
+}
+
 /// xorshift64*: a fixed-seed generator, so that a failure can be replayed.
 struct Rng(u64);
 
