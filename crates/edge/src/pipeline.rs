@@ -671,7 +671,12 @@ impl<'p, 'e> Run<'p, 'e> {
                 true
             }
             "serve_error" => {
-                let status = params["status_code"].as_u64().unwrap_or(500) as u16;
+                // Without status_code the response keeps its status (Cloudflare: "if provided,
+                // this value will override the current response status code").
+                let status = params["status_code"].as_u64().map_or_else(
+                    || self.response.as_ref().map_or(500, |r| r.status),
+                    |s| s as u16,
+                );
                 self.answer = Some(Answer {
                     status,
                     headers: vec![(
