@@ -563,6 +563,14 @@ fn corpus() -> Vec<Case> {
         case("custom error 503", "GET", "/status/503", 503),
         case("custom error 404", "GET", "/status/404", 404),
         case("custom error 500", "GET", "/status/500", 500),
+        // A custom error without status_code keeps the response's status (Cloudflare: "if
+        // provided, this value will override the current response status code").
+        case(
+            "custom error keeps the origin's status",
+            "GET",
+            "/status/410/gone",
+            410,
+        ),
         case(
             "origin 418 passes, response firewall logs",
             "GET",
@@ -902,7 +910,7 @@ fn configure(a: &Api<'_>, account: &str) {
                 json!({"content": "<h1>Down for maintenance</h1>", "content_type": "text/html", "status_code": 503})),
             rule(r#"http.response.code eq 404 and starts_with(http.request.uri.path, "/status/")"#, "serve_error",
                 json!({"content": "{\"error\":\"not found\"}", "content_type": "application/json", "status_code": 404})),
-            rule("http.response.code eq 500", "serve_error", json!({"content": "oops"})),
+            rule("http.response.code in {500 410}", "serve_error", json!({"content": "oops"})),
             rule(r#"http.response.code eq 502 and http.request.uri.path eq "/down-custom""#, "serve_error",
                 json!({"content": "origin down", "content_type": "text/plain", "status_code": 503})),
         ]),
