@@ -9,7 +9,7 @@ use crate::zones::IdJson;
 use crate::{AppState, account_caller, json_body, ok, timestamp};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -19,7 +19,7 @@ use edgetrace_edge::lists::{
 };
 use edgetrace_rules::ListKind;
 use edgetrace_store::{
-    ItemChange, ListOperation, NewList, NewListItem, StoredList, StoredListItem,
+    ItemChange, ListOperation, NewList, NewListItem, Scope, StoredList, StoredListItem,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -349,6 +349,7 @@ async fn update_list(
     responses(
         (status = 200, description = "The deleted list's id", body = crate::zones::IdEnvelope),
         (status = 400, description = "Missing credentials (9106)", body = crate::error::ErrorEnvelope),
+        (status = 409, description = "A rule refers to the list (1006)", body = crate::error::ErrorEnvelope),
         crate::openapi::AccountErrors, crate::openapi::AuthErrors,
     ),
     security(("api_token" = []), ("api_email" = [], "api_key" = []))
@@ -360,11 +361,62 @@ async fn delete_list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     account_caller(&state, &headers, uri.path(), &account_id, &[LISTS_WRITE]).await?;
-    existing_list(&state, &account_id, &list_id, uri.path()).await?;
+    let list = existing_list(&state, &account_id, &list_id, uri.path()).await?;
+    if let Some((ruleset, rule)) = referencing_rule(&state, &account_id, &list.list.name).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            codes::CONFLICT,
+            format!(
+                "list {} is in use: rule {rule} of ruleset {ruleset} refers to ${}; \
+                 change or delete the rule first",
+                list.list.name, list.list.name
+            ),
+        ));
+    }
     if !state.store.delete_list(&account_id, &list_id).await? {
         return Err(ApiError::not_found(uri.path()));
     }
     Ok(ok(IdJson { id: list_id }).into_response())
+}
+
+/// The first rule (ruleset id, rule id) of the account or its zones whose expressions refer
+/// to `$name`.
+async fn referencing_rule(
+    state: &AppState,
+    account_id: &str,
+    name: &str,
+) -> Result<Option<(String, String)>, ApiError> {
+    let mut rulesets = state.store.rulesets(Scope::Account(account_id)).await?;
+    for zone in state.store.zones(Some(account_id), None).await? {
+        rulesets.extend(
+            state
+                .store
+                .rulesets(Scope::Zone {
+                    account: account_id,
+                    zone: &zone.id,
+                })
+                .await?,
+        );
+    }
+    let reference = format!("${name}");
+    let refers = |text: &str| {
+        text.match_indices(&reference).any(|(at, _)| {
+            !text[at + reference.len()..]
+                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    for r in &rulesets {
+        for rule in r.ruleset.rules.as_array().into_iter().flatten() {
+            // The filter and every value expression (action parameters) as text.
+            if refers(&rule["expression"].to_string())
+                || refers(&rule["action_parameters"].to_string())
+            {
+                let id = rule["id"].as_str().unwrap_or_default().to_string();
+                return Ok(Some((r.id.clone(), id)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Validates items against the list's kind, for the store.

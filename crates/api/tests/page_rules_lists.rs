@@ -819,4 +819,36 @@ async fn rule_expressions_see_the_accounts_lists() {
         .await;
     let errors = r.errors(StatusCode::BAD_REQUEST);
     assert_eq!(errors[0].1, "/rules/0/expression", "{errors:?}");
+
+    // A list a rule refers to is not deleted (the zone's configuration would stop compiling);
+    // a list whose name merely starts the same way does not count.
+    let officers = env
+        .ok(
+            Method::POST,
+            &lists,
+            Some(json!({"name": "office_old", "kind": "ip"})),
+        )
+        .await;
+    let office = format!("{lists}/{}", list["id"].as_str().unwrap());
+    let r = env.call(Method::DELETE, &office, &env.admin, None).await;
+    let errors = r.errors(StatusCode::CONFLICT);
+    assert!(errors[0].2.contains("list office is in use"), "{errors:?}");
+    env.ok(
+        Method::DELETE,
+        &format!("{lists}/{}", officers["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    let all = env.ok(Method::GET, &rulesets, None).await;
+    let id = all[0]["id"].as_str().unwrap();
+    let r = env
+        .call(
+            Method::DELETE,
+            &format!("{rulesets}/{id}"),
+            &env.admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    env.ok(Method::DELETE, &office, None).await;
 }
