@@ -119,7 +119,11 @@ fn configure(lab: &Lab, ns: &str, token: &str, account: &str) {
     );
     assert_eq!(status, 200, "{zone}");
     let zone = zone["result"]["id"].as_str().unwrap().to_string();
-    for (name, ip) in [("www", "127.0.0.2"), ("down", "127.0.0.9")] {
+    for (name, ip) in [
+        ("www", "127.0.0.2"),
+        ("down", "127.0.0.9"),
+        ("loop", "127.0.0.1"),
+    ] {
         let (status, r) = api(
             lab,
             ns,
@@ -136,6 +140,12 @@ fn configure(lab: &Lab, ns: &str, token: &str, account: &str) {
             json!([{"expression": "ip.src.country eq \"GB\" and http.request.uri.path eq \"/geo\"",
                     "action": "block", "action_parameters": {"response": {"status_code": 451,
                     "content": "not here", "content_type": "text/plain"}}}]),
+        ),
+        (
+            // loop.shop.test's origin is the plain-text proxy itself.
+            "http_request_origin",
+            json!([{"expression": "http.host eq \"loop.shop.test\"", "action": "route",
+                    "action_parameters": {"origin": {"port": 8000}}}]),
         ),
         (
             "http_request_late_transform",
@@ -327,6 +337,7 @@ fn plain_http1_and_h2c_without_geolocation() {
         let echo: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(echo["target"], "/geo");
         assert_eq!(header(&echo, "x-forwarded-proto"), Some("http"));
+        assert_eq!(header(&echo, "cdn-loop"), Some("edgetrace"));
         assert_eq!(header(&echo, "cf-ipcountry"), None, "{echo}");
         assert_eq!(header(&echo, "x-visitor-country"), None, "{echo}");
     }
@@ -346,6 +357,14 @@ fn plain_http1_and_h2c_without_geolocation() {
     );
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("origin unreachable"), "{body}");
+    // An origin that is the proxy itself: CDN-Loop stops it.
+    let (status, _, body) = curl(
+        &lab,
+        &ns,
+        &["-H", "Host: loop.shop.test", "http://127.0.0.1:8000/"],
+    );
+    assert_eq!(status, 508, "{body}");
+    assert!(body.contains("loop detected"), "{body}");
     // A body over the proxy's limit, and one under it that reaches the origin whole.
     let big = tempfile::NamedTempFile::new().unwrap();
     big.as_file().set_len(9 * 1024 * 1024).unwrap();

@@ -22,6 +22,9 @@ struct Window {
     blocked_until: u64,
 }
 
+/// Counters kept before the expired ones are dropped.
+const MAX_KEYS: usize = 100_000;
+
 /// Rate-limit counters shared by every request of this process.
 #[derive(Default)]
 pub struct Counters {
@@ -96,6 +99,10 @@ impl Counters {
         let now = now_secs();
         let start = now - now % period;
         let mut windows = self.windows.lock().expect("counters lock");
+        if windows.len() >= MAX_KEYS {
+            // Forget what no longer counts: windows that ended and are not blocking.
+            windows.retain(|_, w| w.blocked_until > now || w.start + period > now);
+        }
         let w = windows.entry((rule.id.clone(), key)).or_default();
         if w.start != start {
             w.start = start;

@@ -56,6 +56,27 @@ const HOP_BY_HOP: &[&str] = &[
     "content-length",
 ];
 
+/// This edge's name in `CDN-Loop` (RFC 8586), added to every request sent to an origin.
+pub const CDN_LOOP: &str = "edgetrace";
+/// A request that has been through edgetrace this many times already is answered 508 (an
+/// origin that points back at the proxy).
+pub const MAX_LOOPS: usize = 8;
+
+/// How many times `request` went through edgetrace already, by its `CDN-Loop` headers.
+fn loops(request: &Request) -> usize {
+    request
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("cdn-loop"))
+        .flat_map(|(_, v)| v.split(','))
+        .filter(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case(CDN_LOOP))
+        })
+        .count()
+}
+
 /// Whether a request is served or traced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -201,6 +222,31 @@ impl Edge {
         mode: Mode,
         options: RunOptions,
     ) -> Handled {
+        if loops(&request) >= MAX_LOOPS {
+            let response = text_response(
+                508,
+                format!(
+                    "edgetrace: loop detected: the request went through edgetrace {MAX_LOOPS} times (CDN-Loop); does the origin of {} point back at the proxy?\n",
+                    site.host
+                ),
+            );
+            return Handled {
+                trace: Vec::new(),
+                outcome: Outcome {
+                    request,
+                    answer: None,
+                    route: Default::default(),
+                    config: Default::default(),
+                    cache: Default::default(),
+                    score: 0,
+                    trace: Vec::new(),
+                },
+                forwarded: None,
+                answered_by: Some("loop_detection".into()),
+                origin_error: None,
+                response: Some(response),
+            };
+        }
         let pipeline = Pipeline {
             scheme: &self.scheme,
             config: &site.config,
@@ -400,9 +446,22 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
     });
     let mut headers = vec![("host".to_string(), host.clone())];
     let mut forwarded_for = None;
+    // Headers the client's `Connection` header names are for this hop only (RFC 9110 §7.6.1).
+    let nominated: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    let mut loops = Vec::new();
     for (k, v) in &r.headers {
         let lower = k.to_ascii_lowercase();
-        if lower == "host" || HOP_BY_HOP.contains(&lower.as_str()) {
+        if lower == "host" || HOP_BY_HOP.contains(&lower.as_str()) || nominated.contains(&lower) {
+            continue;
+        }
+        if lower == "cdn-loop" {
+            loops.push(v.clone());
             continue;
         }
         if lower == "x-forwarded-for" {
@@ -432,6 +491,8 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
     if let Some(c) = &r.geo.country {
         headers.push(("cf-ipcountry".into(), c.clone()));
     }
+    loops.push(CDN_LOOP.into());
+    headers.push(("cdn-loop".into(), loops.join(", ")));
     Forwarded {
         method: r.method.clone(),
         url: format!("http://{host}{}", r.uri),
