@@ -153,3 +153,75 @@ impl Effects for Record<'_> {
         self.counters.check(rule, request, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgetrace_edge::pipeline::{Geo, Ruleset};
+    use edgetrace_rules::{MemoryLists, Scheme};
+    use serde_json::json;
+
+    fn rule(ratelimit: serde_json::Value) -> Ruleset {
+        let scheme = Scheme::cloudflare();
+        Ruleset::compile(
+            &json!({"id": "rs", "phase": "http_ratelimit", "rules": [
+                {"id": "r1", "expression": "true", "action": "block", "ratelimit": ratelimit}]}),
+            &scheme,
+            &MemoryLists::new(),
+        )
+        .unwrap()
+    }
+
+    fn request(ip: &str, header: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            https: false,
+            host: "www.shop.test".into(),
+            uri: "/".into(),
+            version: "HTTP/1.1".into(),
+            headers: vec![("x-key".into(), header.into())],
+            body: Vec::new(),
+            client_ip: ip.parse().unwrap(),
+            geo: Geo::default(),
+            bot_score: None,
+            verified_bot: false,
+            threat_score: None,
+        }
+    }
+
+    #[test]
+    fn a_trace_reads_what_the_proxy_counts_per_characteristic() {
+        let rs = rule(
+            json!({"characteristics": ["ip.src", "http.request.headers[\"x-key\"]"],
+                             "period": 3600, "requests_per_period": 2, "mitigation_timeout": 0}),
+        );
+        let r = &rs.rules[0];
+        let c = Counters::default();
+        let a = request("192.0.2.1", "k");
+        // Reads never count: the third request is the first over the limit.
+        for _ in 0..5 {
+            assert!(!c.check(r, &a, false));
+        }
+        assert!(!c.check(r, &a, true));
+        assert!(!c.check(r, &a, false), "the second would still pass");
+        assert!(!c.check(r, &a, true));
+        assert!(c.check(r, &a, false), "the third would be over");
+        assert!(c.check(r, &a, true));
+        // Other values of the characteristics have counters of their own.
+        assert!(!c.check(r, &request("192.0.2.2", "k"), true));
+        assert!(!c.check(r, &request("192.0.2.1", "other"), true));
+    }
+
+    #[test]
+    fn mitigation_timeout_keeps_the_key_limited() {
+        let rs = rule(json!({"characteristics": ["ip.src"], "period": 3600,
+                             "requests_per_period": 1, "mitigation_timeout": 600}));
+        let r = &rs.rules[0];
+        let c = Counters::default();
+        let a = request("192.0.2.1", "");
+        assert!(!c.check(r, &a, true));
+        assert!(c.check(r, &a, true));
+        let w = *c.windows.lock().unwrap().values().next().unwrap();
+        assert!(w.blocked_until >= now_secs() + 600 - 1, "{w:?}");
+    }
+}

@@ -500,3 +500,36 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
         headers,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdn_loop_counts_only_this_edge() {
+        let mut r = Request {
+            method: "GET".into(),
+            https: false,
+            host: "a.test".into(),
+            uri: "/".into(),
+            version: "HTTP/1.1".into(),
+            headers: vec![
+                (
+                    "CDN-Loop".into(),
+                    "edgetrace, other; x=1, EdgeTrace ; v=2".into(),
+                ),
+                ("cdn-loop".into(), "edgetrace".into()),
+                ("x-edgetrace".into(), "edgetrace".into()),
+            ],
+            body: Vec::new(),
+            client_ip: "192.0.2.1".parse().unwrap(),
+            geo: Geo::default(),
+            bot_score: None,
+            verified_bot: false,
+            threat_score: None,
+        };
+        assert_eq!(loops(&r), 3);
+        r.headers.clear();
+        assert_eq!(loops(&r), 0);
+    }
+}
