@@ -314,6 +314,23 @@ async fn method_not_allowed(OriginalUri(uri): OriginalUri) -> ApiError {
 
 /// Reads a JSON body: `application/json`, at most [`MAX_BODY`] bytes, valid JSON.
 pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<serde_json::Value, ApiError> {
+    json_body_within(headers, body, MAX_BODY, || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BODY_TOO_LARGE,
+            format!("the body is larger than {} KiB", MAX_BODY / 1024),
+        )
+    })
+    .await
+}
+
+/// Reads a JSON body of at most `limit` bytes; a larger one is `too_large()`.
+pub(crate) async fn json_body_within(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    too_large: impl FnOnce() -> ApiError,
+) -> Result<serde_json::Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -331,13 +348,9 @@ pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<serde_json::Va
             format!("the body must be sent with Content-Type: application/json (got {shown})"),
         ));
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            codes::BODY_TOO_LARGE,
-            format!("the body is larger than {} KiB", MAX_BODY / 1024),
-        )
-    })?;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -13,12 +13,12 @@
 //! answered.
 
 use crate::error::{ApiError, ErrorItem, codes};
-use crate::{AppState, account_caller, ok};
+use crate::{AppState, account_caller, json_body_within, ok};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Extension, OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
@@ -173,24 +173,7 @@ async fn trace(
 
 /// The JSON body, read with this route's own limit (a traced body may be up to 1 MiB).
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !media
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .eq_ignore_ascii_case("application/json")
-    {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            codes::UNSUPPORTED_MEDIA_TYPE,
-            format!("the body must be sent with Content-Type: application/json (got {media:?})"),
-        ));
-    }
-    let bytes = axum::body::to_bytes(body, MAX_API_BODY).await.map_err(|_| {
+    json_body_within(headers, body, MAX_API_BODY, || {
         ApiError::invalid(vec![ErrorItem::at(
             codes::INVALID_FIELD,
             "/body",
@@ -200,14 +183,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
                 MAX_TRACE_BODY >> 20
             ),
         )])
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::MALFORMED_BODY,
-            format!("the body is not valid JSON: {e}"),
-        )
     })
+    .await
 }
 
 const PROTOCOLS: &[&str] = &["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"];
@@ -547,16 +524,7 @@ async fn result(handled: Handled, drain: std::time::Duration) -> TraceResult {
     }
     if let Some(response) = handled.response {
         status_code = Some(response.status().as_u16());
-        let headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = edgetrace_proxy::header_pairs(response.headers());
         outcome.insert(
             "response_headers".into(),
             Value::Object(header_map(&headers)),

@@ -140,6 +140,20 @@ fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// Headers as the pipeline sees them: lowercase names, values decoded lossily (a byte that is
+/// not UTF-8 becomes U+FFFD), in order, repeated names kept.
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// A plain-text response written by the edge.
 pub fn text_response(status: u16, text: String) -> http::Response<Body> {
     let mut r = http::Response::new(full(text));
@@ -413,16 +427,7 @@ impl Edge {
                 Ok(Ok(r)) => r,
             };
         let (parts, body) = response.into_parts();
-        let headers = parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = header_pairs(&parts.headers);
         Ok((
             Response {
                 status: parts.status.as_u16(),

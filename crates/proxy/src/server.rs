@@ -3,7 +3,7 @@
 //! certificate is configured. Each request is read (body up to [`MAX_BODY`]), turned into the
 //! pipeline's request and handed to [`Edge::handle`].
 
-use crate::{Body, Edge, Mode, text_response};
+use crate::{Body, Edge, Mode, header_pairs, text_response};
 use edgetrace_edge::pipeline::{Request, RunOptions};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -167,16 +167,7 @@ async fn proxy(
         }
         Err(_) => return text_response(400, "edgetrace: the request body was cut short\n".into()),
     };
-    let mut headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let mut headers = header_pairs(&parts.headers);
     if !headers.iter().any(|(k, _)| k == "host") {
         // HTTP/2 carries the host in :authority; rules see it as the Host header.
         let authority = parts
