@@ -8,7 +8,7 @@ use edgetrace_testnet::Lab;
 
 mod common;
 
-use common::{cli, start_serve, venv, workspace};
+use common::{admin_account, cli, start_serve, venv, workspace};
 
 #[test]
 fn cloudflare_sdk_manages_zones_records_and_rulesets() {
@@ -17,17 +17,7 @@ fn cloudflare_sdk_manages_zones_records_and_rulesets() {
     let ns = lab.add_ns("api").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let account = cli(&data, &["account", "create", "--name", "edge"]);
-    let secret = cli(
-        &data,
-        &[
-            "token",
-            "create",
-            "--account",
-            &account,
-            "--all-permissions",
-        ],
-    );
+    let (account, secret) = admin_account(&data, "edge");
     assert_eq!(secret.len(), 40, "{secret:?}");
     let tokens = cli(&data, &["token", "list", "--account", &account]);
     for p in edgetrace_store::PERMISSIONS {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
 
-use common::{api, cli, start_serve_logged};
+use common::{admin_account, api, start_serve_logged};
 
 // ---------------------------------------------------------------------------------------------
 // The echo origins
@@ -1256,17 +1256,7 @@ fn traces_predict_what_the_proxy_does() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let log = tmp.path().join("serve.log");
-    let account = cli(&data, &["account", "create", "--name", "truth"]);
-    let token = cli(
-        &data,
-        &[
-            "token",
-            "create",
-            "--account",
-            &account,
-            "--all-permissions",
-        ],
-    );
+    let (account, token) = admin_account(&data, "truth");
     let echo = Echo::start(
         &lab,
         &ns,

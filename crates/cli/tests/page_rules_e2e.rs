@@ -8,7 +8,7 @@ use edgetrace_testnet::Lab;
 
 mod common;
 
-use common::{cli, start_serve, venv, workspace};
+use common::{admin_account, start_serve, venv, workspace};
 
 #[test]
 fn cloudflare_sdk_manages_page_rules_and_lists() {
@@ -17,17 +17,7 @@ fn cloudflare_sdk_manages_page_rules_and_lists() {
     let ns = lab.add_ns("api").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let account = cli(&data, &["account", "create", "--name", "pages"]);
-    let secret = cli(
-        &data,
-        &[
-            "token",
-            "create",
-            "--account",
-            &account,
-            "--all-permissions",
-        ],
-    );
+    let (account, secret) = admin_account(&data, "pages");
     start_serve(&mut lab, &ns, tmp.path(), &data, &[]);
     let out = lab
         .exec(

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{api, cli, start_serve_logged};
+use common::{admin_account, api, start_serve_logged};
 
 /// Serves `listener` (already bound inside the namespace): every request is answered 200 with
 /// a JSON echo of its method, target and headers.
@@ -210,17 +210,7 @@ fn start(tag: &str, dir: &Path, extra: &[&str]) -> (Lab, String, String, String)
         .unwrap();
     echo_origin(listener);
     let data = dir.join("data");
-    let account = cli(&data, &["account", "create", "--name", "proxy"]);
-    let token = cli(
-        &data,
-        &[
-            "token",
-            "create",
-            "--account",
-            &account,
-            "--all-permissions",
-        ],
-    );
+    let (account, token) = admin_account(&data, "proxy");
     let mut args = vec!["--no-dns", "--proxy-origin-port", "8081"];
     args.extend_from_slice(extra);
     let log = dir.join("serve.log");

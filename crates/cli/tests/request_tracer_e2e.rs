@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{cli, start_serve, venv, workspace};
+use common::{admin_account, start_serve, venv, workspace};
 
 const ORIGIN: &str = "127.0.0.2:8090";
 const PROXY: &str = "127.0.0.1:8081";
@@ -25,17 +25,7 @@ fn cloudflare_sdk_traces_requests_through_the_edge() {
     let site = tmp.path().join("site");
     std::fs::create_dir(&site).unwrap();
     std::fs::write(site.join("hello.txt"), "hello from the origin\n").unwrap();
-    let account = cli(&data, &["account", "create", "--name", "tracer"]);
-    let secret = cli(
-        &data,
-        &[
-            "token",
-            "create",
-            "--account",
-            &account,
-            "--all-permissions",
-        ],
-    );
+    let (account, secret) = admin_account(&data, "tracer");
 
     // The origin, inside the namespace only.
     let (origin_ip, origin_port) = ORIGIN.split_once(':').unwrap();

@@ -29,6 +29,22 @@ pub fn cli(data: &Path, args: &[&str]) -> String {
 
 /// An account and a token with Magic Transit Write, made with the CLI; checks their shapes and
 /// that only the token's hash reaches the database.
+/// A new account in `data` and a token with every permission: (account id, token secret).
+pub fn admin_account(data: &Path, name: &str) -> (String, String) {
+    let account = cli(data, &["account", "create", "--name", name]);
+    let token = cli(
+        data,
+        &[
+            "token",
+            "create",
+            "--account",
+            &account,
+            "--all-permissions",
+        ],
+    );
+    (account, token)
+}
+
 pub fn credentials(data: &Path) -> (String, String) {
     let account = cli(data, &["account", "create", "--name", "e2e"]);
     assert_eq!(account.len(), 32, "{account:?}");
