@@ -1,0 +1,406 @@
+#!/usr/bin/env bash
+# Edge proxy throughput and latency with wrk on loopback, side by side with nginx (Debian) as a
+# plain reverse proxy to the same origin, each with 1 and 2 worker threads (nginx:
+# worker_processes). edgetrace runs a zone of 100 rules on every request: 95 firewall custom
+# rules that do not match (paths, headers, cookies, `ip.src in {…}`, regex `matches`,
+# `lower(…)`, `any(…[*])`, query, method, extension) and 5 that match without ending the
+# request (a query rewrite, two late-transform header rewrites, two response header
+# rewrites). Goal: at least 0.8× nginx's requests/s.
+#
+# The origin is a third nginx answering a fixed 200 (and echoing the rewritten request header
+# and query back as response headers, so the check below sees what the origin received). Both
+# proxies keep their upstream connections alive. Before measuring, curl checks each proxy:
+# 200 from the origin, the rewrites made by the rules, and a request a rule blocks (403).
+#
+# CPU contention: the machine this was written on has 2 cores, and wrk, the proxy under test
+# and the origin all run on them at once. With "2 threads" the proxy competes with wrk and
+# the origin for the same 2 cores, so the 2-thread figures are mostly a contention
+# measurement and the ratio is what matters, not the absolute figures. Nothing is pinned.
+# Anything else running on the machine moves the figures a lot (the load average is shown
+# first): each configuration runs ROUNDS times, alternating the peers, and the table shows
+# the medians.
+#
+# Latency: wrk's percentiles are corrected for coordinated omission (a request slower than
+# the average interval adds the samples a client sending at that rate would have waited), so
+# a rare stall moves p99 much more than its own share of requests would; bench/trace.sh
+# shows both kinds of percentile.
+#
+# Every port is a free one picked at random on 127.0.0.1; nginx configs and the edgetrace data
+# directory live in a mktemp directory; everything started is killed and the directory
+# removed on exit. Installs nginx, wrk, curl and jq with apt-get when missing (needs root
+# then).
+#
+#   bench/proxy.sh
+#   DURATION=30s CONNECTIONS=64 bench/proxy.sh     # wrk -d / -c (defaults 10s, 32)
+#   THREADS="1" bench/proxy.sh                     # only 1 worker thread
+#   ROUNDS=5 bench/proxy.sh                        # rounds of runs (default 3); medians shown
+#   RULES=0 bench/proxy.sh                         # no firewall rules (the 5 matching ones stay)
+#   RULES=none bench/proxy.sh                      # no rulesets at all: the proxy alone
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+CONNECTIONS=${CONNECTIONS:-32}
+WRK_THREADS=${WRK_THREADS:-1}
+THREADS=${THREADS:-1 2}
+ROUNDS=${ROUNDS:-3}
+RULES=${RULES:-95} # non-matching firewall rules (plus the 5 matching ones), or none
+case "$RULES" in
+none | [0-9] | [0-9][0-9] | [0-9][0-9][0-9]) ;;
+*) echo "proxy.sh: RULES=$RULES: a number up to 999, or none" >&2; exit 1 ;;
+esac
+
+# Install only what is missing.
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "proxy.sh: missing ${need[*]}; run as root to install them" >&2
+        exit 1
+    fi
+    echo "installing: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+cargo build --release -p edgetrace
+EDGETRACE="$target_dir/release/edgetrace"
+
+tmp=$(mktemp -d /tmp/edgetrace-bench-proxy.XXXXXX)
+chmod 755 "$tmp" # nginx workers run as nobody when started by root
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+    echo "proxy.sh: $*" >&2
+    exit 1
+}
+
+# A free TCP port on 127.0.0.1, not handed out before in this run, below the ephemeral range
+# (or above it), so that no outgoing connection (wrk's, the proxies' to the origin) takes it
+# between the check and the bind.
+read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range
+if [ "$eph_lo" -gt 11000 ]; then
+    port_lo=10000 port_hi=$eph_lo
+elif [ "$eph_hi" -lt 64000 ]; then
+    port_lo=$((eph_hi + 1)) port_hi=65536
+else
+    port_lo=20000 port_hi=30000 # no room outside it: hope for the best
+fi
+used_ports=" "
+free_port() {
+    local p
+    while :; do
+        p=$((port_lo + RANDOM % (port_hi - port_lo)))
+        case "$used_ports" in *" $p "*) continue ;; esac
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            used_ports+="$p "
+            echo "$p"
+            return
+        fi
+    done
+}
+
+wait_port() { # PORT WHAT LOG
+    local i
+    for i in $(seq 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    fail "$2 does not listen on 127.0.0.1:$1: $(tail -5 "$3" 2>/dev/null)"
+}
+
+# Stops one process started by this script.
+stop() {
+    local pid=$1 keep=() p
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${pids[@]}"; do
+        [ "$p" = "$pid" ] || keep+=("$p")
+    done
+    pids=("${keep[@]}")
+}
+
+origin_port=$(free_port)
+nginx_port=$(free_port)
+api_port=$(free_port)
+edge_port=$(free_port)
+host=www.shop.test
+path='/products/42?color=red'
+headers=(
+    -H "Host: $host"
+    -H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench/1.0'
+    -H 'Accept: text/html,application/xhtml+xml'
+    -H 'Accept-Language: en-GB,en;q=0.8'
+    -H 'Cookie: session=abc123; theme=dark'
+    -H 'Referer: http://www.shop.test/products'
+)
+
+# --- the origin: a fixed 200 ------------------------------------------------------------------
+start_nginx() { # NAME CONFIG-BODY
+    local dir="$tmp/$1"
+    mkdir -p "$dir/logs"
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+$2
+EOF
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" &
+    pids+=($!)
+}
+
+start_nginx origin "
+worker_processes 1;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$origin_port;
+        location / {
+            add_header X-Origin-Saw-Rewrite \$http_x_bench_rewritten always;
+            add_header X-Origin-Saw-Args \$args always;
+            return 200 \"hello from the origin\\n\";
+        }
+    }
+}"
+wait_port "$origin_port" "the origin (nginx)" "$tmp/origin/logs/error.log"
+origin_pid=${pids[-1]}
+
+# --- edgetrace: account, token, zone, record, 100 rules -------------------------------------
+data="$tmp/edgetrace-data"
+account=$("$EDGETRACE" account create --name bench --data-dir "$data" 2>>"$tmp/edgetrace.log") ||
+    fail "account create: $(cat "$tmp/edgetrace.log")"
+token=$("$EDGETRACE" token create --account "$account" --all-permissions --data-dir "$data" \
+    2>>"$tmp/edgetrace.log") || fail "token create: $(cat "$tmp/edgetrace.log")"
+
+start_edgetrace() { # THREADS
+    "$EDGETRACE" serve --listen "127.0.0.1:$api_port" --data-dir "$data" --no-dns \
+        --rate-limit 0 --colo-name bench \
+        --proxy-listen "127.0.0.1:$edge_port" --proxy-origin-port "$origin_port" \
+        --worker-threads "$1" 2>>"$tmp/edgetrace.log" &
+    pids+=($!)
+    wait_port "$api_port" "edgetrace's API" "$tmp/edgetrace.log"
+    wait_port "$edge_port" "edgetrace's proxy" "$tmp/edgetrace.log"
+}
+
+api() { # METHOD PATH [BODY]
+    local out body=()
+    [ $# -lt 3 ] || body=(--data-binary "$3")
+    out=$(curl -sS -X "$1" "http://127.0.0.1:$api_port/client/v4$2" \
+        -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        "${body[@]}") || fail "$1 $2: curl failed"
+    if [ "$(jq -r .success <<<"$out")" != true ]; then
+        fail "$1 $2: $(jq -c .errors <<<"$out" 2>/dev/null || echo "$out")"
+    fi
+    printf '%s' "$out"
+}
+
+# One non-matching firewall rule per line, for rule numbers 1..N: a realistic mix of fields,
+# functions and operators. None matches the benchmark's request from 127.0.0.1.
+firewall_expressions() { # N
+    local i
+    for ((i = 1; i <= $1; i++)); do
+        case $((i % 14)) in
+        0) printf 'http.request.uri.path eq "/admin/secret-%d"\n' "$i" ;;
+        1) printf 'starts_with(http.request.uri.path, "/wp-admin/%d/")\n' "$i" ;;
+        2) printf 'ip.src in {203.0.113.%d 198.51.100.0/24 2001:db8::/32}\n' $((i % 250 + 1)) ;;
+        3) printf 'http.request.uri.path matches "^/api/v[0-9]+/internal-%d(/|$)"\n' "$i" ;;
+        4) printf 'lower(http.user_agent) contains "sqlmap/%d"\n' "$i" ;;
+        5) printf 'any(http.request.headers["x-attack-%d"][*] eq "1")\n' "$i" ;;
+        6) printf 'http.request.method eq "POST" and http.request.uri.path eq "/login-%d"\n' "$i" ;;
+        7) printf 'http.cookie contains "session=stolen-%d"\n' "$i" ;;
+        8) printf 'http.request.uri.query contains "union+select+%d"\n' "$i" ;;
+        9) printf 'lower(http.host) eq "evil-%d.shop.test"\n' "$i" ;;
+        10) printf 'http.referer matches "(?i)spam-%d[.]example"\n' "$i" ;;
+        11) printf 'any(lower(http.request.headers.names[*])[*] eq "x-evil-%d")\n' "$i" ;;
+        12) printf 'http.request.uri.path.extension in {"php%d" "asp" "jsp"} and not ip.src in {10.0.0.0/8}\n' "$i" ;;
+        13) printf 'ip.src in {192.0.2.0/24 100.64.%d.0/24} or http.request.uri.path contains "/etc/passwd-%d"\n' $((i % 256)) "$i" ;;
+        esac
+    done
+}
+
+start_edgetrace 1
+zone=$(api POST /zones "{\"name\":\"shop.test\",\"account\":{\"id\":\"$account\"}}" | jq -r .result.id)
+api POST "/zones/$zone/dns_records" \
+    '{"type":"A","name":"www","content":"127.0.0.1","proxied":true}' >/dev/null
+if [ "$RULES" != none ]; then
+    firewall=$(firewall_expressions "$RULES" |
+        jq -R -s -c 'split("\n") | map(select(length > 0))
+            | to_entries | map({expression: .value, action: "block", description: "bench rule \(.key + 1)"})
+            | {rules: .}')
+    api PUT "/zones/$zone/rulesets/phases/http_request_firewall_custom/entrypoint" "$firewall" >/dev/null
+    api PUT "/zones/$zone/rulesets/phases/http_request_transform/entrypoint" '{"rules":[
+        {"expression":"http.request.uri.path matches \"^/products/[0-9]+$\"","action":"rewrite",
+         "action_parameters":{"uri":{"query":{"expression":"concat(http.request.uri.query, \"&via=edge\")"}}}}]}' >/dev/null
+    api PUT "/zones/$zone/rulesets/phases/http_request_late_transform/entrypoint" '{"rules":[
+        {"expression":"starts_with(http.request.uri.path, \"/products/\")","action":"rewrite",
+         "action_parameters":{"headers":{"x-bench-rewritten":{"operation":"set","value":"edgetrace"}}}},
+        {"expression":"http.request.method in {\"GET\" \"HEAD\"}","action":"rewrite",
+         "action_parameters":{"headers":{"x-request-method":{"operation":"set","expression":"lower(http.request.method)"}}}}]}' >/dev/null
+    api PUT "/zones/$zone/rulesets/phases/http_response_headers_transform/entrypoint" '{"rules":[
+        {"expression":"true","action":"rewrite",
+         "action_parameters":{"headers":{"x-edge":{"operation":"set","value":"edgetrace"}}}},
+        {"expression":"http.request.uri.path ne \"/health\"","action":"rewrite",
+         "action_parameters":{"headers":{"x-served-by":{"operation":"set","value":"bench"}}}}]}' >/dev/null
+fi
+stop "${pids[-1]}"
+if [ "$RULES" = none ]; then
+    echo "edgetrace: zone shop.test without rulesets (RULES=none: the proxy alone)"
+else
+    echo "edgetrace: zone shop.test with $((RULES + 5)) rules ($RULES firewall custom, none matching; 5 rewrites, matching)"
+fi
+
+# --- nginx: the plain reverse proxy ---------------------------------------------------------
+start_nginx_proxy() { # WORKERS
+    start_nginx "proxy$1" "
+worker_processes $1;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    upstream origin {
+        server 127.0.0.1:$origin_port;
+        keepalive 256;
+        keepalive_requests 10000000;
+    }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        server_name $host;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host \$host;
+        }
+    }
+}"
+    wait_port "$nginx_port" "nginx (proxy)" "$tmp/proxy$1/logs/error.log"
+}
+
+# --- checks ---------------------------------------------------------------------------------
+check() { # PEER PORT
+    local out status
+    out=$(curl -sS -D - -o "$tmp/body" "${headers[@]}" "http://127.0.0.1:$2$path") ||
+        fail "$1: curl failed"
+    status=$(head -1 <<<"$out" | awk '{print $2}')
+    [ "$status" = 200 ] || fail "$1: status $status, wanted 200: $out $(cat "$tmp/body")"
+    grep -q '^hello from the origin$' "$tmp/body" || fail "$1: not the origin's body: $(cat "$tmp/body")"
+    if [ "$1" = edgetrace ] && [ "$RULES" != none ]; then
+        grep -qi '^x-origin-saw-rewrite: edgetrace' <<<"$out" ||
+            fail "edgetrace: the origin did not receive x-bench-rewritten (late transform): $out"
+        grep -qi '^x-origin-saw-args: color=red&via=edge' <<<"$out" ||
+            fail "edgetrace: the origin did not receive the rewritten query (transform): $out"
+        grep -qi '^x-edge: edgetrace' <<<"$out" ||
+            fail "edgetrace: no x-edge response header (response headers transform): $out"
+        status=$(curl -sS -o /dev/null -w '%{http_code}' "${headers[@]}" -H 'X-Attack-5: 1' \
+            "http://127.0.0.1:$2$path")
+        if [ "$RULES" -ge 5 ] && [ "$status" != 403 ]; then
+            fail "edgetrace: a request matching firewall rule 5 answered $status, not 403"
+        fi
+    fi
+}
+
+# --- wrk ------------------------------------------------------------------------------------
+# wrk's latency (2.5ms, 812.00us, 1.02s) in ms.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000
+        printf "%.3f", n
+    }'
+}
+
+results=()
+run_wrk() { # PEER THREADS PORT ROUND
+    local out rps p50 p99
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" \
+        "http://127.0.0.1:$3$path" >/dev/null
+    out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" \
+        "http://127.0.0.1:$3$path")
+    if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+        fail "$1 with $2 thread(s): $(grep -E 'Non-2xx|Socket errors' <<<"$out")"
+    fi
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    [ -n "$rps" ] || fail "$1: no figures from wrk: $out"
+    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms\n' \
+        "$4" "$1" "$2" "$rps" "$p50" "$p99"
+    results+=("$1 $2 $rps $p50 $p99")
+}
+
+# The median of the numbers on stdin.
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+read -r load1 _ </proc/loadavg
+echo "load average before the runs: $load1 on $(nproc) cores"
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+    echo "proxy.sh: warning: something else is using the CPU; the figures will be noisy" >&2
+fi
+echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency (after a $WARMUP warm-up), GET $path, Host: $host;" \
+    "$ROUNDS round(s), peers alternating"
+for ((round = 1; round <= ROUNDS; round++)); do
+    for n in $THREADS; do
+        start_nginx_proxy "$n"
+        check nginx "$nginx_port"
+        run_wrk nginx "$n" "$nginx_port" "$round"
+        stop "${pids[-1]}"
+
+        start_edgetrace "$n"
+        check edgetrace "$edge_port"
+        run_wrk edgetrace "$n" "$edge_port" "$round"
+        stop "${pids[-1]}"
+    done
+done
+stop "$origin_pid"
+
+echo
+echo "medians of $ROUNDS round(s):"
+printf '%-10s %7s %10s %9s %9s %8s\n' peer threads 'req/s' 'p50 ms' 'p99 ms' ratio
+for n in $THREADS; do
+    nginx_rps=""
+    for peer in nginx edgetrace; do
+        col() { # FIELD: the median of that field of PEER's runs with N threads
+            for r in "${results[@]}"; do
+                read -r -a f <<<"$r"
+                if [ "${f[0]}" = "$peer" ] && [ "${f[1]}" = "$n" ]; then
+                    echo "${f[$1]}"
+                fi
+            done | median
+        }
+        rps=$(col 2) p50=$(col 3) p99=$(col 4)
+        if [ "$peer" = nginx ]; then
+            nginx_rps=$rps ratio=""
+        else
+            ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { printf "%.2fx", a / b }')
+        fi
+        printf '%-10s %7s %10.0f %9.3f %9.3f %8s\n' "$peer" "$n" "$rps" "$p50" "$p99" "$ratio"
+    done
+done
+echo "(ratio: edgetrace's median req/s over nginx's at the same thread count; goal >= 0.80x)"
