@@ -133,6 +133,7 @@ async fn trace(
             false,
         )?,
         explain: flag("explain", query.get("explain").map(String::as_str), true)?,
+        lean: false,
     };
     let body = read_body(&headers, body).await?;
     let caller = connect.map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.0.ip());

@@ -8,6 +8,9 @@ mod traceroute;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "edgetrace", version, about, long_about = None)]
 struct Cli {

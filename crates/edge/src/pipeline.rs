@@ -296,6 +296,9 @@ pub struct RunOptions {
     pub all_rules: bool,
     /// Record the engine's explanation of each rule.
     pub explain: bool,
+    /// Leave out of the steps what only a trace reads (descriptions, expressions, action
+    /// parameters): the proxy's setting. Decisions are the same.
+    pub lean: bool,
 }
 
 /// The pipeline over one configuration.
@@ -318,7 +321,10 @@ struct Run<'p, 'e> {
     pipeline: &'p Pipeline<'p>,
     effects: &'e mut dyn Effects,
     request: Request,
-    original: Request,
+    /// `raw.*` fields: the request as it arrived (uri, path, query, full URL).
+    raw: [String; 4],
+    /// The context of the current field values; rebuilt after a phase changed the request.
+    ctx: Option<ExecutionContext<'p>>,
     response: Option<Response>,
     answer: Option<Answer>,
     route: Route,
@@ -410,7 +416,13 @@ impl<'p, 'e> Run<'p, 'e> {
         Run {
             pipeline,
             effects,
-            original: request.clone(),
+            raw: [
+                request.uri.clone(),
+                request.path().to_string(),
+                request.query().to_string(),
+                request.url(),
+            ],
+            ctx: None,
             request,
             response,
             answer: None,
@@ -436,14 +448,16 @@ impl<'p, 'e> Run<'p, 'e> {
             .collect();
         let _ = ctx.set_request(&r.method, r.https, &r.host, &r.uri, &r.version, &headers);
         // raw.* keep the request as it arrived.
-        let o = &self.original;
         for (raw, v) in [
-            ("raw.http.request.uri", o.uri.clone()),
-            ("raw.http.request.uri.path", o.path().to_string()),
-            ("raw.http.request.uri.query", o.query().to_string()),
-            ("raw.http.request.full_uri", o.url()),
-        ] {
-            let _ = ctx.set(raw, v);
+            "raw.http.request.uri",
+            "raw.http.request.uri.path",
+            "raw.http.request.uri.query",
+            "raw.http.request.full_uri",
+        ]
+        .into_iter()
+        .zip(&self.raw)
+        {
+            let _ = ctx.set(raw, v.as_str());
         }
         let _ = ctx.set("ip.src", r.client_ip);
         let g = &r.geo;
@@ -522,9 +536,14 @@ impl<'p, 'e> Run<'p, 'e> {
             if self.skipped_phases.contains(&phase) {
                 break;
             }
-            let ctx = self.context();
+            // Fields are fixed within a phase: one context serves every ruleset of it, and
+            // the next phases too unless a phase's rewrites change the request.
+            let ctx = match self.ctx.take() {
+                Some(ctx) => ctx,
+                None => self.context(),
+            };
             let step = self.ruleset(entry, &ctx, None);
-            drop(ctx);
+            self.ctx = Some(ctx);
             if step.matched || self.pipeline.options.all_rules {
                 trace.push(step);
             }
@@ -565,16 +584,20 @@ impl<'p, 'e> Run<'p, 'e> {
             if matched && rule.ratelimit.is_some() {
                 matched = self.effects.rate_limited(rule, &self.request);
             }
+            if !matched && !self.pipeline.options.all_rules {
+                continue;
+            }
+            let full = !self.pipeline.options.lean;
             let mut rule_step = Step {
                 step_name: rule.id.clone(),
                 r#type: "rule".into(),
                 name: None,
                 kind: None,
-                description: Some(rule.description.clone()),
-                expression: Some(rule.expression.clone()),
+                description: full.then(|| rule.description.clone()),
+                expression: full.then(|| rule.expression.clone()),
                 matched,
-                action: Some(action.clone()),
-                action_parameters: rule.action_parameters.clone(),
+                action: Some(action.to_string()),
+                action_parameters: rule.action_parameters.clone().filter(|_| full),
                 phase: None,
                 explanation: self
                     .pipeline
@@ -585,12 +608,12 @@ impl<'p, 'e> Run<'p, 'e> {
             };
             if matched {
                 step.matched = true;
-                let stop = self.act(rule, &action, ctx, &mut rule_step);
+                let stop = self.act(rule, action, ctx, &mut rule_step);
                 step.trace.push(rule_step);
                 if stop {
                     break;
                 }
-            } else if self.pipeline.options.all_rules {
+            } else {
                 step.trace.push(rule_step);
             }
         }
@@ -605,7 +628,7 @@ impl<'p, 'e> Run<'p, 'e> {
         ctx: &ExecutionContext<'_>,
         step: &mut Step,
     ) -> bool {
-        let params = rule.action_parameters.clone().unwrap_or(Value::Null);
+        let params = rule.action_parameters.as_ref().unwrap_or(&Value::Null);
         match action {
             "block" => {
                 let r = &params["response"];
@@ -779,7 +802,7 @@ impl<'p, 'e> Run<'p, 'e> {
                 false
             }
             "execute" => {
-                let id = text(&params, "id");
+                let id = text(params, "id");
                 if self.skipped_rulesets.contains(&id) {
                     return false;
                 }
@@ -850,6 +873,10 @@ impl<'p, 'e> Run<'p, 'e> {
     /// Applies a phase's rewrites to the request (or, in response phases, to the response).
     fn apply_pending(&mut self, phase: Phase) {
         let pending = std::mem::take(&mut self.pending);
+        if pending.path.is_none() && pending.query.is_none() && pending.headers.is_empty() {
+            return;
+        }
+        self.ctx = None;
         if pending.path.is_some() || pending.query.is_some() {
             let path = pending
                 .path
@@ -882,23 +909,23 @@ impl<'p, 'e> Run<'p, 'e> {
 }
 
 /// A rule's `enabled` and `action` after an `execute`'s overrides (ruleset-wide, then per rule).
-fn overridden(rule: &Rule, overrides: Option<&Value>) -> (bool, String) {
+fn overridden<'r>(rule: &'r Rule, overrides: Option<&'r Value>) -> (bool, &'r str) {
     let mut enabled = rule.enabled;
-    let mut action = rule.action.clone();
+    let mut action = rule.action.as_str();
     if let Some(o) = overrides {
         if let Some(e) = o["enabled"].as_bool() {
             enabled = e;
         }
         if let Some(a) = o["action"].as_str() {
-            action = a.to_string();
+            action = a;
         }
         for r in o["rules"].as_array().into_iter().flatten() {
-            if r["id"] == json!(rule.id) {
+            if r["id"].as_str() == Some(rule.id.as_str()) {
                 if let Some(e) = r["enabled"].as_bool() {
                     enabled = e;
                 }
                 if let Some(a) = r["action"].as_str() {
-                    action = a.to_string();
+                    action = a;
                 }
             }
         }

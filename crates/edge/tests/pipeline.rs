@@ -103,6 +103,7 @@ fn run(
         options: RunOptions {
             all_rules: all,
             explain: true,
+            lean: false,
         },
     }
     .request(req, effects)

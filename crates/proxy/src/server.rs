@@ -199,7 +199,10 @@ async fn proxy(
             request,
             local.port(),
             Mode::Proxy,
-            RunOptions::default(),
+            RunOptions {
+                lean: true,
+                ..RunOptions::default()
+            },
         )
         .await;
     if let Some(e) = &handled.origin_error {

@@ -13,7 +13,7 @@ use edgetrace_rules::Scheme;
 use edgetrace_store::{DnsRecord, Scope, Store, StoreError, StoredRuleset, Zone};
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,8 @@ struct Entry {
     site: Option<Arc<Site>>,
     loaded: Instant,
     generation: u64,
+    /// Set by the one request that reloads an expired entry; the others keep using it.
+    refreshing: AtomicBool,
 }
 
 /// Loads and caches sites.
@@ -77,26 +79,22 @@ impl Sites {
     pub async fn for_host(&self, host: &str) -> Result<Option<Arc<Site>>, LoadError> {
         let generation = self.generation.load(Ordering::Relaxed);
         let cached = self.cache.lock().expect("cache lock").get(host).cloned();
-        if let Some(e) = cached
-            && e.generation == generation
-            && e.loaded.elapsed() < self.ttl
-        {
-            return Ok(e.site.clone());
+        let expired = cached.filter(|e| e.generation == generation);
+        if let Some(e) = &expired {
+            // Fresh, or expired and another request is reading it again: use it as it is
+            // (so an expiry costs one request a reload, not every request in flight).
+            if e.loaded.elapsed() < self.ttl || e.refreshing.swap(true, Ordering::AcqRel) {
+                return Ok(e.site.clone());
+            }
         }
-        let records = self.store.proxied_records(host).await?;
-        let site = match records.first() {
-            None => None,
-            Some(first) => match self.store.zone(&first.zone_id).await? {
-                None => None,
-                Some(zone) => {
-                    let origins = records
-                        .iter()
-                        .filter(|r| r.zone_id == zone.id)
-                        .cloned()
-                        .collect();
-                    Some(Arc::new(self.load(zone, host, origins).await?))
+        let site = match self.read_host(host).await {
+            Ok(site) => site,
+            Err(e) => {
+                if let Some(e) = &expired {
+                    e.refreshing.store(false, Ordering::Release);
                 }
-            },
+                return Err(e);
+            }
         };
         let mut cache = self.cache.lock().expect("cache lock");
         if cache.len() > 10_000 {
@@ -108,9 +106,27 @@ impl Sites {
                 site: site.clone(),
                 loaded: Instant::now(),
                 generation,
+                refreshing: AtomicBool::new(false),
             }),
         );
         Ok(site)
+    }
+
+    /// Reads the site of a proxied hostname from the store.
+    async fn read_host(&self, host: &str) -> Result<Option<Arc<Site>>, LoadError> {
+        let records = self.store.proxied_records(host).await?;
+        let Some(first) = records.first() else {
+            return Ok(None);
+        };
+        let Some(zone) = self.store.zone(&first.zone_id).await? else {
+            return Ok(None);
+        };
+        let origins = records
+            .iter()
+            .filter(|r| r.zone_id == zone.id)
+            .cloned()
+            .collect();
+        Ok(Some(Arc::new(self.load(zone, host, origins).await?)))
     }
 
     /// The site of `host` within `account`'s zones (the request tracer's lookup): the proxied

@@ -233,7 +233,9 @@ static NEXT_SCHEME_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Scheme {
     id: u64,
     fields: Vec<FieldDef>,
-    by_name: HashMap<String, FieldId>,
+    /// Looked up for every field set in every context: a fast hasher (names are ours, not an
+    /// attacker's).
+    by_name: HashMap<String, FieldId, foldhash::fast::FixedState>,
 }
 
 impl Default for Scheme {
@@ -349,7 +351,7 @@ impl Scheme {
         Scheme {
             id: NEXT_SCHEME_ID.fetch_add(1, Ordering::Relaxed),
             fields: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
         }
     }
 
