@@ -1,9 +1,10 @@
 //! A site: one proxied hostname with its zone's configuration, compiled for the pipeline, read
 //! from the store and cached.
 //!
-//! The cache holds each hostname's compiled configuration for [`Sites::ttl`] and forgets
-//! everything when [`Sites::invalidate`] is called (the API calls it after every change it
-//! makes, so a replica sees its own changes at once; other replicas within the TTL).
+//! The cache holds each hostname's compiled configuration; after [`DEFAULT_TTL`] it is read
+//! again in the background (requests keep using the old one meanwhile), and everything is
+//! forgotten when [`Sites::invalidate`] is called (the API calls it after every change it
+//! makes, so a replica sees its own changes at once; other replicas within about the TTL).
 
 use edgetrace_edge::lists::{Catalog, ItemValue, parse_kind};
 use edgetrace_edge::page_rules::{PageRule, from_stored};
@@ -51,9 +52,13 @@ struct Entry {
 
 /// Loads and caches sites.
 pub struct Sites {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: Store,
     scheme: Arc<Scheme>,
-    pub ttl: Duration,
+    ttl: Duration,
     generation: AtomicU64,
     cache: Mutex<HashMap<String, Arc<Entry>>>,
 }
@@ -61,41 +66,85 @@ pub struct Sites {
 impl Sites {
     pub fn new(store: Store, scheme: Arc<Scheme>) -> Sites {
         Sites {
-            store,
-            scheme,
-            ttl: DEFAULT_TTL,
-            generation: AtomicU64::new(0),
-            cache: Mutex::new(HashMap::new()),
+            inner: Arc::new(Inner {
+                store,
+                scheme,
+                ttl: DEFAULT_TTL,
+                generation: AtomicU64::new(0),
+                cache: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
     /// Forgets every cached configuration.
     pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The site a proxied hostname belongs to; `None` when no zone has a proxied record of
-    /// that name.
+    /// that name. An expired configuration is read again in the background while requests
+    /// keep using it (no request waits for a reload); one invalidated by [`Sites::invalidate`]
+    /// is read again before it is used.
     pub async fn for_host(&self, host: &str) -> Result<Option<Arc<Site>>, LoadError> {
-        let generation = self.generation.load(Ordering::Relaxed);
-        let cached = self.cache.lock().expect("cache lock").get(host).cloned();
-        let expired = cached.filter(|e| e.generation == generation);
-        if let Some(e) = &expired {
-            // Fresh, or expired and another request is reading it again: use it as it is
-            // (so an expiry costs one request a reload, not every request in flight).
-            if e.loaded.elapsed() < self.ttl || e.refreshing.swap(true, Ordering::AcqRel) {
-                return Ok(e.site.clone());
+        let inner = &self.inner;
+        let generation = inner.generation.load(Ordering::Relaxed);
+        let cached = inner.cache.lock().expect("cache lock").get(host).cloned();
+        if let Some(e) = cached.filter(|e| e.generation == generation) {
+            if e.loaded.elapsed() >= inner.ttl && !e.refreshing.swap(true, Ordering::AcqRel) {
+                let inner = self.inner.clone();
+                let host = host.to_string();
+                let stale = e.clone();
+                tokio::spawn(async move {
+                    let site = match inner.read_host(&host).await {
+                        Ok(site) => site,
+                        Err(err) => {
+                            eprintln!(
+                                "edgetrace: proxy: cannot read the configuration of {host} again ({err}); the previous one stays in use"
+                            );
+                            stale.site.clone()
+                        }
+                    };
+                    inner.insert(&host, site, generation);
+                });
             }
+            return Ok(e.site.clone());
         }
-        let site = match self.read_host(host).await {
-            Ok(site) => site,
-            Err(e) => {
-                if let Some(e) = &expired {
-                    e.refreshing.store(false, Ordering::Release);
-                }
-                return Err(e);
-            }
-        };
+        let site = inner.read_host(host).await?;
+        inner.insert(host, site.clone(), generation);
+        Ok(site)
+    }
+
+    /// The site of `host` within `account`'s zones (the request tracer's lookup): the proxied
+    /// hostname when it is one of the account's, else the zone the name falls in (the longest
+    /// zone name that is the host or a parent of it), without origins. `None` when the host
+    /// is in none of the account's zones.
+    pub async fn for_account(
+        &self,
+        account: &str,
+        host: &str,
+    ) -> Result<Option<Arc<Site>>, LoadError> {
+        if let Some(site) = self.for_host(host).await?
+            && site.zone.account_id == account
+        {
+            return Ok(Some(site));
+        }
+        let inner = &self.inner;
+        let zone = inner
+            .store
+            .zones(Some(account), None)
+            .await?
+            .into_iter()
+            .filter(|z| host == z.name || host.ends_with(&format!(".{}", z.name)))
+            .max_by_key(|z| z.name.len());
+        match zone {
+            None => Ok(None),
+            Some(zone) => Ok(Some(Arc::new(inner.load(zone, host, Vec::new()).await?))),
+        }
+    }
+}
+
+impl Inner {
+    fn insert(&self, host: &str, site: Option<Arc<Site>>, generation: u64) {
         let mut cache = self.cache.lock().expect("cache lock");
         if cache.len() > 10_000 {
             cache.clear();
@@ -103,13 +152,12 @@ impl Sites {
         cache.insert(
             host.to_string(),
             Arc::new(Entry {
-                site: site.clone(),
+                site,
                 loaded: Instant::now(),
                 generation,
                 refreshing: AtomicBool::new(false),
             }),
         );
-        Ok(site)
     }
 
     /// Reads the site of a proxied hostname from the store.
@@ -127,33 +175,6 @@ impl Sites {
             .cloned()
             .collect();
         Ok(Some(Arc::new(self.load(zone, host, origins).await?)))
-    }
-
-    /// The site of `host` within `account`'s zones (the request tracer's lookup): the proxied
-    /// hostname when it is one of the account's, else the zone the name falls in (the longest
-    /// zone name that is the host or a parent of it), without origins. `None` when the host
-    /// is in none of the account's zones.
-    pub async fn for_account(
-        &self,
-        account: &str,
-        host: &str,
-    ) -> Result<Option<Arc<Site>>, LoadError> {
-        if let Some(site) = self.for_host(host).await?
-            && site.zone.account_id == account
-        {
-            return Ok(Some(site));
-        }
-        let zone = self
-            .store
-            .zones(Some(account), None)
-            .await?
-            .into_iter()
-            .filter(|z| host == z.name || host.ends_with(&format!(".{}", z.name)))
-            .max_by_key(|z| z.name.len());
-        match zone {
-            None => Ok(None),
-            Some(zone) => Ok(Some(Arc::new(self.load(zone, host, Vec::new()).await?))),
-        }
     }
 
     /// Reads and compiles a zone's configuration: the account's entry points and custom

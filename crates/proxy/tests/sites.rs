@@ -1,0 +1,95 @@
+//! The site cache against a real store (SQLite in a temporary directory): a change written to
+//! the store behind the cache's back (as another replica would) is used after the TTL without
+//! any request waiting for the reload; an invalidation is seen at once.
+
+use edgetrace_proxy::site::{DEFAULT_TTL, Sites};
+use edgetrace_rules::Scheme;
+use edgetrace_store::{NewDnsRecord, NewRuleset, Scope, Store};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn ruleset(expression: &str) -> NewRuleset {
+    NewRuleset {
+        name: "zone".into(),
+        description: String::new(),
+        kind: "zone".into(),
+        phase: "http_request_firewall_custom".into(),
+        rules: json!([{"id": "r1", "expression": expression, "action": "block", "enabled": true}]),
+    }
+}
+
+fn expression(sites: &edgetrace_proxy::site::Site) -> String {
+    sites.config.zone[0].rules[0].expression.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    let account = store.create_account("sites").await.unwrap();
+    let zone = store
+        .create_zone(&account.id, "shop.test", "full")
+        .await
+        .unwrap();
+    store
+        .create_dns_record(
+            &zone.id,
+            &NewDnsRecord {
+                r#type: "A".into(),
+                name: "www.shop.test".into(),
+                content: "127.0.0.2".into(),
+                proxied: true,
+                ttl: 1,
+                comment: None,
+            },
+        )
+        .await
+        .unwrap();
+    let scope = Scope::Zone {
+        account: &account.id,
+        zone: &zone.id,
+    };
+    let stored = store
+        .create_ruleset(scope, &ruleset("http.host eq \"a\""))
+        .await
+        .unwrap();
+    let sites = Sites::new(store.clone(), Arc::new(Scheme::cloudflare()));
+    assert!(sites.for_host("nope.shop.test").await.unwrap().is_none());
+    let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
+    assert_eq!(expression(&site), "http.host eq \"a\"");
+    assert_eq!(site.origins[0].record.content, "127.0.0.2");
+
+    // Changed behind the cache's back: the cached configuration is used until the TTL...
+    store
+        .update_ruleset(scope, &stored.id, &ruleset("http.host eq \"b\""), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
+    assert_eq!(expression(&site), "http.host eq \"a\"");
+    // ...then the first request after it still gets the old one at once (no waiting) and
+    // starts the reload; shortly after, the new one is served.
+    tokio::time::sleep(DEFAULT_TTL + Duration::from_millis(50)).await;
+    let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
+    assert_eq!(expression(&site), "http.host eq \"a\"");
+    let start = Instant::now();
+    loop {
+        let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
+        if expression(&site) == "http.host eq \"b\"" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "never reloaded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // An invalidation (the API's, after a change) is seen by the very next request.
+    store
+        .update_ruleset(scope, &stored.id, &ruleset("http.host eq \"c\""), None)
+        .await
+        .unwrap()
+        .unwrap();
+    sites.invalidate();
+    let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
+    assert_eq!(expression(&site), "http.host eq \"c\"");
+}
