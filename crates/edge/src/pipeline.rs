@@ -207,6 +207,22 @@ pub struct Config {
     pub lists: Box<dyn Lists>,
     /// The zone's page rules, in any order.
     pub page_rules: Vec<PageRule>,
+    /// The fields the rules read ([`Config::field_mask`]): only these are computed for a
+    /// request. `None`: every field.
+    pub fields: Option<Vec<bool>>,
+}
+
+impl Config {
+    /// The fields the configuration's filter and value expressions read.
+    pub fn field_mask(&self, scheme: &Scheme) -> Vec<bool> {
+        let rules = self
+            .account
+            .iter()
+            .chain(&self.zone)
+            .chain(self.custom.values())
+            .flat_map(|rs| &rs.rules);
+        scheme.field_mask(rules.flat_map(|r| std::iter::once(&r.filter).chain(r.values.values())))
+    }
 }
 
 /// What a challenge, a rate limit or a log line does: performed by the proxy, recorded by a
@@ -440,6 +456,9 @@ impl<'p, 'e> Run<'p, 'e> {
     fn context(&self) -> ExecutionContext<'p> {
         let scheme = self.pipeline.scheme;
         let mut ctx = ExecutionContext::new(scheme).with_lists(self.pipeline.config.lists.as_ref());
+        if let Some(mask) = &self.pipeline.config.fields {
+            ctx = ctx.with_fields(mask);
+        }
         let r = &self.request;
         let headers: Vec<(&str, &str)> = r
             .headers
@@ -497,7 +516,9 @@ impl<'p, 'e> Run<'p, 'e> {
         set_opt(&mut ctx, "cf.threat_score", r.threat_score.map(Into::into));
         let _ = ctx.set("cf.bot_management.verified_bot", r.verified_bot);
         let _ = ctx.set("cf.client.bot", r.verified_bot);
-        let _ = ctx.set("http.request.body.raw", r.body.clone());
+        if ctx.wants("http.request.body.raw") {
+            let _ = ctx.set("http.request.body.raw", r.body.clone());
+        }
         let _ = ctx.set("http.request.body.size", r.body.len() as i64);
         if let Some(resp) = &self.response {
             let _ = ctx.set("http.response.code", i64::from(resp.status));

@@ -87,6 +87,7 @@ fn config(account: Vec<Ruleset>, zone: Vec<Ruleset>, custom: Vec<Ruleset>) -> Co
             .collect::<HashMap<_, _>>(),
         lists: Box::new(MemoryLists::new()),
         page_rules: Vec::new(),
+        fields: None,
     }
 }
 

@@ -232,6 +232,7 @@ impl Inner {
             custom: HashMap::new(),
             lists: Box::new(Catalog::new()),
             page_rules: Vec::new(),
+            fields: None,
         };
         for r in &account {
             match r.ruleset.kind.as_str() {
@@ -265,6 +266,7 @@ impl Inner {
                 .push(PageRule::new(r.id.clone(), spec, r.created_at));
         }
         config.lists = Box::new(lists);
+        config.fields = Some(config.field_mask(&self.scheme));
         Ok(Site {
             host: host.to_string(),
             zone,

@@ -254,6 +254,19 @@ impl Expr {
         }
     }
 
+    /// Calls `f` with the name of every field the expression reads.
+    pub fn for_each_field(&self, f: &mut dyn FnMut(&str)) {
+        match self {
+            Expr::Field { name, .. } => f(name),
+            Expr::Literal { .. } => {}
+            Expr::Call { args, .. } => args.iter().for_each(|a| a.for_each_field(f)),
+            Expr::Index { base, .. } => base.for_each_field(f),
+            Expr::Compare { lhs, .. } => lhs.for_each_field(f),
+            Expr::Not { inner, .. } => inner.for_each_field(f),
+            Expr::Logical { items, .. } => items.iter().for_each(|i| i.for_each_field(f)),
+        }
+    }
+
     /// Sets every span in the tree to `0..0` (useful to compare trees
     /// parsed from differently formatted text).
     pub fn clear_spans(&mut self) {

@@ -11,6 +11,8 @@ pub struct ExecutionContext<'a> {
     pub(crate) scheme: &'a Scheme,
     pub(crate) values: Vec<Option<Value>>,
     pub(crate) lists: Option<&'a dyn Lists>,
+    /// Only these fields are kept (and computed by [`set_request`](Self::set_request)).
+    wanted: Option<&'a [bool]>,
 }
 
 impl std::fmt::Debug for ExecutionContext<'_> {
@@ -36,7 +38,24 @@ impl<'a> ExecutionContext<'a> {
             scheme,
             values: vec![None; scheme.fields().len()],
             lists: None,
+            wanted: None,
         }
+    }
+
+    /// Keeps only the fields `mask` ([`Scheme::field_mask`]) marks: setting another field
+    /// does nothing, and [`set_request`](Self::set_request) does not even compute it. For
+    /// contexts that only ever run the expressions the mask was made from.
+    pub fn with_fields(mut self, mask: &'a [bool]) -> Self {
+        self.wanted = Some(mask);
+        self
+    }
+
+    /// Whether field `name` exists and is kept.
+    pub fn wants(&self, name: &str) -> bool {
+        self.scheme.field(name).is_some_and(|id| {
+            self.wanted
+                .is_none_or(|w| w.get(id.0).copied().unwrap_or(false))
+        })
     }
 
     /// Resolves `in $name` through `lists` during execution. Without lists,
@@ -63,6 +82,11 @@ impl<'a> ExecutionContext<'a> {
 
     /// Sets a field by id.
     pub fn set_id(&mut self, id: FieldId, value: impl Into<Value>) -> Result<()> {
+        if let Some(w) = self.wanted
+            && !w.get(id.0).copied().unwrap_or(false)
+        {
+            return Ok(());
+        }
         let value = value.into();
         let def = self
             .scheme
@@ -112,33 +136,56 @@ impl<'a> ExecutionContext<'a> {
         pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
         lowercase: bool,
     ) -> Result<()> {
+        let names_field = format!("{field}.names");
+        let values_field = format!("{field}.values");
+        let (want_map, want_names, want_values) = (
+            self.wants(field),
+            self.wants(&names_field),
+            self.wants(&values_field),
+        );
+        if !want_map && !want_names && !want_values {
+            return Ok(());
+        }
         let mut map: Vec<(Vec<u8>, Value)> = Vec::new();
         let mut names = Vec::new();
         let mut values = Vec::new();
         for (name, value) in pairs {
+            if want_names {
+                names.push(Value::from(name));
+            }
+            if want_values {
+                values.push(Value::from(value));
+            }
+            if !want_map {
+                continue;
+            }
             let key = if lowercase {
                 name.to_ascii_lowercase().into_bytes()
             } else {
                 name.as_bytes().to_vec()
             };
-            names.push(Value::from(name));
-            values.push(Value::from(value));
             match map.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, Value::Array(items))) => items.push(value.into()),
                 _ => map.push((key, Value::Array(vec![value.into()]))),
             }
         }
-        self.set(field, Value::Map(map))?;
-        for (suffix, v) in [("names", names), ("values", values)] {
-            let sub = format!("{field}.{suffix}");
-            if let Some(id) = self.scheme.field(&sub) {
-                if self
+        if want_map {
+            self.set(field, Value::Map(map))?;
+        }
+        for (sub, wanted, v) in [
+            (names_field, want_names, names),
+            (values_field, want_values, values),
+        ] {
+            if !wanted {
+                continue;
+            }
+            if let Some(id) = self.scheme.field(&sub)
+                && self
                     .scheme
                     .field_def(id)
                     .is_some_and(|d| d.ty == Type::array_of_strings())
-                {
-                    self.set_id(id, Value::Array(v))?;
-                }
+            {
+                self.set_id(id, Value::Array(v))?;
             }
         }
         Ok(())
@@ -172,67 +219,101 @@ impl<'a> ExecutionContext<'a> {
             Some((p, q)) => (p, Some(q)),
             None => (uri, None),
         };
-        let full = format!(
-            "{}://{host}{uri}",
-            if scheme_https { "https" } else { "http" }
+        let scheme_name = if scheme_https { "https" } else { "http" };
+        // Compute only what is kept (all of it without a field mask).
+        let any = |ctx: &Self, names: &[&str]| names.iter().any(|n| ctx.wants(n));
+        let want_decoded = any(
+            self,
+            &[
+                "http.request.full_uri",
+                "http.request.uri",
+                "http.request.uri.path",
+            ],
         );
-        let decoded_path = normalize_path(path.as_bytes());
-        let ext = path
-            .rsplit('/')
-            .next()
-            .and_then(|seg| seg.rsplit_once('.'))
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .unwrap_or_default();
-        let mut set = |name: &str, v: Value| -> Result<()> {
-            if self.scheme.field(name).is_some() {
-                self.set(name, v)
+        let want_ext = any(
+            self,
+            &[
+                "http.request.uri.path.extension",
+                "raw.http.request.uri.path.extension",
+            ],
+        );
+        let multimap = |f: &str| [f.to_string(), format!("{f}.names"), format!("{f}.values")];
+        let want_group = |ctx: &Self, f: &str| multimap(f).iter().any(|n| ctx.wants(n));
+        let want_args = want_group(self, "http.request.uri.args");
+        let want_raw_args = want_group(self, "raw.http.request.uri.args");
+        let decoded_path = if want_decoded {
+            normalize_path(path.as_bytes())
+        } else {
+            Vec::new()
+        };
+        let ext = if want_ext {
+            path.rsplit('/')
+                .next()
+                .and_then(|seg| seg.rsplit_once('.'))
+                .map(|(_, e)| e.to_ascii_lowercase())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut set = |name: &str, v: &dyn Fn() -> Value| -> Result<()> {
+            if self.wants(name) {
+                self.set(name, v())
             } else {
                 Ok(())
             }
         };
-        set("http.request.method", method.into())?;
-        set("http.host", host.into())?;
-        set("ssl", scheme_https.into())?;
-        set("http.request.version", version.into())?;
-        set("raw.http.request.full_uri", full.clone().into())?;
-        set("raw.http.request.uri", uri.into())?;
-        set("raw.http.request.uri.path", path.into())?;
-        set("raw.http.request.uri.path.extension", ext.clone().into())?;
-        set("raw.http.request.uri.query", query.unwrap_or("").into())?;
-        let decoded_uri = match query {
-            Some(q) => [decoded_path.clone(), b"?".to_vec(), q.as_bytes().to_vec()].concat(),
+        set("http.request.method", &|| method.into())?;
+        set("http.host", &|| host.into())?;
+        set("ssl", &|| scheme_https.into())?;
+        set("http.request.version", &|| version.into())?;
+        set("raw.http.request.full_uri", &|| {
+            format!("{scheme_name}://{host}{uri}").into()
+        })?;
+        set("raw.http.request.uri", &|| uri.into())?;
+        set("raw.http.request.uri.path", &|| path.into())?;
+        set("raw.http.request.uri.path.extension", &|| {
+            ext.clone().into()
+        })?;
+        set("raw.http.request.uri.query", &|| query.unwrap_or("").into())?;
+        let decoded_uri = || match query {
+            Some(q) => [decoded_path.as_slice(), b"?", q.as_bytes()].concat(),
             None => decoded_path.clone(),
         };
-        let full_decoded = [
-            format!("{}://{host}", if scheme_https { "https" } else { "http" }).into_bytes(),
-            decoded_uri.clone(),
-        ]
-        .concat();
-        set("http.request.full_uri", full_decoded.into())?;
-        set("http.request.uri", decoded_uri.into())?;
-        set("http.request.uri.path", decoded_path.into())?;
-        set("http.request.uri.path.extension", ext.into())?;
-        set("http.request.uri.query", query.unwrap_or("").into())?;
-        let args: Vec<(String, String)> = query
-            .unwrap_or("")
-            .split('&')
-            .filter(|s| !s.is_empty())
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                let dec = |s: &str| {
-                    String::from_utf8_lossy(&crate::functions::percent_decode(s.as_bytes(), true))
+        set("http.request.full_uri", &|| {
+            [
+                format!("{scheme_name}://{host}").into_bytes(),
+                decoded_uri(),
+            ]
+            .concat()
+            .into()
+        })?;
+        set("http.request.uri", &|| decoded_uri().into())?;
+        set("http.request.uri.path", &|| decoded_path.clone().into())?;
+        set("http.request.uri.path.extension", &|| ext.clone().into())?;
+        set("http.request.uri.query", &|| query.unwrap_or("").into())?;
+        if want_args {
+            let args: Vec<(String, String)> = query
+                .unwrap_or("")
+                .split('&')
+                .filter(|s| !s.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    let dec = |s: &str| {
+                        String::from_utf8_lossy(&crate::functions::percent_decode(
+                            s.as_bytes(),
+                            true,
+                        ))
                         .into_owned()
-                };
-                (dec(k), dec(v))
-            })
-            .collect();
-        if self.scheme.field("http.request.uri.args").is_some() {
+                    };
+                    (dec(k), dec(v))
+                })
+                .collect();
             self.set_args(
                 "http.request.uri.args",
                 args.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             )?;
         }
-        if self.scheme.field("raw.http.request.uri.args").is_some() {
+        if want_raw_args {
             let raw: Vec<(&str, &str)> = query
                 .unwrap_or("")
                 .split('&')
@@ -241,9 +322,7 @@ impl<'a> ExecutionContext<'a> {
                 .collect();
             self.set_args("raw.http.request.uri.args", raw)?;
         }
-        if self.scheme.field("http.request.headers").is_some() {
-            self.set_headers("http.request.headers", headers.iter().copied())?;
-        }
+        self.set_headers("http.request.headers", headers.iter().copied())?;
         let header = |name: &str| {
             headers
                 .iter()
@@ -257,19 +336,22 @@ impl<'a> ExecutionContext<'a> {
             .collect();
         let mut set = |name: &str, v: Option<&str>| -> Result<()> {
             match v {
-                Some(v) if self.scheme.field(name).is_some() => self.set(name, v),
+                Some(v) if self.wants(name) => self.set(name, v),
                 _ => Ok(()),
             }
         };
         set("http.user_agent", header("user-agent"))?;
         set("http.referer", header("referer"))?;
         set("http.x_forwarded_for", header("x-forwarded-for"))?;
+        let want_cookies = want_group(self, "http.request.cookies");
+        if !want_cookies && !self.wants("http.cookie") {
+            return Ok(());
+        }
         let cookie = joined_cookies.join("; ");
-        set(
-            "http.cookie",
-            (!joined_cookies.is_empty()).then_some(cookie.as_str()),
-        )?;
-        if self.scheme.field("http.request.cookies").is_some() {
+        if !joined_cookies.is_empty() && self.wants("http.cookie") {
+            self.set("http.cookie", cookie.as_str())?;
+        }
+        if want_cookies {
             let pairs: Vec<(&str, &str)> = cookie
                 .split(';')
                 .map(str::trim)

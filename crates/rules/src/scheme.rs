@@ -459,6 +459,23 @@ impl Scheme {
         &self.fields
     }
 
+    /// A mask of the fields `expressions` read, for
+    /// [`ExecutionContext::with_fields`](crate::ExecutionContext::with_fields).
+    pub fn field_mask<'e>(
+        &self,
+        expressions: impl IntoIterator<Item = &'e crate::Expression>,
+    ) -> Vec<bool> {
+        let mut mask = vec![false; self.fields.len()];
+        for e in expressions {
+            e.ast().for_each_field(&mut |name| {
+                if let Some(id) = self.field(name) {
+                    mask[id.0] = true;
+                }
+            });
+        }
+        mask
+    }
+
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
