@@ -394,6 +394,17 @@ impl Pipeline<'_> {
         effects: &mut dyn Effects,
         trace: &mut Vec<Step>,
     ) -> (Response, bool) {
+        let config = self.config;
+        let response_stage = |p: Phase| p.stage() == Stage::Response;
+        if !config
+            .account
+            .iter()
+            .chain(&config.zone)
+            .any(|r| response_stage(r.phase))
+        {
+            // No response phase has an entry point: the origin's response as it is.
+            return (response, false);
+        }
         let mut run = Run::new(self, outcome.request.clone(), Some(response), effects);
         for &phase in self.config.order.response() {
             if run.answer.is_some() {
@@ -618,7 +629,7 @@ impl<'p, 'e> Run<'p, 'e> {
                 expression: full.then(|| rule.expression.clone()),
                 matched,
                 action: Some(action.to_string()),
-                action_parameters: rule.action_parameters.clone().filter(|_| full),
+                action_parameters: full.then(|| rule.action_parameters.clone()).flatten(),
                 phase: None,
                 explanation: self
                     .pipeline
