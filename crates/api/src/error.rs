@@ -18,7 +18,7 @@ pub mod codes {
     pub const INVALID_FIELD: u32 = 1002;
     /// The body is not `application/json`.
     pub const UNSUPPORTED_MEDIA_TYPE: u32 = 1003;
-    /// The body is larger than 64 KiB.
+    /// The body is larger than 1 MiB.
     pub const BODY_TOO_LARGE: u32 = 1004;
     /// A name in `colos` designates no colo; the message lists the known ones.
     pub const UNKNOWN_COLO: u32 = 1005;
@@ -162,12 +162,20 @@ impl From<edgetrace_store::StoreError> for ApiError {
 }
 
 impl From<Vec<edgetrace_edge::FieldError>> for ApiError {
-    /// Validation problems of a body: 400, one error per problem, each with its pointer.
+    /// Validation problems of a body: 400, one error per problem, each with its pointer; a
+    /// body that is not even an object (pointer `""`) is malformed (1001), a bad field 1002.
     fn from(errors: Vec<edgetrace_edge::FieldError>) -> ApiError {
         ApiError::invalid(
             errors
                 .into_iter()
-                .map(|e| ErrorItem::at(codes::INVALID_FIELD, e.pointer, e.message))
+                .map(|e| {
+                    let code = if e.pointer.is_empty() {
+                        codes::MALFORMED_BODY
+                    } else {
+                        codes::INVALID_FIELD
+                    };
+                    ErrorItem::at(code, e.pointer, e.message)
+                })
                 .collect(),
         )
     }

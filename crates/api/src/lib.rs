@@ -42,8 +42,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
 
-/// Request bodies larger than this are refused with 413.
-pub const MAX_BODY: usize = 64 * 1024;
+/// Request bodies larger than this are refused with 413 (a ruleset of 1,000 rules fits).
+pub const MAX_BODY: usize = 1024 * 1024;
 
 /// The permission the traceroute route requires, as Cloudflare names it.
 pub const TRACEROUTE_WRITE: &str = "Magic Transit Write";
@@ -318,7 +318,7 @@ pub async fn json_body(headers: &HeaderMap, body: Body) -> Result<serde_json::Va
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             codes::BODY_TOO_LARGE,
-            format!("the body is larger than {} KiB", MAX_BODY / 1024),
+            format!("the body is larger than {} MiB", MAX_BODY >> 20),
         )
     })
     .await
@@ -391,7 +391,7 @@ pub(crate) async fn account_caller(
             headers(("x-edgetrace-traceroute-id" = String, description = "Id of the stored request"))),
         (status = 400, description = "Invalid body (codes 1001, 1002, 1005) or missing credentials (9106)", body = error::ErrorEnvelope),
         openapi::AccountErrors,
-        (status = 413, description = "Body over 64 KiB (1004)", body = error::ErrorEnvelope),
+        (status = 413, description = "Body over 1 MiB (1004)", body = error::ErrorEnvelope),
         (status = 415, description = "Body not application/json (1003)", body = error::ErrorEnvelope),
         openapi::AuthErrors,
     ),

@@ -98,7 +98,7 @@ impl Modify for Security {
         title = "edgetrace API",
         description = "Cloudflare-compatible diagnostics API of edgetrace. Error codes: 1000 internal error; \
             1001 body not JSON or not an object; 1002 invalid field (`source.pointer` names it); 1003 body not \
-            application/json; 1004 body over 64 KiB; 1005 unknown colo; 1006 conflict; 1007 colos unreachable (NATS down); 1015 rate limited; 7000 no route; \
+            application/json; 1004 body over 1 MiB; 1005 unknown colo; 1006 conflict; 1007 colos unreachable (NATS down); 1015 rate limited; 7000 no route; \
             7001 method not allowed; 7003 invalid identifier; 9106 missing credentials; 9109 not authorized for \
             the account or permission; 10000 authentication error."
     ),

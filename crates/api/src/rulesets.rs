@@ -313,7 +313,7 @@ macro_rules! doc {
                 (status = 204, description = "Deleted (DELETE routes)"),
                 (status = 400, description = "Invalid body or query (1001, 1002; pointers like /rules/2/expression) or missing credentials (9106)", body = crate::error::ErrorEnvelope),
                 (status = 409, description = "Conflict: an entry point exists, the ruleset changed meanwhile, or it is in use (1006)", body = crate::error::ErrorEnvelope),
-                (status = 413, description = "Body over 64 KiB (1004)", body = crate::error::ErrorEnvelope),
+                (status = 413, description = "Body over 1 MiB (1004)", body = crate::error::ErrorEnvelope),
                 (status = 415, description = "Body not application/json (1003)", body = crate::error::ErrorEnvelope),
                 crate::openapi::AccountErrors,
                 crate::openapi::AuthErrors,

@@ -103,7 +103,7 @@ crate::envelope_schema!(IdEnvelope, IdJson);
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // a description of responses, never built
 pub(crate) enum BodyErrors {
-    /// Body over 64 KiB (1004)
+    /// Body over 1 MiB (1004)
     #[response(status = 413)]
     TooLarge(crate::error::ErrorEnvelope),
     /// Body not application/json (1003)

@@ -235,7 +235,16 @@ async fn page_rule_errors_name_the_field() {
     let r = env
         .call(Method::POST, &rules, &env.admin, Some(json!([1])))
         .await;
-    assert_eq!(r.invalid().1, "body: must be an object, not an array");
+    // A body that is not an object is malformed (1001), like one that is not JSON.
+    let errors = r.errors(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        errors,
+        [(
+            1001,
+            String::new(),
+            "body: must be an object, not an array".to_string()
+        )]
+    );
 }
 
 #[tokio::test]

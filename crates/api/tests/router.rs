@@ -276,7 +276,7 @@ async fn body_errors() {
     .await;
     assert_eq!((r.status, error(&r).0), (StatusCode::BAD_REQUEST, 1001));
 
-    let big = format!("{{\"targets\": [\"{}\"]}}", "a".repeat(70 * 1024));
+    let big = format!("{{\"targets\": [\"{}\"]}}", "a".repeat(1024 * 1024 + 1));
     let r = send(app(), post(&uri, s, JSON, big)).await;
     assert_eq!(
         (r.status, error(&r).0),
