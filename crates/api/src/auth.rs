@@ -82,13 +82,10 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, Ap
     }
 }
 
-/// An account id as Cloudflare writes them: 32 lowercase hex characters.
-pub fn check_account_id(path: &str, account_id: &str) -> Result<(), ApiError> {
-    if account_id.len() == 32
-        && account_id
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+/// An identifier (account, zone, ruleset, record, list, …) as Cloudflare writes them: 32
+/// lowercase hex characters; anything else is a 404 for `path` (code 7003).
+pub fn check_id(path: &str, id: &str) -> Result<(), ApiError> {
+    if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         Ok(())
     } else {
         Err(ApiError::not_found(path))

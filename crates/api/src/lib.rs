@@ -23,7 +23,7 @@ pub mod sysprobe;
 pub mod traceroute;
 pub mod zones;
 
-use crate::auth::{Principal, authenticate, authorize, check_account_id};
+use crate::auth::{Principal, authenticate, authorize, check_id};
 use crate::error::{ApiError, ErrorItem, codes};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, State};
@@ -368,7 +368,7 @@ pub(crate) async fn account_caller(
     account_id: &str,
     permissions: &[&str],
 ) -> Result<Principal, ApiError> {
-    check_account_id(path, account_id)?;
+    check_id(path, account_id)?;
     let principal = authenticate(state, headers).await?;
     authorize(&principal, account_id, permissions)?;
     Ok(principal)
@@ -526,7 +526,7 @@ async fn get_traceroute(
     )
     .await?;
     let not_found = || ApiError::not_found(uri.path());
-    check_account_id(uri.path(), &traceroute_id).map_err(|_| not_found())?;
+    check_id(uri.path(), &traceroute_id).map_err(|_| not_found())?;
     let stored = state
         .store
         .traceroute(&account_id, &traceroute_id)

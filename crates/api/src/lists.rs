@@ -4,6 +4,7 @@
 //!
 //! Permissions: "Account Lists Read"/"Account Lists Write" (write implies read).
 
+use crate::auth::check_id;
 use crate::error::{ApiError, ErrorItem, codes};
 use crate::zones::IdJson;
 use crate::{AppState, account_caller, json_body, ok, timestamp};
@@ -107,10 +108,6 @@ crate::envelope_schema!(ItemEnvelope, ListItemJson);
 crate::envelope_schema!(OperationIdEnvelope, OperationIdJson);
 crate::envelope_schema!(OperationEnvelope, OperationJson);
 
-fn is_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 /// A list, as Cloudflare returns it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListJson {
@@ -210,9 +207,7 @@ async fn existing_list(
     list_id: &str,
     path: &str,
 ) -> Result<StoredList, ApiError> {
-    if !is_id(list_id) {
-        return Err(ApiError::not_found(path));
-    }
+    check_id(path, list_id)?;
     state
         .store
         .list(account_id, list_id)
@@ -692,9 +687,7 @@ async fn get_item(
 ) -> Result<Response, ApiError> {
     account_caller(&state, &headers, uri.path(), &account_id, &[LISTS_READ]).await?;
     let list = existing_list(&state, &account_id, &list_id, uri.path()).await?;
-    if !is_id(&item_id) {
-        return Err(ApiError::not_found(uri.path()));
-    }
+    check_id(uri.path(), &item_id)?;
     let item = state
         .store
         .list_item(&list.id, &item_id)
@@ -721,9 +714,7 @@ async fn get_operation(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     account_caller(&state, &headers, uri.path(), &account_id, &[LISTS_READ]).await?;
-    if !is_id(&operation_id) {
-        return Err(ApiError::not_found(uri.path()));
-    }
+    check_id(uri.path(), &operation_id)?;
     let operation = state
         .store
         .list_operation(&account_id, &operation_id)

@@ -134,9 +134,7 @@ async fn existing_rule(
     id: &str,
     path: &str,
 ) -> Result<StoredPageRule, ApiError> {
-    if !(id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
-        return Err(ApiError::not_found(path));
-    }
+    crate::auth::check_id(path, id)?;
     state
         .store
         .page_rule(&zone.id, id)

@@ -22,7 +22,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
-use edgetrace_edge::input::{Fields, type_name};
+use edgetrace_edge::input::{Fields, object, type_name};
 use edgetrace_edge::page_rules::RequestUrl;
 use edgetrace_edge::pipeline::{Geo, Request, RunOptions, Step};
 use edgetrace_edge::{FieldError, FieldErrors};
@@ -191,15 +191,11 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
 const PROTOCOLS: &[&str] = &["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"];
 
 fn parse(body: &Value, caller: IpAddr, state: &AppState) -> Result<Traced, ApiError> {
-    // Not an object: 1001, like a body that is not JSON (the README's and traceroute's code).
-    let Some(map) = body.as_object() else {
-        return Err(ApiError::invalid(vec![ErrorItem::at(
-            codes::MALFORMED_BODY,
-            "",
-            format!("the body must be a JSON object, not {}", type_name(body)),
-        )]));
-    };
     let mut errors = FieldErrors::new();
+    // Not an object: 1001 (the pointer "" makes it malformed, see ApiError's From).
+    let Some(map) = object(body, "", &mut errors) else {
+        return Err(errors.into());
+    };
     let f = Fields::new(map, "");
     f.only(
         &[

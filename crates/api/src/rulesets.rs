@@ -4,7 +4,7 @@
 //! Permissions: "Account Rulesets Read"/"Account Rulesets Write" under `/accounts/{id}`,
 //! "Zone Rulesets Read"/"Zone Rulesets Write" under `/zones/{id}` (write implies read).
 
-use crate::auth::check_account_id;
+use crate::auth::check_id;
 use crate::error::{ApiError, ErrorItem, codes};
 use crate::zones::zone_caller;
 use crate::{AppState, Envelope, ResultInfo, account_caller, json_body, ok, timestamp};
@@ -195,7 +195,7 @@ async fn existing(
     id: &str,
     path: &str,
 ) -> Result<StoredRuleset, ApiError> {
-    check_account_id(path, id)?;
+    check_id(path, id)?;
     state
         .store
         .ruleset(target.scope(), id)
@@ -808,7 +808,7 @@ doc!(
         headers: HeaderMap,
     ) -> Result<Response, ApiError> {
         let target = caller(&state, &headers, uri.path(), &params, false).await?;
-        check_account_id(uri.path(), &params["ruleset_id"])?;
+        check_id(uri.path(), &params["ruleset_id"])?;
         one_version(
             &state,
             &target,

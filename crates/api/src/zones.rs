@@ -4,7 +4,7 @@
 //! Permissions: "Zone Read"/"Zone Write" for zones, "DNS Read"/"DNS Write" for records; a
 //! write permission implies the read one.
 
-use crate::auth::{Principal, authenticate, authorize, check_account_id};
+use crate::auth::{Principal, authenticate, authorize, check_id};
 use crate::error::{ApiError, ErrorItem, codes};
 use crate::{AppState, Paging, json_body, ok, ok_page, timestamp};
 use axum::Router;
@@ -82,7 +82,7 @@ pub(crate) async fn zone_caller(
     zone_id: &str,
     permissions: &[&str],
 ) -> Result<(Principal, Zone), ApiError> {
-    check_account_id(path, zone_id)?;
+    check_id(path, zone_id)?;
     let principal = authenticate(state, headers).await?;
     let zone = state
         .store
@@ -271,7 +271,7 @@ async fn create_zone(
     let (Some(name), Some(account)) = (name, account) else {
         return Err(errors.into());
     };
-    if check_account_id("", &account).is_err() {
+    if check_id("", &account).is_err() {
         return Err(ApiError::invalid(vec![ErrorItem::at(
             codes::INVALID_FIELD,
             "/account/id",
@@ -605,7 +605,7 @@ async fn existing_record(
     record_id: &str,
     path: &str,
 ) -> Result<DnsRecord, ApiError> {
-    check_account_id(path, record_id)?;
+    check_id(path, record_id)?;
     state
         .store
         .dns_record(&zone.id, record_id)

@@ -136,8 +136,7 @@ impl<'a> ExecutionContext<'a> {
         pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
         lowercase: bool,
     ) -> Result<()> {
-        let names_field = format!("{field}.names");
-        let values_field = format!("{field}.values");
+        let [names_field, values_field] = companions(field);
         let (want_map, want_names, want_values) = (
             self.wants(field),
             self.wants(&names_field),
@@ -237,8 +236,8 @@ impl<'a> ExecutionContext<'a> {
                 "raw.http.request.uri.path.extension",
             ],
         );
-        let multimap = |f: &str| [f.to_string(), format!("{f}.names"), format!("{f}.values")];
-        let want_group = |ctx: &Self, f: &str| multimap(f).iter().any(|n| ctx.wants(n));
+        let want_group =
+            |ctx: &Self, f: &str| ctx.wants(f) || companions(f).iter().any(|n| ctx.wants(n));
         let want_args = want_group(self, "http.request.uri.args");
         let want_raw_args = want_group(self, "raw.http.request.uri.args");
         let decoded_path = if want_decoded {
@@ -379,6 +378,39 @@ impl<'a> ExecutionContext<'a> {
             Some(Some(v)) => Some(v),
             _ => None,
         }
+    }
+}
+
+/// The `.names` and `.values` companions of a map field (without formatting them on every
+/// request for the maps `set_request` fills).
+fn companions(field: &str) -> [std::borrow::Cow<'static, str>; 2] {
+    let known: Option<[&'static str; 2]> = match field {
+        "http.request.headers" => {
+            Some(["http.request.headers.names", "http.request.headers.values"])
+        }
+        "http.request.uri.args" => Some([
+            "http.request.uri.args.names",
+            "http.request.uri.args.values",
+        ]),
+        "raw.http.request.uri.args" => Some([
+            "raw.http.request.uri.args.names",
+            "raw.http.request.uri.args.values",
+        ]),
+        "http.request.cookies" => {
+            Some(["http.request.cookies.names", "http.request.cookies.values"])
+        }
+        "http.response.headers" => Some([
+            "http.response.headers.names",
+            "http.response.headers.values",
+        ]),
+        _ => None,
+    };
+    match known {
+        Some([n, v]) => [n.into(), v.into()],
+        None => [
+            format!("{field}.names").into(),
+            format!("{field}.values").into(),
+        ],
     }
 }
 
