@@ -17,8 +17,11 @@
 # the origin for the same 2 cores, so the 2-thread figures are mostly a contention
 # measurement and the ratio is what matters, not the absolute figures. Nothing is pinned.
 # Anything else running on the machine moves the figures a lot (the load average is shown
-# first): each configuration runs ROUNDS times, alternating the peers, and the table shows
-# the medians.
+# first; on the shared VM this was written on, whole spells run at half speed): each
+# configuration runs ROUNDS times, alternating the peers, the table shows the medians, and
+# the ratio is the median of each round's ratio (the two runs of a round are next to each
+# other in time). Each run also reports the proxy's CPU time per request (user + system, its
+# worker processes included), read from /proc: what a request costs the proxy.
 #
 # Latency: wrk's percentiles are corrected for coordinated omission (a request slower than
 # the average interval adds the samples a client sending at that rate would have waited), so
@@ -31,20 +34,20 @@
 # then).
 #
 #   bench/proxy.sh
-#   DURATION=30s CONNECTIONS=64 bench/proxy.sh     # wrk -d / -c (defaults 10s, 32)
+#   DURATION=30s CONNECTIONS=64 bench/proxy.sh     # wrk -d / -c (defaults 5s, 32)
 #   THREADS="1" bench/proxy.sh                     # only 1 worker thread
-#   ROUNDS=5 bench/proxy.sh                        # rounds of runs (default 3); medians shown
+#   ROUNDS=5 bench/proxy.sh                        # rounds of runs (default 5); medians shown
 #   RULES=0 bench/proxy.sh                         # no firewall rules (the 5 matching ones stay)
 #   RULES=none bench/proxy.sh                      # no rulesets at all: the proxy alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-3s}
 CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-1}
 THREADS=${THREADS:-1 2}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 RULES=${RULES:-95} # non-matching firewall rules (plus the 5 matching ones), or none
 case "$RULES" in
 none | [0-9] | [0-9][0-9] | [0-9][0-9][0-9]) ;;
@@ -302,23 +305,40 @@ to_ms() {
     }'
 }
 
+# CPU time (user + system, clock ticks) of a process and its children (nginx's workers).
+cpu_ticks() { # PID
+    local p total=0 f
+    for p in "$1" $(pgrep -P "$1"); do
+        read -r -a f <"/proc/$p/stat" 2>/dev/null || continue
+        # Fields 14 and 15 (utime, stime); the name (field 2) has no spaces here.
+        total=$((total + f[13] + f[14]))
+    done
+    echo "$total"
+}
+hz=$(getconf CLK_TCK)
+
 results=()
-run_wrk() { # PEER THREADS PORT ROUND
-    local out rps p50 p99
+run_wrk() { # PEER THREADS PORT ROUND PID
+    local out rps p50 p99 n t0 t1 cpu
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" \
         "http://127.0.0.1:$3$path" >/dev/null
+    t0=$(cpu_ticks "$5")
     out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" \
         "http://127.0.0.1:$3$path")
+    t1=$(cpu_ticks "$5")
     if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
         fail "$1 with $2 thread(s): $(grep -E 'Non-2xx|Socket errors' <<<"$out")"
     fi
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-    [ -n "$rps" ] || fail "$1: no figures from wrk: $out"
-    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms\n' \
-        "$4" "$1" "$2" "$rps" "$p50" "$p99"
-    results+=("$1 $2 $rps $p50 $p99")
+    [ -n "$rps" ] && [ -n "$n" ] || fail "$1: no figures from wrk: $out"
+    # The proxy's CPU time per request, µs: what it costs, whatever else the machine does.
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req\n' \
+        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu"
+    results+=("$1 $2 $rps $p50 $p99 $cpu $4")
 }
 
 # The median of the numbers on stdin.
@@ -337,38 +357,44 @@ for ((round = 1; round <= ROUNDS; round++)); do
     for n in $THREADS; do
         start_nginx_proxy "$n"
         check nginx "$nginx_port"
-        run_wrk nginx "$n" "$nginx_port" "$round"
+        run_wrk nginx "$n" "$nginx_port" "$round" "${pids[-1]}"
         stop "${pids[-1]}"
 
         start_edgetrace "$n"
         check edgetrace "$edge_port"
-        run_wrk edgetrace "$n" "$edge_port" "$round"
+        run_wrk edgetrace "$n" "$edge_port" "$round" "${pids[-1]}"
         stop "${pids[-1]}"
     done
 done
 stop "$origin_pid"
 
+# FIELD of PEER's runs with N threads, one per line (in round order).
+field() { # PEER N FIELD
+    local r f
+    for r in "${results[@]}"; do
+        read -r -a f <<<"$r"
+        if [ "${f[0]}" = "$1" ] && [ "${f[1]}" = "$2" ]; then
+            echo "${f[$3]}"
+        fi
+    done
+}
+
 echo
 echo "medians of $ROUNDS round(s):"
-printf '%-10s %7s %10s %9s %9s %8s\n' peer threads 'req/s' 'p50 ms' 'p99 ms' ratio
+printf '%-10s %7s %10s %9s %9s %11s %8s\n' peer threads 'req/s' 'p50 ms' 'p99 ms' 'cpu us/req' ratio
 for n in $THREADS; do
-    nginx_rps=""
     for peer in nginx edgetrace; do
-        col() { # FIELD: the median of that field of PEER's runs with N threads
-            for r in "${results[@]}"; do
-                read -r -a f <<<"$r"
-                if [ "${f[0]}" = "$peer" ] && [ "${f[1]}" = "$n" ]; then
-                    echo "${f[$1]}"
-                fi
-            done | median
-        }
-        rps=$(col 2) p50=$(col 3) p99=$(col 4)
-        if [ "$peer" = nginx ]; then
-            nginx_rps=$rps ratio=""
-        else
-            ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { printf "%.2fx", a / b }')
+        rps=$(field $peer "$n" 2 | median) p50=$(field $peer "$n" 3 | median)
+        p99=$(field $peer "$n" 4 | median) cpu=$(field $peer "$n" 5 | median)
+        ratio=""
+        if [ "$peer" = edgetrace ]; then
+            # The median of each round's ratio: the two runs of a round are next to each
+            # other in time, so a slow spell of the machine moves both.
+            ratio=$(paste <(field edgetrace "$n" 2) <(field nginx "$n" 2) |
+                awk '{ print $1 / $2 }' | median | awk '{ printf "%.2fx", $1 }')
         fi
-        printf '%-10s %7s %10.0f %9.3f %9.3f %8s\n' "$peer" "$n" "$rps" "$p50" "$p99" "$ratio"
+        printf '%-10s %7s %10.0f %9.3f %9.3f %11.2f %8s\n' "$peer" "$n" "$rps" "$p50" "$p99" "$cpu" "$ratio"
     done
 done
-echo "(ratio: edgetrace's median req/s over nginx's at the same thread count; goal >= 0.80x)"
+echo "(ratio: the median over the rounds of edgetrace's req/s over nginx's in the same round and"
+echo " thread count; goal >= 0.80x. cpu: the proxy's CPU time per request, its workers included)"

@@ -125,7 +125,8 @@ pub struct Args {
     /// changes); without it they are missing and rules comparing them do not match.
     #[arg(long, value_name = "FILE")]
     geo_db: Option<PathBuf>,
-    /// Threads serving the API and the proxy [default: one per core].
+    /// Threads serving the API, and as many proxy threads (each one runs its own event loop
+    /// and serves its connections start to end) [default: one per core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     worker_threads: Option<u16>,
 }
@@ -390,6 +391,7 @@ fn serve(args: Args) -> anyhow::Result<()> {
     };
     drop_privileges().context("cannot drop privileges")?;
 
+    let proxy_threads = args.worker_threads.map(usize::from);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.worker_threads {
         runtime.worker_threads(usize::from(n));
@@ -453,20 +455,18 @@ fn serve(args: Args) -> anyhow::Result<()> {
             .context("API server")
         });
         if let Some(addr) = proxy_listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
+            let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("--proxy-listen {addr}: cannot listen"))?;
+            let threads = proxy_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
             eprintln!(
-                "edgetrace: edge proxy on {}://{}",
+                "edgetrace: edge proxy on {}://{} ({threads} thread{})",
                 if tls.is_some() { "https" } else { "http" },
-                listener.local_addr()?
+                listener.local_addr()?,
+                if threads == 1 { "" } else { "s" }
             );
-            let edge = edge.clone();
-            servers.spawn(async move {
-                edgetrace_proxy::server::serve(edge, listener, tls)
-                    .await
-                    .context("proxy server")
-            });
+            edgetrace_proxy::server::spawn(edge.clone(), listener, tls, threads)
+                .context("cannot start the proxy's threads")?;
         }
         if let Some(path) = sysprobe_socket {
             let listener = bind_unix(&path)?;

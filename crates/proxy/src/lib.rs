@@ -16,6 +16,7 @@
 //! from what the proxy does.
 
 pub mod effects;
+pub mod origin;
 pub mod server;
 pub mod site;
 
@@ -27,9 +28,6 @@ use effects::{Counters, Perform, Record};
 use http::header::{HeaderName, HeaderValue};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use site::{Site, Sites};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -123,7 +121,6 @@ pub struct Edge {
     pub sites: Sites,
     scheme: Arc<Scheme>,
     counters: Counters,
-    client: Client<HttpConnector, Full<Bytes>>,
     /// GeoLite2-City/Country database for `ip.src.*` fields.
     pub geo: Option<GeoDb>,
     /// ASN database for `ip.src.asnum`.
@@ -185,16 +182,10 @@ fn response_from(status: u16, headers: &[(String, String)], body: Body) -> http:
 impl Edge {
     pub fn new(store: edgetrace_store::Store) -> Edge {
         let scheme = Arc::new(Scheme::cloudflare());
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
         Edge {
             sites: Sites::new(store, scheme.clone()),
             scheme,
             counters: Counters::default(),
-            client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build(connector),
             geo: None,
             asn: None,
             origin_port: None,
@@ -402,18 +393,27 @@ impl Edge {
         request: &Request,
         address: SocketAddr,
     ) -> Result<(Response, Body), (u16, String)> {
-        let uri = format!("http://{address}{}", request.uri);
-        let mut builder = http::Request::builder()
-            .method(forwarded.method.as_str())
-            .uri(&uri);
-        for (k, v) in &forwarded.headers {
-            builder = builder.header(k.as_str(), v.as_str());
-        }
-        let request = builder
-            .body(Full::new(Bytes::copy_from_slice(&request.body)))
-            .map_err(|e| (502, format!("cannot build the origin request: {e}")))?;
+        let body = Bytes::copy_from_slice(&request.body);
+        let make = || {
+            let mut r = http::Request::new(Full::new(body.clone()));
+            *r.method_mut() =
+                http::Method::from_bytes(forwarded.method.as_bytes()).unwrap_or(http::Method::GET);
+            // Origin-form: the request line carries the path and query, `Host` the authority.
+            *r.uri_mut() = http::Uri::try_from(request.uri.as_str())
+                .unwrap_or_else(|_| http::Uri::from_static("/"));
+            let headers = r.headers_mut();
+            for (k, v) in &forwarded.headers {
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    headers.append(k, v);
+                }
+            }
+            r
+        };
         let response =
-            match tokio::time::timeout(self.origin_timeout, self.client.request(request)).await {
+            match tokio::time::timeout(self.origin_timeout, origin::send(address, make)).await {
                 Err(_) => {
                     return Err((
                         504,
@@ -423,7 +423,7 @@ impl Edge {
                         ),
                     ));
                 }
-                Ok(Err(e)) => return Err((502, format!("origin {address}: {e}"))),
+                Ok(Err(e)) => return Err((502, e)),
                 Ok(Ok(r)) => r,
             };
         let (parts, body) = response.into_parts();

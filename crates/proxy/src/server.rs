@@ -57,12 +57,42 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves the proxy on `listener` until the task is dropped.
-pub async fn serve(
+/// Serves the proxy on `listener` with `threads` threads, each running its own single-threaded
+/// runtime that accepts connections from the shared listener and serves them start to end
+/// (thread per core: a request, its rules and its origin connection never leave the thread
+/// that accepted it). The threads run until the process exits; an error starting one is
+/// returned.
+pub fn spawn(
     edge: Arc<Edge>,
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
+    threads: usize,
 ) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    for i in 0..threads.max(1) {
+        let listener = listener.try_clone()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let edge = edge.clone();
+        let tls = tls.clone();
+        std::thread::Builder::new()
+            .name(format!("edgetrace-proxy-{i}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => serve(edge, listener, tls).await,
+                        Err(e) => eprintln!("edgetrace: proxy thread {i}: {e}"),
+                    }
+                });
+            })?;
+    }
+    Ok(())
+}
+
+/// Serves the proxy on `listener` until the task is dropped: each connection in a task of the
+/// current runtime.
+pub async fn serve(edge: Arc<Edge>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,

@@ -40,6 +40,9 @@ pub enum LoadError {
     /// A stored ruleset, list or page rule no longer compiles (a list it names was deleted).
     #[error("the configuration of zone {zone} does not compile: {message}")]
     Config { zone: String, message: String },
+    /// The runtime that reads the store stopped (the server is shutting down).
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 struct Entry {
@@ -57,6 +60,9 @@ pub struct Sites {
 
 struct Inner {
     store: Store,
+    /// The runtime that reads the store (the one `Sites` was made in): the proxy's threads
+    /// run their own runtimes, and a store connection stays with the runtime that opened it.
+    runtime: Option<tokio::runtime::Handle>,
     scheme: Arc<Scheme>,
     ttl: Duration,
     generation: AtomicU64,
@@ -68,6 +74,7 @@ impl Sites {
         Sites {
             inner: Arc::new(Inner {
                 store,
+                runtime: tokio::runtime::Handle::try_current().ok(),
                 scheme,
                 ttl: DEFAULT_TTL,
                 generation: AtomicU64::new(0),
@@ -94,7 +101,7 @@ impl Sites {
                 let inner = self.inner.clone();
                 let host = host.to_string();
                 let stale = e.clone();
-                tokio::spawn(async move {
+                let reload = async move {
                     let site = match inner.read_host(&host).await {
                         Ok(site) => site,
                         Err(err) => {
@@ -105,11 +112,29 @@ impl Sites {
                         }
                     };
                     inner.insert(&host, site, generation);
-                });
+                };
+                match &self.inner.runtime {
+                    Some(runtime) => drop(runtime.spawn(reload)),
+                    None => drop(tokio::spawn(reload)),
+                }
             }
             return Ok(e.site.clone());
         }
-        let site = inner.read_host(host).await?;
+        let site = match &inner.runtime {
+            Some(runtime) => {
+                let inner = self.inner.clone();
+                let host = host.to_string();
+                match runtime
+                    .spawn(async move { inner.read_host(&host).await })
+                    .await
+                {
+                    Ok(site) => site?,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => return Err(LoadError::ShuttingDown),
+                }
+            }
+            None => inner.read_host(host).await?,
+        };
         inner.insert(host, site.clone(), generation);
         Ok(site)
     }
