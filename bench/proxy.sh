@@ -39,6 +39,7 @@
 #   ROUNDS=5 bench/proxy.sh                        # rounds of runs (default 5); medians shown
 #   RULES=0 bench/proxy.sh                         # no firewall rules (the 5 matching ones stay)
 #   RULES=none bench/proxy.sh                      # no rulesets at all: the proxy alone
+#   PERF=/tmp/proxy.perf bench/proxy.sh            # perf record 3 s of edgetrace's runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -323,6 +324,10 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" \
         "http://127.0.0.1:$3$path" >/dev/null
     t0=$(cpu_ticks "$5")
+    if [ -n "${PERF:-}" ] && [ "$1" = edgetrace ]; then
+        # Profile 3 s of the run (perf record; PERF is the output file).
+        perf record -q -F 1999 -g -p "$5" -o "$PERF" -- sleep 3 >/dev/null 2>&1 &
+    fi
     out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" \
         "http://127.0.0.1:$3$path")
     t1=$(cpu_ticks "$5")

@@ -19,6 +19,9 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `firewall_expressions N` of bench/edge-common.sh.
 fn firewall_expressions(n: usize) -> Vec<String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/edge-common.sh");
@@ -166,12 +169,12 @@ fn measure(scheme: &Scheme, config: &Config) -> f64 {
         .map(|_| {
             let started = Instant::now();
             for _ in 0..PER_RUN {
-                let outcome = pipeline.request(black_box(request()), &mut Proxy);
+                let mut outcome = pipeline.request(black_box(request()), &mut Proxy);
                 assert!(
                     outcome.answer.is_none(),
                     "the bench request must reach the origin"
                 );
-                let mut trace = outcome.trace.clone();
+                let mut trace = std::mem::take(&mut outcome.trace);
                 let (response, answered) =
                     pipeline.response(&outcome, origin_response(), &mut Proxy, &mut trace);
                 black_box((response, answered, trace));
@@ -192,6 +195,19 @@ fn main() {
     let empty = config(&scheme, None);
     let five = config(&scheme, Some(0));
     let hundred = config(&scheme, Some(95));
+    // `--only 100` (or 5, 0): that configuration alone, for a profiler.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--only") {
+        let config = match args.get(i + 1).map(String::as_str) {
+            Some("0") => &empty,
+            Some("5") => &five,
+            _ => &hundred,
+        };
+        for _ in 0..10 {
+            measure(&scheme, config);
+        }
+        return;
+    }
     let e = measure(&scheme, &empty);
     let f = measure(&scheme, &five);
     let h = measure(&scheme, &hundred);

@@ -20,7 +20,8 @@ use crate::phases::PhaseOrder;
 use edgetrace_rules::{ExecutionContext, Expression, Lists, Phase, Scheme, Stage, Target};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Geolocation of the client, as far as it is known (fields left `None` are missing, and rules
@@ -333,12 +334,13 @@ struct Pending {
 }
 
 /// Evaluation state of one request.
-struct Run<'p, 'e> {
+struct Run<'p, 'e, 'r> {
     pipeline: &'p Pipeline<'p>,
     effects: &'e mut dyn Effects,
-    request: Request,
-    /// `raw.*` fields: the request as it arrived (uri, path, query, full URL).
-    raw: [String; 4],
+    /// Owned by the request phases (they rewrite it), borrowed by the response phases.
+    request: Cow<'r, Request>,
+    /// `raw.*` fields: the path and query as the request arrived.
+    raw_uri: String,
     /// The context of the current field values; rebuilt after a phase changed the request.
     ctx: Option<ExecutionContext<'p>>,
     response: Option<Response>,
@@ -347,9 +349,10 @@ struct Run<'p, 'e> {
     config: Map<String, Value>,
     cache: Map<String, Value>,
     score: i64,
-    skipped_phases: HashSet<Phase>,
-    skipped_rulesets: HashSet<String>,
-    skipped_rules: HashSet<String>,
+    // What `skip` rules named: a few at most, usually none.
+    skipped_phases: Vec<Phase>,
+    skipped_rulesets: Vec<String>,
+    skipped_rules: Vec<String>,
     pending: Pending,
 }
 
@@ -362,7 +365,7 @@ fn set_opt(ctx: &mut ExecutionContext<'_>, name: &str, v: Option<edgetrace_rules
 impl Pipeline<'_> {
     /// Runs the request phases.
     pub fn request(&self, request: Request, effects: &mut dyn Effects) -> Outcome {
-        let mut run = Run::new(self, request, None, effects);
+        let mut run = Run::new(self, Cow::Owned(request), None, effects);
         let mut trace = Vec::new();
         for &phase in self.config.order.request() {
             if run.answer.is_some() {
@@ -374,7 +377,7 @@ impl Pipeline<'_> {
             run.page_rules(&mut trace);
         }
         Outcome {
-            request: run.request,
+            request: run.request.into_owned(),
             answer: run.answer,
             route: run.route,
             config: run.config,
@@ -405,7 +408,12 @@ impl Pipeline<'_> {
             // No response phase has an entry point: the origin's response as it is.
             return (response, false);
         }
-        let mut run = Run::new(self, outcome.request.clone(), Some(response), effects);
+        let mut run = Run::new(
+            self,
+            Cow::Borrowed(&outcome.request),
+            Some(response),
+            effects,
+        );
         for &phase in self.config.order.response() {
             if run.answer.is_some() {
                 break;
@@ -433,22 +441,17 @@ impl Pipeline<'_> {
     }
 }
 
-impl<'p, 'e> Run<'p, 'e> {
+impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
     fn new(
         pipeline: &'p Pipeline<'p>,
-        request: Request,
+        request: Cow<'r, Request>,
         response: Option<Response>,
         effects: &'e mut dyn Effects,
     ) -> Self {
         Run {
             pipeline,
             effects,
-            raw: [
-                request.uri.clone(),
-                request.path().to_string(),
-                request.query().to_string(),
-                request.url(),
-            ],
+            raw_uri: request.uri.clone(),
             ctx: None,
             request,
             response,
@@ -457,9 +460,9 @@ impl<'p, 'e> Run<'p, 'e> {
             config: Map::new(),
             cache: Map::new(),
             score: 0,
-            skipped_phases: HashSet::new(),
-            skipped_rulesets: HashSet::new(),
-            skipped_rules: HashSet::new(),
+            skipped_phases: Vec::new(),
+            skipped_rulesets: Vec::new(),
+            skipped_rules: Vec::new(),
             pending: Pending::default(),
         }
     }
@@ -477,17 +480,26 @@ impl<'p, 'e> Run<'p, 'e> {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let _ = ctx.set_request(&r.method, r.https, &r.host, &r.uri, &r.version, &headers);
-        // raw.* keep the request as it arrived.
-        for (raw, v) in [
-            "raw.http.request.uri",
-            "raw.http.request.uri.path",
-            "raw.http.request.uri.query",
-            "raw.http.request.full_uri",
-        ]
-        .into_iter()
-        .zip(&self.raw)
-        {
-            let _ = ctx.set(raw, v.as_str());
+        // raw.* keep the request as it arrived (set_request set them from the current URI).
+        if self.raw_uri != r.uri {
+            let raw = self.raw_uri.as_str();
+            let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
+            for (name, v) in [
+                ("raw.http.request.uri", raw),
+                ("raw.http.request.uri.path", path),
+                ("raw.http.request.uri.query", query),
+            ] {
+                if ctx.wants(name) {
+                    let _ = ctx.set(name, v);
+                }
+            }
+            if ctx.wants("raw.http.request.full_uri") {
+                let scheme = if r.https { "https" } else { "http" };
+                let _ = ctx.set(
+                    "raw.http.request.full_uri",
+                    format!("{scheme}://{}{raw}", r.host),
+                );
+            }
         }
         let _ = ctx.set("ip.src", r.client_ip);
         let g = &r.geo;
@@ -590,17 +602,18 @@ impl<'p, 'e> Run<'p, 'e> {
         ctx: &ExecutionContext<'_>,
         overrides: Option<&Value>,
     ) -> Step {
+        let full = !self.pipeline.options.lean;
         let mut step = Step {
             step_name: ruleset.id.clone(),
             r#type: "ruleset".into(),
-            name: Some(ruleset.name.clone()),
-            kind: Some(ruleset.kind.clone()),
-            description: Some(ruleset.description.clone()),
+            name: full.then(|| ruleset.name.clone()),
+            kind: full.then(|| ruleset.kind.clone()),
+            description: full.then(|| ruleset.description.clone()),
             expression: None,
             matched: false,
             action: None,
             action_parameters: None,
-            phase: Some(ruleset.phase.name().to_string()),
+            phase: full.then(|| ruleset.phase.name().to_string()),
             explanation: None,
             trace: Vec::new(),
         };
@@ -619,7 +632,6 @@ impl<'p, 'e> Run<'p, 'e> {
             if !matched && !self.pipeline.options.all_rules {
                 continue;
             }
-            let full = !self.pipeline.options.lean;
             let mut rule_step = Step {
                 step_name: rule.id.clone(),
                 r#type: "rule".into(),
@@ -747,9 +759,12 @@ impl<'p, 'e> Run<'p, 'e> {
                 true
             }
             "rewrite" => {
-                for part in ["path", "query"] {
+                for (part, pointer) in [
+                    ("path", "/uri/path/expression"),
+                    ("query", "/uri/query/expression"),
+                ] {
                     let value = self
-                        .value(rule, &format!("/uri/{part}/expression"), ctx)
+                        .value(rule, pointer, ctx)
                         .or_else(|| params["uri"][part]["value"].as_str().map(str::to_string));
                     if let Some(v) = value {
                         match part {
@@ -760,9 +775,12 @@ impl<'p, 'e> Run<'p, 'e> {
                 }
                 if let Some(headers) = params["headers"].as_object() {
                     for (name, op) in headers {
-                        let value = self
-                            .value(rule, &format!("/headers/{name}/expression"), ctx)
-                            .or_else(|| op["value"].as_str().map(str::to_string));
+                        let value = if rule.values.is_empty() {
+                            None
+                        } else {
+                            self.value(rule, &format!("/headers/{name}/expression"), ctx)
+                        }
+                        .or_else(|| op["value"].as_str().map(str::to_string));
                         self.pending.headers.push((
                             name.to_ascii_lowercase(),
                             text(op, "operation"),
@@ -813,20 +831,22 @@ impl<'p, 'e> Run<'p, 'e> {
                     return true;
                 }
                 for p in params["phases"].as_array().into_iter().flatten() {
-                    if let Some(phase) = p.as_str().and_then(Phase::from_name) {
-                        self.skipped_phases.insert(phase);
+                    if let Some(phase) = p.as_str().and_then(Phase::from_name)
+                        && !self.skipped_phases.contains(&phase)
+                    {
+                        self.skipped_phases.push(phase);
                     }
                 }
                 for id in params["rulesets"].as_array().into_iter().flatten() {
                     if let Some(id) = id.as_str() {
-                        self.skipped_rulesets.insert(id.to_string());
+                        self.skipped_rulesets.push(id.to_string());
                     }
                 }
                 if let Some(rules) = params["rules"].as_object() {
                     for ids in rules.values() {
                         for id in ids.as_array().into_iter().flatten() {
                             if let Some(id) = id.as_str() {
-                                self.skipped_rules.insert(id.to_string());
+                                self.skipped_rules.push(id.to_string());
                             }
                         }
                     }
@@ -916,7 +936,7 @@ impl<'p, 'e> Run<'p, 'e> {
             let query = pending
                 .query
                 .unwrap_or_else(|| self.request.query().to_string());
-            self.request.uri = if query.is_empty() {
+            self.request.to_mut().uri = if query.is_empty() {
                 path
             } else {
                 format!("{path}?{query}")
@@ -924,7 +944,7 @@ impl<'p, 'e> Run<'p, 'e> {
         }
         let headers = match (phase.stage(), &mut self.response) {
             (Stage::Response, Some(r)) => &mut r.headers,
-            _ => &mut self.request.headers,
+            _ => &mut self.request.to_mut().headers,
         };
         for (name, op, value) in pending.headers {
             match (op.as_str(), value) {

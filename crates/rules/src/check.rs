@@ -41,6 +41,10 @@ pub(crate) enum NodeKind {
     Call {
         func: Func,
         args: Vec<Node>,
+        /// The context slot that keeps the result ([`Scheme::memo_slot`]): set for a call of
+        /// one field (`lower(http.host)`, `lower(http.request.headers.names[*])`), which
+        /// many rules of a zone repeat, so each context computes it once.
+        memo: Option<usize>,
     },
     Cmp {
         lhs: Box<Node>,
@@ -942,8 +946,34 @@ impl Checker<'_> {
         } else {
             ret
         };
+        // A call of one field: the same value for every rule of a context.
+        let memo = match nodes.as_slice() {
+            [
+                Node {
+                    kind: NodeKind::Field { name: field, .. },
+                    each: false,
+                    ..
+                },
+            ] => self.scheme.memo_slot(&format!("{func:?}({field})")),
+            [
+                Node {
+                    kind: NodeKind::Each(base),
+                    ..
+                },
+            ] => match &base.kind {
+                NodeKind::Field { name: field, .. } => {
+                    self.scheme.memo_slot(&format!("{func:?}({field}[*])"))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
         Ok(Node {
-            kind: NodeKind::Call { func, args: nodes },
+            kind: NodeKind::Call {
+                func,
+                args: nodes,
+                memo,
+            },
             ty,
             each: false,
             span,

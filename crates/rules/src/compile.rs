@@ -99,6 +99,7 @@ pub(crate) fn compile_bool(node: Node) -> BoolFn {
         NodeKind::Call {
             func: func @ (Func::Any | Func::All),
             args,
+            ..
         } if is_each_cmp(&args) => {
             let all = matches!(func, Func::All);
             let Some(Node {
@@ -118,6 +119,7 @@ pub(crate) fn compile_bool(node: Node) -> BoolFn {
         NodeKind::Call {
             func: func @ (Func::StartsWith | Func::EndsWith),
             args,
+            ..
         } if field_and_literal(&args).is_some() => {
             let Some((index, lit)) = field_and_literal(&args) else {
                 return Box::new(|_| false);

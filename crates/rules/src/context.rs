@@ -4,12 +4,16 @@ use crate::error::{Error, ErrorKind, Result, Span};
 use crate::lists::Lists;
 use crate::scheme::{FieldId, Scheme};
 use crate::types::{Type, Value};
+use std::cell::OnceCell;
 
 /// Field values for one evaluation. Fields never set are *missing*:
 /// comparisons against them are false, functions given them return missing.
 pub struct ExecutionContext<'a> {
     pub(crate) scheme: &'a Scheme,
     pub(crate) values: Vec<Option<Value>>,
+    /// Results of the calls the scheme gave a memo slot, computed at their first use; emptied
+    /// whenever a field is set.
+    pub(crate) memo: Vec<OnceCell<Option<Value>>>,
     pub(crate) lists: Option<&'a dyn Lists>,
     /// Only these fields are kept (and computed by [`set_request`](Self::set_request)).
     wanted: Option<&'a [bool]>,
@@ -37,6 +41,7 @@ impl<'a> ExecutionContext<'a> {
         ExecutionContext {
             scheme,
             values: vec![None; scheme.fields().len()],
+            memo: (0..scheme.memo_len()).map(|_| OnceCell::new()).collect(),
             lists: None,
             wanted: None,
         }
@@ -99,6 +104,7 @@ impl<'a> ExecutionContext<'a> {
             )));
         }
         self.values[id.0] = Some(value);
+        self.forget_memo();
         Ok(())
     }
 
@@ -106,6 +112,7 @@ impl<'a> ExecutionContext<'a> {
     pub fn unset(&mut self, name: &str) {
         if let Some(id) = self.scheme.field(name) {
             self.values[id.0] = None;
+            self.forget_memo();
         }
     }
 
@@ -137,25 +144,46 @@ impl<'a> ExecutionContext<'a> {
         lowercase: bool,
     ) -> Result<()> {
         let [names_field, values_field] = companions(field);
-        let (want_map, want_names, want_values) = (
-            self.wants(field),
-            self.wants(&names_field),
-            self.wants(&values_field),
-        );
-        if !want_map && !want_names && !want_values {
+        let ids = [
+            self.scheme.field(field),
+            self.scheme.field(&names_field),
+            self.scheme.field(&values_field),
+        ];
+        self.set_multimap_ids(ids, pairs, lowercase)
+    }
+
+    /// A map field and its `.names` / `.values` companions, by id (`None`: not in the
+    /// scheme); only the wanted ones are computed.
+    fn set_multimap_ids<'h>(
+        &mut self,
+        [map_id, names_id, values_id]: [Option<FieldId>; 3],
+        pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
+        lowercase: bool,
+    ) -> Result<()> {
+        let want_map = self.wanted_id(map_id);
+        let array_of_strings = |ctx: &Self, id: Option<FieldId>| {
+            ctx.wanted_id(id).filter(|id| {
+                ctx.scheme
+                    .field_def(*id)
+                    .is_some_and(|d| d.ty == Type::array_of_strings())
+            })
+        };
+        let want_names = array_of_strings(self, names_id);
+        let want_values = array_of_strings(self, values_id);
+        if want_map.is_none() && want_names.is_none() && want_values.is_none() {
             return Ok(());
         }
         let mut map: Vec<(Vec<u8>, Value)> = Vec::new();
         let mut names = Vec::new();
         let mut values = Vec::new();
         for (name, value) in pairs {
-            if want_names {
+            if want_names.is_some() {
                 names.push(Value::from(name));
             }
-            if want_values {
+            if want_values.is_some() {
                 values.push(Value::from(value));
             }
-            if !want_map {
+            if want_map.is_none() {
                 continue;
             }
             let key = if lowercase {
@@ -168,26 +196,28 @@ impl<'a> ExecutionContext<'a> {
                 _ => map.push((key, Value::Array(vec![value.into()]))),
             }
         }
-        if want_map {
-            self.set(field, Value::Map(map))?;
+        if let Some(id) = want_map {
+            self.set_id(id, Value::Map(map))?;
         }
-        for (sub, wanted, v) in [
-            (names_field, want_names, names),
-            (values_field, want_values, values),
-        ] {
-            if !wanted {
-                continue;
-            }
-            if let Some(id) = self.scheme.field(&sub)
-                && self
-                    .scheme
-                    .field_def(id)
-                    .is_some_and(|d| d.ty == Type::array_of_strings())
-            {
+        for (id, v) in [(want_names, names), (want_values, values)] {
+            if let Some(id) = id {
                 self.set_id(id, Value::Array(v))?;
             }
         }
         Ok(())
+    }
+
+    /// `id` when it is set and the context wants it (no field mask, or the mask has it).
+    fn wanted_id(&self, id: Option<FieldId>) -> Option<FieldId> {
+        id.filter(|id| {
+            self.wanted
+                .is_none_or(|w| w.get(id.0).copied().unwrap_or(false))
+        })
+    }
+
+    /// The id of a field `set_request` fills, when the context wants it.
+    fn want(&self, f: R) -> Option<FieldId> {
+        self.wanted_id(self.scheme.request_ids()[f as usize])
     }
 
     /// Fills the request fields Cloudflare derives from a request line and
@@ -219,27 +249,11 @@ impl<'a> ExecutionContext<'a> {
             None => (uri, None),
         };
         let scheme_name = if scheme_https { "https" } else { "http" };
-        // Compute only what is kept (all of it without a field mask).
-        let any = |ctx: &Self, names: &[&str]| names.iter().any(|n| ctx.wants(n));
-        let want_decoded = any(
-            self,
-            &[
-                "http.request.full_uri",
-                "http.request.uri",
-                "http.request.uri.path",
-            ],
-        );
-        let want_ext = any(
-            self,
-            &[
-                "http.request.uri.path.extension",
-                "raw.http.request.uri.path.extension",
-            ],
-        );
-        let want_group =
-            |ctx: &Self, f: &str| ctx.wants(f) || companions(f).iter().any(|n| ctx.wants(n));
-        let want_args = want_group(self, "http.request.uri.args");
-        let want_raw_args = want_group(self, "raw.http.request.uri.args");
+        // Compute only what is kept (all of it without a field mask); field ids are the
+        // scheme's, looked up once ([`Scheme::request_ids`]).
+        let want = |ctx: &Self, fs: &[R]| fs.iter().any(|f| ctx.want(*f).is_some());
+        let want_decoded = want(self, &[R::FullUri, R::Uri, R::Path]);
+        let want_ext = want(self, &[R::Ext, R::RawExt]);
         let decoded_path = if want_decoded {
             normalize_path(path.as_bytes())
         } else {
@@ -254,31 +268,28 @@ impl<'a> ExecutionContext<'a> {
         } else {
             String::new()
         };
-        let mut set = |name: &str, v: &dyn Fn() -> Value| -> Result<()> {
-            if self.wants(name) {
-                self.set(name, v())
-            } else {
-                Ok(())
+        let mut set = |f: R, v: &dyn Fn() -> Value| -> Result<()> {
+            match self.want(f) {
+                Some(id) => self.set_id(id, v()),
+                None => Ok(()),
             }
         };
-        set("http.request.method", &|| method.into())?;
-        set("http.host", &|| host.into())?;
-        set("ssl", &|| scheme_https.into())?;
-        set("http.request.version", &|| version.into())?;
-        set("raw.http.request.full_uri", &|| {
+        set(R::Method, &|| method.into())?;
+        set(R::Host, &|| host.into())?;
+        set(R::Ssl, &|| scheme_https.into())?;
+        set(R::Version, &|| version.into())?;
+        set(R::RawFullUri, &|| {
             format!("{scheme_name}://{host}{uri}").into()
         })?;
-        set("raw.http.request.uri", &|| uri.into())?;
-        set("raw.http.request.uri.path", &|| path.into())?;
-        set("raw.http.request.uri.path.extension", &|| {
-            ext.clone().into()
-        })?;
-        set("raw.http.request.uri.query", &|| query.unwrap_or("").into())?;
+        set(R::RawUri, &|| uri.into())?;
+        set(R::RawPath, &|| path.into())?;
+        set(R::RawExt, &|| ext.clone().into())?;
+        set(R::RawQuery, &|| query.unwrap_or("").into())?;
         let decoded_uri = || match query {
             Some(q) => [decoded_path.as_slice(), b"?", q.as_bytes()].concat(),
             None => decoded_path.clone(),
         };
-        set("http.request.full_uri", &|| {
+        set(R::FullUri, &|| {
             [
                 format!("{scheme_name}://{host}").into_bytes(),
                 decoded_uri(),
@@ -286,11 +297,22 @@ impl<'a> ExecutionContext<'a> {
             .concat()
             .into()
         })?;
-        set("http.request.uri", &|| decoded_uri().into())?;
-        set("http.request.uri.path", &|| decoded_path.clone().into())?;
-        set("http.request.uri.path.extension", &|| ext.clone().into())?;
-        set("http.request.uri.query", &|| query.unwrap_or("").into())?;
-        if want_args {
+        set(R::Uri, &|| decoded_uri().into())?;
+        set(R::Path, &|| decoded_path.clone().into())?;
+        set(R::Ext, &|| ext.clone().into())?;
+        set(R::Query, &|| query.unwrap_or("").into())?;
+        let ids = self.scheme.request_ids();
+        let group = |f: [R; 3]| f.map(|f| ids[f as usize]);
+        let (args_ids, raw_args_ids, header_ids, cookie_ids) = (
+            group([R::Args, R::ArgsNames, R::ArgsValues]),
+            group([R::RawArgs, R::RawArgsNames, R::RawArgsValues]),
+            group([R::Headers, R::HeadersNames, R::HeadersValues]),
+            group([R::Cookies, R::CookiesNames, R::CookiesValues]),
+        );
+        let want_group = |ctx: &Self, ids: [Option<FieldId>; 3]| {
+            ids.iter().any(|id| ctx.wanted_id(*id).is_some())
+        };
+        if want_group(self, args_ids) {
             let args: Vec<(String, String)> = query
                 .unwrap_or("")
                 .split('&')
@@ -307,48 +329,53 @@ impl<'a> ExecutionContext<'a> {
                     (dec(k), dec(v))
                 })
                 .collect();
-            self.set_args(
-                "http.request.uri.args",
+            self.set_multimap_ids(
+                args_ids,
                 args.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                false,
             )?;
         }
-        if want_raw_args {
+        if want_group(self, raw_args_ids) {
             let raw: Vec<(&str, &str)> = query
                 .unwrap_or("")
                 .split('&')
                 .filter(|s| !s.is_empty())
                 .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
                 .collect();
-            self.set_args("raw.http.request.uri.args", raw)?;
+            self.set_multimap_ids(raw_args_ids, raw, false)?;
         }
-        self.set_headers("http.request.headers", headers.iter().copied())?;
+        self.set_multimap_ids(header_ids, headers.iter().copied(), true)?;
         let header = |name: &str| {
             headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| *v)
         };
+        let mut set = |f: R, v: Option<&str>| -> Result<()> {
+            match (v, self.want(f)) {
+                (Some(v), Some(id)) => self.set_id(id, v),
+                _ => Ok(()),
+            }
+        };
+        set(R::UserAgent, header("user-agent"))?;
+        set(R::Referer, header("referer"))?;
+        set(R::XForwardedFor, header("x-forwarded-for"))?;
+        let want_cookies = want_group(self, cookie_ids);
+        let want_cookie = self.want(R::Cookie);
+        if !want_cookies && want_cookie.is_none() {
+            return Ok(());
+        }
         let joined_cookies: Vec<&str> = headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
             .map(|(_, v)| *v)
             .collect();
-        let mut set = |name: &str, v: Option<&str>| -> Result<()> {
-            match v {
-                Some(v) if self.wants(name) => self.set(name, v),
-                _ => Ok(()),
-            }
+        let cookie = match joined_cookies.as_slice() {
+            [one] => std::borrow::Cow::Borrowed(*one),
+            more => std::borrow::Cow::Owned(more.join("; ")),
         };
-        set("http.user_agent", header("user-agent"))?;
-        set("http.referer", header("referer"))?;
-        set("http.x_forwarded_for", header("x-forwarded-for"))?;
-        let want_cookies = want_group(self, "http.request.cookies");
-        if !want_cookies && !self.wants("http.cookie") {
-            return Ok(());
-        }
-        let cookie = joined_cookies.join("; ");
-        if !joined_cookies.is_empty() && self.wants("http.cookie") {
-            self.set("http.cookie", cookie.as_str())?;
+        if let Some(id) = want_cookie.filter(|_| !joined_cookies.is_empty()) {
+            self.set_id(id, &*cookie)?;
         }
         if want_cookies {
             let pairs: Vec<(&str, &str)> = cookie
@@ -357,7 +384,7 @@ impl<'a> ExecutionContext<'a> {
                 .filter(|s| !s.is_empty())
                 .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
                 .collect();
-            self.set_args("http.request.cookies", pairs)?;
+            self.set_multimap_ids(cookie_ids, pairs, false)?;
         }
         Ok(())
     }
@@ -373,6 +400,12 @@ impl<'a> ExecutionContext<'a> {
     }
 
     #[inline]
+    fn forget_memo(&mut self) {
+        for m in &mut self.memo {
+            m.take();
+        }
+    }
+
     pub(crate) fn value(&self, index: usize) -> Option<&Value> {
         match self.values.get(index) {
             Some(Some(v)) => Some(v),
@@ -380,6 +413,75 @@ impl<'a> ExecutionContext<'a> {
         }
     }
 }
+
+/// The fields [`ExecutionContext::set_request`] fills, in [`REQUEST_FIELD_NAMES`] order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum R {
+    Method,
+    Host,
+    Ssl,
+    Version,
+    RawFullUri,
+    RawUri,
+    RawPath,
+    RawExt,
+    RawQuery,
+    FullUri,
+    Uri,
+    Path,
+    Ext,
+    Query,
+    Args,
+    ArgsNames,
+    ArgsValues,
+    RawArgs,
+    RawArgsNames,
+    RawArgsValues,
+    Headers,
+    HeadersNames,
+    HeadersValues,
+    UserAgent,
+    Referer,
+    XForwardedFor,
+    Cookies,
+    CookiesNames,
+    CookiesValues,
+    Cookie,
+}
+
+/// The names of [`R`]'s fields, in its order.
+pub(crate) const REQUEST_FIELD_NAMES: [&str; 30] = [
+    "http.request.method",
+    "http.host",
+    "ssl",
+    "http.request.version",
+    "raw.http.request.full_uri",
+    "raw.http.request.uri",
+    "raw.http.request.uri.path",
+    "raw.http.request.uri.path.extension",
+    "raw.http.request.uri.query",
+    "http.request.full_uri",
+    "http.request.uri",
+    "http.request.uri.path",
+    "http.request.uri.path.extension",
+    "http.request.uri.query",
+    "http.request.uri.args",
+    "http.request.uri.args.names",
+    "http.request.uri.args.values",
+    "raw.http.request.uri.args",
+    "raw.http.request.uri.args.names",
+    "raw.http.request.uri.args.values",
+    "http.request.headers",
+    "http.request.headers.names",
+    "http.request.headers.values",
+    "http.user_agent",
+    "http.referer",
+    "http.x_forwarded_for",
+    "http.request.cookies",
+    "http.request.cookies.names",
+    "http.request.cookies.values",
+    "http.cookie",
+];
 
 /// The `.names` and `.values` companions of a map field (without formatting them on every
 /// request for the maps `set_request` fills).

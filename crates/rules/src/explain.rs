@@ -268,6 +268,7 @@ impl Explainer<'_, '_> {
             NodeKind::Call {
                 func: Func::Any | Func::All,
                 args,
+                ..
             } if matches!(args.as_slice(), [Node { kind: NodeKind::Cmp { lhs, .. }, .. }] if lhs.each) =>
             {
                 // any(x[*] op v) / all(…): report the elements and how many matched.

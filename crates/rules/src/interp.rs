@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use crate::ast::LogicalOp;
 use crate::check::{Key, Node, NodeKind};
 use crate::context::ExecutionContext;
+use crate::functions::Func;
 use crate::types::Value;
 
 type Val<'c> = Option<Cow<'c, Value>>;
@@ -56,29 +57,14 @@ pub(crate) fn eval<'c>(node: &'c Node, ctx: &'c ExecutionContext<'_>) -> Val<'c>
             arr @ Cow::Owned(Value::Array(_)) => Some(arr),
             _ => None,
         },
-        NodeKind::Call { func, args } => {
-            let mapped = args.first().is_some_and(|a| a.each);
-            let mut vals: Vec<Val<'c>> = args.iter().map(|a| eval(a, ctx)).collect();
-            if mapped {
-                let rest = vals.split_off(1);
-                let first = vals.pop()??;
-                let Value::Array(items) = first.as_ref() else {
-                    return None;
-                };
-                let mut local: Vec<Val<'_>> = Vec::with_capacity(rest.len() + 1);
-                local.push(None);
-                local.extend(rest.iter().map(|v| v.as_deref().map(Cow::Borrowed)));
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    local[0] = Some(Cow::Borrowed(item));
-                    if let Some(v) = func.apply(&local) {
-                        out.push(v);
-                    }
-                }
-                Some(Cow::Owned(Value::Array(out)))
-            } else {
-                func.apply(&vals).map(Cow::Owned)
+        NodeKind::Call { func, args, memo } => {
+            if let Some(cell) = memo.and_then(|slot| ctx.memo.get(slot)) {
+                return cell
+                    .get_or_init(|| call(func, args, ctx).map(Cow::into_owned))
+                    .as_ref()
+                    .map(Cow::Borrowed);
             }
+            call(func, args, ctx)
         }
         NodeKind::Cmp { lhs, op, .. } => {
             let v = eval(lhs, ctx);
@@ -108,5 +94,31 @@ pub(crate) fn eval<'c>(node: &'c Node, ctx: &'c ExecutionContext<'_>) -> Val<'c>
             };
             Some(Cow::Owned(Value::Bool(r)))
         }
+    }
+}
+
+/// A function call's value, computed.
+fn call<'c>(func: &'c Func, args: &'c [Node], ctx: &'c ExecutionContext<'_>) -> Val<'c> {
+    let mapped = args.first().is_some_and(|a| a.each);
+    let mut vals: Vec<Val<'c>> = args.iter().map(|a| eval(a, ctx)).collect();
+    if mapped {
+        let rest = vals.split_off(1);
+        let first = vals.pop()??;
+        let Value::Array(items) = first.as_ref() else {
+            return None;
+        };
+        let mut local: Vec<Val<'_>> = Vec::with_capacity(rest.len() + 1);
+        local.push(None);
+        local.extend(rest.iter().map(|v| v.as_deref().map(Cow::Borrowed)));
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            local[0] = Some(Cow::Borrowed(item));
+            if let Some(v) = func.apply(&local) {
+                out.push(v);
+            }
+        }
+        Some(Cow::Owned(Value::Array(out)))
+    } else {
+        func.apply(&vals).map(Cow::Owned)
     }
 }

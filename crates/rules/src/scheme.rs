@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use crate::types::Type;
 
@@ -236,7 +237,16 @@ pub struct Scheme {
     /// Looked up for every field set in every context: a fast hasher (names are ours, not an
     /// attacker's).
     by_name: HashMap<String, FieldId, foldhash::fast::FixedState>,
+    /// The ids of the fields `ExecutionContext::set_request` fills, looked up once.
+    request_ids: OnceLock<Vec<Option<FieldId>>>,
+    /// Slots of the calls whose results contexts keep ([`Scheme::memo_slot`]).
+    memo: Mutex<HashMap<String, usize>>,
+    memo_len: AtomicUsize,
 }
+
+/// Memo slots a scheme hands out; past them calls are computed each time. Each context has
+/// one empty slot per slot handed out.
+pub const MAX_MEMO_SLOTS: usize = 64;
 
 impl Default for Scheme {
     fn default() -> Self {
@@ -352,7 +362,41 @@ impl Scheme {
             id: NEXT_SCHEME_ID.fetch_add(1, Ordering::Relaxed),
             fields: Vec::new(),
             by_name: HashMap::default(),
+            request_ids: OnceLock::new(),
+            memo: Mutex::new(HashMap::new()),
+            memo_len: AtomicUsize::new(0),
         }
+    }
+
+    /// The context slot that keeps the result of the call `key` (its canonical text), the
+    /// same for every expression of this scheme; `None` once [`MAX_MEMO_SLOTS`] are taken.
+    pub(crate) fn memo_slot(&self, key: &str) -> Option<usize> {
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&slot) = memo.get(key) {
+            return Some(slot);
+        }
+        let slot = memo.len();
+        if slot >= MAX_MEMO_SLOTS {
+            return None;
+        }
+        memo.insert(key.to_string(), slot);
+        self.memo_len.store(slot + 1, Ordering::Release);
+        Some(slot)
+    }
+
+    /// The ids of [`crate::context::REQUEST_FIELD_NAMES`] (`None`: not in this scheme).
+    pub(crate) fn request_ids(&self) -> &[Option<FieldId>] {
+        self.request_ids.get_or_init(|| {
+            crate::context::REQUEST_FIELD_NAMES
+                .iter()
+                .map(|n| self.field(n))
+                .collect()
+        })
+    }
+
+    /// How many memo slots a context of this scheme needs.
+    pub(crate) fn memo_len(&self) -> usize {
+        self.memo_len.load(Ordering::Acquire)
     }
 
     /// Cloudflare's fields: request fields (including `raw.*` variants, map
@@ -441,6 +485,7 @@ impl Scheme {
             response_only,
         });
         self.by_name.insert(name.to_owned(), id);
+        self.request_ids = OnceLock::new(); // the field may be one of them
         Ok(id)
     }
 
