@@ -96,7 +96,7 @@ fn config(scheme: &Scheme, firewall: Option<usize>) -> Config {
         page_rules: Vec::new(),
         fields: None,
     };
-    config.fields = Some(config.field_mask(scheme));
+    config.fields = Some(config.field_masks(scheme));
     config
 }
 

@@ -208,21 +208,53 @@ pub struct Config {
     pub lists: Box<dyn Lists>,
     /// The zone's page rules, in any order.
     pub page_rules: Vec<PageRule>,
-    /// The fields the rules read ([`Config::field_mask`]): only these are computed for a
-    /// request. `None`: every field.
-    pub fields: Option<Vec<bool>>,
+    /// The fields the rules read, per phase ([`Config::field_masks`]): only these are
+    /// computed for a request. `None`: every field.
+    pub fields: Option<FieldMasks>,
+}
+
+/// For each phase, the fields a context built for it needs.
+#[derive(Debug, Clone)]
+pub struct FieldMasks {
+    by_phase: Vec<(Phase, Vec<bool>)>,
+}
+
+impl FieldMasks {
+    fn get(&self, phase: Phase) -> Option<&[bool]> {
+        self.by_phase
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|(_, m)| m.as_slice())
+    }
 }
 
 impl Config {
-    /// The fields the configuration's filter and value expressions read.
-    pub fn field_mask(&self, scheme: &Scheme) -> Vec<bool> {
-        let rules = self
-            .account
-            .iter()
-            .chain(&self.zone)
-            .chain(self.custom.values())
-            .flat_map(|rs| &rs.rules);
-        scheme.field_mask(rules.flat_map(|r| std::iter::once(&r.filter).chain(r.values.values())))
+    /// For each phase, the fields read by the filter and value expressions of its entry
+    /// points and of the later phases of its stage (a context built for a phase serves the
+    /// next ones until a rewrite changes the request), and of every ruleset `execute` can
+    /// run. The context built after a transform phase's rewrite, or for the response
+    /// phases, then computes only what the rest of the rules read.
+    pub fn field_masks(&self, scheme: &Scheme) -> FieldMasks {
+        fn exprs(rs: &Ruleset) -> impl Iterator<Item = &Expression> {
+            rs.rules
+                .iter()
+                .flat_map(|r| std::iter::once(&r.filter).chain(r.values.values()))
+        }
+        let custom = scheme.field_mask(self.custom.values().flat_map(exprs));
+        let mut by_phase = Vec::new();
+        for stage in [self.order.request(), self.order.response()] {
+            let mut acc = custom.clone();
+            for &phase in stage.iter().rev() {
+                let entry_points = self.account.iter().chain(&self.zone);
+                let read =
+                    scheme.field_mask(entry_points.filter(|rs| rs.phase == phase).flat_map(exprs));
+                for (a, r) in acc.iter_mut().zip(read) {
+                    *a |= r;
+                }
+                by_phase.push((phase, acc.clone()));
+            }
+        }
+        FieldMasks { by_phase }
     }
 }
 
@@ -467,10 +499,16 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         }
     }
 
-    fn context(&self) -> ExecutionContext<'p> {
+    fn context(&self, phase: Phase) -> ExecutionContext<'p> {
         let scheme = self.pipeline.scheme;
         let mut ctx = ExecutionContext::new(scheme).with_lists(self.pipeline.config.lists.as_ref());
-        if let Some(mask) = &self.pipeline.config.fields {
+        if let Some(mask) = self
+            .pipeline
+            .config
+            .fields
+            .as_ref()
+            .and_then(|m| m.get(phase))
+        {
             ctx = ctx.with_fields(mask);
         }
         let r = &self.request;
@@ -584,7 +622,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             // the next phases too unless a phase's rewrites change the request.
             let ctx = match self.ctx.take() {
                 Some(ctx) => ctx,
-                None => self.context(),
+                None => self.context(phase),
             };
             let step = self.ruleset(entry, &ctx, None);
             self.ctx = Some(ctx);

@@ -166,7 +166,7 @@ fn response_from(status: u16, headers: &[(String, String)], body: Body) -> http:
     let mut r = http::Response::new(body);
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
     for (k, v) in headers {
-        if HOP_BY_HOP.contains(&k.to_ascii_lowercase().as_str()) {
+        if HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(k)) {
             continue;
         }
         if let (Ok(k), Ok(v)) = (
@@ -461,8 +461,14 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
         .collect();
     let mut loops = Vec::new();
     for (k, v) in &r.headers {
-        let lower = k.to_ascii_lowercase();
-        if lower == "host" || HOP_BY_HOP.contains(&lower.as_str()) || nominated.contains(&lower) {
+        // Names from the proxy's listener are lowercase already; a trace's may not be.
+        let lower = if k.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(k.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(k.as_str())
+        };
+        let lower = lower.as_ref();
+        if lower == "host" || HOP_BY_HOP.contains(&lower) || nominated.iter().any(|n| n == lower) {
             continue;
         }
         if lower == "cdn-loop" {
@@ -474,12 +480,12 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
             continue;
         }
         if matches!(
-            lower.as_str(),
+            lower,
             "x-forwarded-proto" | "cf-connecting-ip" | "cf-ipcountry" | "cf-visitor"
         ) {
             continue;
         }
-        headers.push((lower, v.clone()));
+        headers.push((lower.to_string(), v.clone()));
     }
     let ip = r.client_ip.to_string();
     let scheme = if r.https { "https" } else { "http" };

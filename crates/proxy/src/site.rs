@@ -291,7 +291,7 @@ impl Inner {
                 .push(PageRule::new(r.id.clone(), spec, r.created_at));
         }
         config.lists = Box::new(lists);
-        config.fields = Some(config.field_mask(&self.scheme));
+        config.fields = Some(config.field_masks(&self.scheme));
         Ok(Site {
             host: host.to_string(),
             zone,

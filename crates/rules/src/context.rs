@@ -11,6 +11,9 @@ use std::cell::OnceCell;
 pub struct ExecutionContext<'a> {
     pub(crate) scheme: &'a Scheme,
     pub(crate) values: Vec<Option<Value>>,
+    /// The ids of the fields set (repeats allowed): what is emptied when the context is
+    /// dropped, so that its `values` can serve the next context of the thread.
+    set: Vec<usize>,
     /// Results of the calls the scheme gave a memo slot, computed at their first use; emptied
     /// whenever a field is set.
     pub(crate) memo: Vec<OnceCell<Option<Value>>>,
@@ -31,6 +34,42 @@ impl std::fmt::Debug for ExecutionContext<'_> {
     }
 }
 
+thread_local! {
+    /// Emptied value vectors of dropped contexts, for the next ones of the thread: a context
+    /// per request (or per phase) would otherwise allocate and clear a slot for every field
+    /// of the scheme, when a request sets a few.
+    static SPARE_VALUES: std::cell::RefCell<Vec<Vec<Option<Value>>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare vectors kept per thread.
+const MAX_SPARE_VALUES: usize = 8;
+
+/// An empty value vector of `len` slots: a spare one or a new one.
+fn spare_values(len: usize) -> Vec<Option<Value>> {
+    SPARE_VALUES
+        .try_with(|spare| spare.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .filter(|v| v.len() == len)
+        .unwrap_or_else(|| vec![None; len])
+}
+
+impl Drop for ExecutionContext<'_> {
+    fn drop(&mut self) {
+        let mut values = std::mem::take(&mut self.values);
+        for &id in &self.set {
+            values[id] = None;
+        }
+        let _ = SPARE_VALUES.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < MAX_SPARE_VALUES {
+                spare.push(values);
+            }
+        });
+    }
+}
+
 fn context_error(message: String) -> Error {
     Error::new(ErrorKind::Context, Span::default(), message)
 }
@@ -40,7 +79,8 @@ impl<'a> ExecutionContext<'a> {
     pub fn new(scheme: &'a Scheme) -> Self {
         ExecutionContext {
             scheme,
-            values: vec![None; scheme.fields().len()],
+            values: spare_values(scheme.fields().len()),
+            set: Vec::new(),
             memo: (0..scheme.memo_len()).map(|_| OnceCell::new()).collect(),
             lists: None,
             wanted: None,
@@ -104,6 +144,7 @@ impl<'a> ExecutionContext<'a> {
             )));
         }
         self.values[id.0] = Some(value);
+        self.set.push(id.0);
         self.forget_memo();
         Ok(())
     }
@@ -518,6 +559,19 @@ fn companions(field: &str) -> [std::borrow::Cow<'static, str>; 2] {
 
 /// Cloudflare-style URL path normalization (see [`ExecutionContext::set_request`]).
 pub(crate) fn normalize_path(path: &[u8]) -> Vec<u8> {
+    // Most paths have nothing to normalize: no escapes, backslashes, repeated slashes or
+    // dot segments.
+    let plain = !path.iter().any(|&b| b == b'%' || b == b'\\')
+        && !path.windows(2).any(|w| w == b"//" || w == b"/.")
+        && path.first() != Some(&b'.');
+    if plain {
+        return path.to_vec();
+    }
+    normalize_path_fully(path)
+}
+
+/// [`normalize_path`] without its shortcut for paths that need nothing.
+fn normalize_path_fully(path: &[u8]) -> Vec<u8> {
     // Percent-decoding of unreserved characters; uppercase hex elsewhere.
     let mut decoded = Vec::with_capacity(path.len());
     let mut i = 0;
@@ -578,7 +632,7 @@ pub(crate) fn normalize_path(path: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_path;
+    use super::{normalize_path, normalize_path_fully};
     use proptest::prelude::*;
 
     proptest! {
@@ -586,6 +640,16 @@ mod tests {
         fn normalization_is_idempotent(path in "[/a.%2eE5fF\\\\]{0,16}") {
             let once = normalize_path(path.as_bytes());
             prop_assert_eq!(normalize_path(&once), once.clone(), "{}", path);
+        }
+
+        #[test]
+        fn the_shortcut_changes_nothing(path in "[/a.%2eE5fF\\\\]{0,16}") {
+            prop_assert_eq!(
+                normalize_path(path.as_bytes()),
+                normalize_path_fully(path.as_bytes()),
+                "{}",
+                path
+            );
         }
 
         #[test]
