@@ -278,7 +278,7 @@ pub trait Effects {
 pub struct Step {
     pub step_name: String,
     /// `ruleset`, `rule` or `page_rule`.
-    pub r#type: String,
+    pub r#type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -643,7 +643,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         let full = !self.pipeline.options.lean;
         let mut step = Step {
             step_name: ruleset.id.clone(),
-            r#type: "ruleset".into(),
+            r#type: "ruleset",
             name: full.then(|| ruleset.name.clone()),
             kind: full.then(|| ruleset.kind.clone()),
             description: full.then(|| ruleset.description.clone()),
@@ -672,7 +672,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             }
             let mut rule_step = Step {
                 step_name: rule.id.clone(),
-                r#type: "rule".into(),
+                r#type: "rule",
                 name: None,
                 kind: None,
                 description: full.then(|| rule.description.clone()),
@@ -942,7 +942,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         }
         trace.push(Step {
             step_name: applied.rule.id.clone(),
-            r#type: "page_rule".into(),
+            r#type: "page_rule",
             name: None,
             kind: None,
             description: Some(applied.rule.spec.target.to_string()),
