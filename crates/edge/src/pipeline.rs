@@ -326,6 +326,8 @@ pub struct Route {
 pub struct Outcome {
     /// The request as it goes to the origin (rewrites applied).
     pub request: Request,
+    /// Its path and query as it arrived (the `raw.*` fields of the response phases too).
+    pub raw_uri: String,
     /// Set when a terminating action answered; the origin is not called.
     pub answer: Option<Answer>,
     pub route: Route,
@@ -372,7 +374,7 @@ struct Run<'p, 'e, 'r> {
     /// Owned by the request phases (they rewrite it), borrowed by the response phases.
     request: Cow<'r, Request>,
     /// `raw.*` fields: the path and query as the request arrived.
-    raw_uri: String,
+    raw_uri: Cow<'r, str>,
     /// The context of the current field values; rebuilt after a phase changed the request.
     ctx: Option<ExecutionContext<'p>>,
     response: Option<Response>,
@@ -397,7 +399,8 @@ fn set_opt(ctx: &mut ExecutionContext<'_>, name: &str, v: Option<edgetrace_rules
 impl Pipeline<'_> {
     /// Runs the request phases.
     pub fn request(&self, request: Request, effects: &mut dyn Effects) -> Outcome {
-        let mut run = Run::new(self, Cow::Owned(request), None, effects);
+        let raw_uri = Cow::Owned(request.uri.clone());
+        let mut run = Run::new(self, Cow::Owned(request), raw_uri, None, effects);
         let mut trace = Vec::new();
         for &phase in self.config.order.request() {
             if run.answer.is_some() {
@@ -410,6 +413,7 @@ impl Pipeline<'_> {
         }
         Outcome {
             request: run.request.into_owned(),
+            raw_uri: run.raw_uri.into_owned(),
             answer: run.answer,
             route: run.route,
             config: run.config,
@@ -443,6 +447,7 @@ impl Pipeline<'_> {
         let mut run = Run::new(
             self,
             Cow::Borrowed(&outcome.request),
+            Cow::Borrowed(&outcome.raw_uri),
             Some(response),
             effects,
         );
@@ -477,13 +482,14 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
     fn new(
         pipeline: &'p Pipeline<'p>,
         request: Cow<'r, Request>,
+        raw_uri: Cow<'r, str>,
         response: Option<Response>,
         effects: &'e mut dyn Effects,
     ) -> Self {
         Run {
             pipeline,
             effects,
-            raw_uri: request.uri.clone(),
+            raw_uri,
             ctx: None,
             request,
             response,
@@ -520,7 +526,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         let _ = ctx.set_request(&r.method, r.https, &r.host, &r.uri, &r.version, &headers);
         // raw.* keep the request as it arrived (set_request set them from the current URI).
         if self.raw_uri != r.uri {
-            let raw = self.raw_uri.as_str();
+            let raw = self.raw_uri.as_ref();
             let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
             for (name, v) in [
                 ("raw.http.request.uri", raw),

@@ -421,3 +421,50 @@ fn disabled_rules_are_not_shown_and_do_not_run() {
         "without all_rules, unmatched rulesets are left out"
     );
 }
+
+#[test]
+fn response_phases_see_the_raw_fields_of_the_request_as_it_arrived() {
+    let scheme = Scheme::cloudflare();
+    let transform = compile(
+        &scheme,
+        "t",
+        "zone",
+        "http_request_transform",
+        json!([{"ref": "rw", "expression": "true", "action": "rewrite",
+                "action_parameters": {"uri": {"path": {"value": "/new"}, "query": {"value": "y=2"}}}}]),
+    );
+    let headers = compile(
+        &scheme,
+        "h",
+        "zone",
+        "http_response_headers_transform",
+        json!([{"ref": "raw", "expression": "raw.http.request.uri eq \"/old?x=1\" and raw.http.request.uri.path eq \"/old\" and raw.http.request.uri.query eq \"x=1\" and raw.http.request.full_uri eq \"https://shop.test/old?x=1\" and http.request.uri eq \"/new?y=2\"",
+                "action": "rewrite",
+                "action_parameters": {"headers": {"x-raw": {"operation": "set", "expression": "raw.http.request.uri.path"}}}}]),
+    );
+    let cfg = config(vec![], vec![transform, headers], vec![]);
+    let pipeline = Pipeline {
+        scheme: &scheme,
+        config: &cfg,
+        options: RunOptions::default(),
+    };
+    let mut fx = Recorder::default();
+    let out = pipeline.request(request("/old?x=1"), &mut fx);
+    assert_eq!(out.request.uri, "/new?y=2");
+    let mut trace = Vec::new();
+    let (response, _) = pipeline.response(
+        &out,
+        Response {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        &mut fx,
+        &mut trace,
+    );
+    assert_eq!(
+        response.headers,
+        [("x-raw".to_string(), "/old".to_string())],
+        "{trace:?}"
+    );
+}

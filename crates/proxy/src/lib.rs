@@ -238,6 +238,7 @@ impl Edge {
             return Handled {
                 trace: Vec::new(),
                 outcome: Outcome {
+                    raw_uri: request.uri.clone(),
                     request,
                     answer: None,
                     route: Default::default(),
