@@ -819,12 +819,8 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                 }
                 if let Some(headers) = params["headers"].as_object() {
                     for (name, op) in headers {
-                        let value = if rule.values.is_empty() {
-                            None
-                        } else {
-                            self.value(rule, &format!("/headers/{name}/expression"), ctx)
-                        }
-                        .or_else(|| op["value"].as_str().map(str::to_string));
+                        let value = header_value(rule, name, ctx)
+                            .or_else(|| op["value"].as_str().map(str::to_string));
                         self.pending.headers.push((
                             name.to_ascii_lowercase(),
                             text(op, "operation"),
@@ -1002,6 +998,20 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             }
         }
     }
+}
+
+/// The value of a rewrite rule's `headers.<name>.expression` (pointer
+/// `/headers/<name>/expression`), found without formatting the pointer on every request.
+fn header_value(rule: &Rule, name: &str, ctx: &ExecutionContext<'_>) -> Option<String> {
+    rule.values
+        .iter()
+        .find(|(pointer, _)| {
+            pointer
+                .strip_prefix("/headers/")
+                .and_then(|p| p.strip_suffix("/expression"))
+                == Some(name)
+        })
+        .and_then(|(_, e)| e.evaluate(ctx))
 }
 
 /// A rule's `enabled` and `action` after an `execute`'s overrides (ruleset-wide, then per rule).

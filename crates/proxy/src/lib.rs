@@ -180,6 +180,10 @@ fn response_from(status: u16, headers: &[(String, String)], body: Body) -> http:
 }
 
 impl Edge {
+    /// The edge of `store`'s zones; its sites are read on the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
     pub fn new(store: edgetrace_store::Store) -> Edge {
         let scheme = Arc::new(Scheme::cloudflare());
         Edge {

@@ -90,9 +90,8 @@ pub fn spawn(
     Ok(())
 }
 
-/// Serves the proxy on `listener` until the task is dropped: each connection in a task of the
-/// current runtime.
-pub async fn serve(edge: Arc<Edge>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+/// One proxy thread's accept loop: each connection in a task of the thread's runtime.
+async fn serve(edge: Arc<Edge>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,

@@ -62,7 +62,7 @@ struct Inner {
     store: Store,
     /// The runtime that reads the store (the one `Sites` was made in): the proxy's threads
     /// run their own runtimes, and a store connection stays with the runtime that opened it.
-    runtime: Option<tokio::runtime::Handle>,
+    runtime: tokio::runtime::Handle,
     scheme: Arc<Scheme>,
     ttl: Duration,
     generation: AtomicU64,
@@ -70,11 +70,16 @@ struct Inner {
 }
 
 impl Sites {
+    /// Sites read from `store` on the current tokio runtime (the store's connections belong
+    /// to it), whatever runtime asks for them.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
     pub fn new(store: Store, scheme: Arc<Scheme>) -> Sites {
         Sites {
             inner: Arc::new(Inner {
                 store,
-                runtime: tokio::runtime::Handle::try_current().ok(),
+                runtime: tokio::runtime::Handle::current(),
                 scheme,
                 ttl: DEFAULT_TTL,
                 generation: AtomicU64::new(0),
@@ -113,27 +118,22 @@ impl Sites {
                     };
                     inner.insert(&host, site, generation);
                 };
-                match &self.inner.runtime {
-                    Some(runtime) => drop(runtime.spawn(reload)),
-                    None => drop(tokio::spawn(reload)),
-                }
+                drop(self.inner.runtime.spawn(reload));
             }
             return Ok(e.site.clone());
         }
-        let site = match &inner.runtime {
-            Some(runtime) => {
-                let inner = self.inner.clone();
-                let host = host.to_string();
-                match runtime
-                    .spawn(async move { inner.read_host(&host).await })
-                    .await
-                {
-                    Ok(site) => site?,
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    Err(_) => return Err(LoadError::ShuttingDown),
-                }
-            }
-            None => inner.read_host(host).await?,
+        let read = {
+            let inner = self.inner.clone();
+            let host = host.to_string();
+            inner
+                .runtime
+                .clone()
+                .spawn(async move { inner.read_host(&host).await })
+        };
+        let site = match read.await {
+            Ok(site) => site?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Err(LoadError::ShuttingDown),
         };
         inner.insert(host, site.clone(), generation);
         Ok(site)
