@@ -39,7 +39,9 @@
 #   ROUNDS=5 bench/proxy.sh                        # rounds of runs (default 5); medians shown
 #   RULES=0 bench/proxy.sh                         # no firewall rules (the 5 matching ones stay)
 #   RULES=none bench/proxy.sh                      # no rulesets at all: the proxy alone
-#   PERF=/tmp/proxy.perf bench/proxy.sh            # perf record 3 s of edgetrace's runs
+#   PERF=/tmp/proxy.perf bench/proxy.sh            # perf record 3 s of each run: PERF.edgetrace, PERF.nginx
+#   PERF_OPTS="--call-graph dwarf" PERF=…          # perf record options (default -g)
+#   STRACE=/tmp/proxy.strace bench/proxy.sh        # strace -c 2 s of each run: STRACE.PEER
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -324,9 +326,15 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" \
         "http://127.0.0.1:$3$path" >/dev/null
     t0=$(cpu_ticks "$5")
-    if [ -n "${PERF:-}" ] && [ "$1" = edgetrace ]; then
-        # Profile 3 s of the run (perf record; PERF is the output file).
-        perf record -q -F 1999 -g -p "$5" -o "$PERF" -- sleep 3 >/dev/null 2>&1 &
+    if [ -n "${PERF:-}" ]; then
+        # Profile 3 s of the run (perf record; PERF.PEER is the output file; nginx: its workers).
+        perf record -q -F 1999 ${PERF_OPTS:--g} -p "$({ echo "$5"; pgrep -P "$5"; } | paste -sd,)" \
+            -o "$PERF.$1" -- sleep 3 >/dev/null 2>&1 &
+    fi
+    if [ -n "${STRACE:-}" ]; then
+        # Count 2 s of the run's system calls (strace -c; STRACE.PEER is the output file).
+        timeout -s INT 2 strace -c -f -o "$STRACE.$1" \
+            -p "$({ echo "$5"; pgrep -P "$5"; } | paste -sd,)" >/dev/null 2>&1 &
     fi
     out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" \
         "http://127.0.0.1:$3$path")

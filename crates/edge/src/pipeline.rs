@@ -17,7 +17,9 @@
 
 use crate::page_rules::{PageRule, RequestUrl, Resolved, applicable};
 use crate::phases::PhaseOrder;
-use edgetrace_rules::{ExecutionContext, Expression, Lists, Phase, Scheme, Stage, Target};
+use edgetrace_rules::{
+    ExecutionContext, Expression, Lists, Phase, Prefilter, Scheme, Stage, Target,
+};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -117,6 +119,9 @@ pub struct Ruleset {
     pub kind: String,
     pub phase: Phase,
     pub rules: Vec<Rule>,
+    /// Rules out, per request, the rules whose filters cannot be true (see
+    /// [`edgetrace_rules::prefilter`]); not used when every rule is shown.
+    prefilter: Prefilter,
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -164,6 +169,7 @@ impl Ruleset {
             });
         }
         Ok(Ruleset {
+            prefilter: Prefilter::new(rules.iter().map(|r| Some(&r.filter))),
             id: text(json, "id"),
             name: text(json, "name"),
             description: text(json, "description"),
@@ -661,9 +667,16 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             explanation: None,
             trace: Vec::new(),
         };
-        for rule in &ruleset.rules {
+        // Unless every rule is shown, only the rules that may match run: the others' filters
+        // are false (the prefilter's guarantee), and no step shows them.
+        let candidates =
+            (!self.pipeline.options.all_rules).then(|| ruleset.prefilter.candidates(ctx));
+        for (i, rule) in ruleset.rules.iter().enumerate() {
             if self.answer.is_some() || self.skipped_rulesets.contains(&ruleset.id) {
                 break;
+            }
+            if candidates.as_ref().is_some_and(|c| !c.may_match(i)) {
+                continue;
             }
             let (enabled, action) = overridden(rule, overrides);
             if !enabled || self.skipped_rules.contains(&rule.id) {

@@ -468,3 +468,69 @@ fn response_phases_see_the_raw_fields_of_the_request_as_it_arrived() {
         "{trace:?}"
     );
 }
+
+#[test]
+fn rules_the_prefilter_rules_out_are_exactly_rules_that_do_not_match() {
+    // Without all_rules the pipeline runs only the prefilter's candidates; with all_rules it
+    // runs every rule. The rules that match (and what they do) must be the same.
+    let scheme = Scheme::cloudflare();
+    let mut rules = Vec::new();
+    for i in 0..40 {
+        let expression = match i % 8 {
+            0 => format!("http.request.uri.path eq \"/admin/{i}\""),
+            1 => format!("starts_with(http.request.uri.path, \"/wp-{i}/\")"),
+            2 => format!("http.request.uri.path matches \"^/api/v[0-9]+/{i}\""),
+            3 => format!("lower(http.user_agent) contains \"bot{i}\""),
+            4 => format!("any(http.request.headers[\"x-attack-{i}\"][*] eq \"1\")"),
+            5 => format!("http.request.uri.query contains \"q={i}\" or http.host eq \"x{i}.test\""),
+            6 => format!("not http.request.uri.path eq \"/admin/{i}\""),
+            _ => format!("ip.src in {{198.51.100.{i}}}"),
+        };
+        rules.push(json!({"ref": format!("r{i}"), "expression": expression, "action": "log"}));
+    }
+    let zone = compile(
+        &scheme,
+        "z",
+        "zone",
+        "http_request_firewall_custom",
+        Value::Array(rules),
+    );
+    let cfg = config(vec![], vec![zone], vec![]);
+    let requests = [
+        request("/"),
+        request("/admin/8"),
+        request("/wp-9/x"),
+        request("/api/v2/10/x?q=13"),
+        request("/api/vx/10"),
+        Request {
+            headers: vec![
+                ("user-agent".into(), "Mozilla BOT11".into()),
+                ("x-attack-12".into(), "1".into()),
+                ("host".into(), "x21.test".into()),
+            ],
+            host: "x21.test".into(),
+            ..request("/?q=5")
+        },
+        Request {
+            client_ip: "198.51.100.7".parse().unwrap(),
+            ..request("/admin/0")
+        },
+    ];
+    let mut matched_any = 0;
+    for req in requests {
+        let uri = req.uri.clone();
+        let mut fx_all = Recorder::default();
+        let all = run(&cfg, &scheme, req.clone(), &mut fx_all, true);
+        let mut fx = Recorder::default();
+        let lean = run(&cfg, &scheme, req, &mut fx, false);
+        let matched_all: Vec<(String, bool)> =
+            flat(&all.trace).into_iter().filter(|s| s.1).collect();
+        assert_eq!(flat(&lean.trace), matched_all, "{uri}");
+        assert_eq!(fx.logged, fx_all.logged, "{uri}");
+        matched_any += fx.logged.len();
+    }
+    assert!(
+        matched_any > 40,
+        "the requests match rules of every kind: {matched_any}"
+    );
+}

@@ -86,6 +86,7 @@ mod lexer;
 mod lists;
 mod ops;
 mod parser;
+pub mod prefilter;
 mod scheme;
 mod types;
 
@@ -97,6 +98,7 @@ pub use error::{Error, ErrorKind, Result, Span};
 pub use explain::{Explanation, Step, StepKind};
 pub use lists::{ListKind, Lists, MemoryLists};
 pub use parser::{MAX_DEPTH, MAX_EXPRESSION_CHARS, parse};
+pub use prefilter::{Candidates, Prefilter};
 pub use scheme::{ExprKind, FieldDef, FieldId, Phase, Scheme, Stage, Target};
 pub use types::{Type, Value};
 

@@ -1,0 +1,338 @@
+//! Ruling out, in one pass, the rules of a ruleset that cannot match a request.
+//!
+//! Most rules of a zone compare a value with literals (`http.request.uri.path eq "/admin"`,
+//! `lower(http.user_agent) contains "sqlmap"`, `starts_with(…, "/wp-admin/")`,
+//! `http.referer matches "^https?://spam"`, `any(http.request.headers["x-a"][*] eq "1")`),
+//! and for a given request nearly all of them are false. Each such comparison has a
+//! *necessary condition*: the rule can only match if the value it compares (its *key*)
+//! contains one of a few byte strings (the literal itself; for `in {…}` any of the set; for a
+//! regex, one of the literal prefixes every match starts with). A [`Prefilter`] collects these
+//! conditions for a list of filters, groups them by key, and per request evaluates each key
+//! once and searches it once for all of its needles (Aho-Corasick), which leaves only the
+//! rules that may match. Rules without such a condition (`ip.src in {…}`, `not …`, `or` with
+//! an unguarded side) are always candidates.
+//!
+//! The conditions are only necessary, never sufficient: a candidate still runs its filter.
+//! So the set of rules that match is the same with or without the prefilter (a property test
+//! holds it to that); what it saves is running the filters of rules that cannot match.
+//!
+//! Guards, by the shape of the filter:
+//! - `key eq "lit"`, `key contains "lit"`, `starts_with(key, "lit")`, `ends_with(key, "lit")`,
+//!   `key matches "^lit$"`…: the key contains `lit` (not for an empty literal).
+//! - `key in {"a" "b"}`: the key contains `a` or `b`.
+//! - `key matches re`: the key contains one of the regex's literal prefixes, when the set of
+//!   prefixes is finite and none is empty.
+//! - `any(key[*] <one of the above>)`: some element of the key contains a needle (not `all`,
+//!   which is true of an empty array).
+//! - `a and b`: the guard of either side (the one with the longest shortest needle);
+//!   `a or b`: both guards together, if both sides have one.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use crate::Expression;
+use crate::ast::{CmpOp, LogicalOp};
+use crate::check::{Key, Node, NodeKind};
+use crate::context::ExecutionContext;
+use crate::functions::Func;
+use crate::interp::eval;
+use crate::ops::{BytesSet, Op};
+use crate::types::Value;
+
+/// A rule's necessary condition: one of these needles occurs in its key (the node, and its
+/// canonical text).
+type Guard<'n> = Vec<(&'n Node, String, Vec<u8>)>;
+
+/// A key's needles, each with the rules it lets through.
+type Needles = HashMap<Vec<u8>, Vec<u32>>;
+
+/// The distinct value a guard searches, with every needle searched in it.
+struct KeyEntry {
+    node: Node,
+    searcher: AhoCorasick,
+    /// The rules (indexes into the filter list) each needle (pattern id) lets through.
+    rules: Vec<Vec<u32>>,
+}
+
+/// Rules ruled out before running their filters; see the [module](self) documentation.
+pub struct Prefilter {
+    keys: Vec<KeyEntry>,
+    /// Rules without a guard: always candidates.
+    unguarded: Vec<u32>,
+    len: usize,
+    scheme_id: Option<u64>,
+}
+
+impl std::fmt::Debug for Prefilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefilter")
+            .field("rules", &self.len)
+            .field("guarded", &self.guarded())
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+/// Which rules may match a request (a bit per rule).
+#[derive(Debug, Clone)]
+pub struct Candidates(Vec<u64>);
+
+impl Candidates {
+    fn none(len: usize) -> Candidates {
+        Candidates(vec![0; len.div_ceil(64)])
+    }
+
+    fn set(&mut self, i: u32) {
+        self.0[i as usize / 64] |= 1 << (i % 64);
+    }
+
+    /// Whether rule `i` may match (its filter must still run). Out of range: true.
+    #[inline]
+    pub fn may_match(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_none_or(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+impl Prefilter {
+    /// The prefilter of `filters`, in order (rule `i` is `filters[i]`). A `None` (a rule
+    /// without a filter of its own) is always a candidate.
+    pub fn new<'a>(filters: impl IntoIterator<Item = Option<&'a Expression>>) -> Prefilter {
+        // Keys by canonical text; per key, the rules of each needle.
+        let mut slots: HashMap<String, usize> = HashMap::new();
+        let mut pending: Vec<(Node, Needles)> = Vec::new();
+        let mut unguarded = Vec::new();
+        let mut scheme_id = None;
+        let mut len = 0;
+        for (i, filter) in filters.into_iter().enumerate() {
+            len = i + 1;
+            let i = i as u32;
+            let guard = filter.and_then(|f| {
+                if *scheme_id.get_or_insert(f.scheme_id) != f.scheme_id {
+                    return None; // another scheme's filter: its keys mean something else
+                }
+                guard(&f.node)
+            });
+            let Some(guard) = guard else {
+                unguarded.push(i);
+                continue;
+            };
+            for (node, text, needle) in guard {
+                let slot = *slots.entry(text).or_insert_with(|| {
+                    pending.push((node.clone(), HashMap::new()));
+                    pending.len() - 1
+                });
+                let rules = pending[slot].1.entry(needle).or_default();
+                if rules.last() != Some(&i) {
+                    rules.push(i);
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        for (node, needles) in pending {
+            let (patterns, rules): (Vec<Vec<u8>>, Vec<Vec<u32>>) = needles.into_iter().unzip();
+            match AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&patterns)
+            {
+                Ok(searcher) => keys.push(KeyEntry {
+                    node,
+                    searcher,
+                    rules,
+                }),
+                // Too many needles for the automaton: their rules run unfiltered.
+                Err(_) => unguarded.extend(rules.into_iter().flatten()),
+            }
+        }
+        unguarded.sort_unstable();
+        unguarded.dedup();
+        Prefilter {
+            keys,
+            unguarded,
+            len,
+            scheme_id,
+        }
+    }
+
+    /// How many rules have a guard (the others always run).
+    pub fn guarded(&self) -> usize {
+        self.len - self.unguarded.len()
+    }
+
+    /// The rules that may match in `ctx`: the unguarded ones and those a needle of whose guard
+    /// occurs in its key. Every rule whose filter is true in `ctx` is among them.
+    pub fn candidates(&self, ctx: &ExecutionContext<'_>) -> Candidates {
+        let mut out = Candidates::none(self.len);
+        if self.scheme_id.is_some_and(|id| id != ctx.scheme.id()) {
+            // Another scheme's context: no filter matches it anyway; let them all say so.
+            out.0.fill(u64::MAX);
+            return out;
+        }
+        for &i in &self.unguarded {
+            out.set(i);
+        }
+        for key in &self.keys {
+            let Some(value) = eval(&key.node, ctx) else {
+                continue;
+            };
+            each_bytes(&value, &mut |haystack| {
+                // Most values contain no needle: a quick yes/no first (the automaton's
+                // vectorized prefilter), then the full scan for which ones.
+                if !key.searcher.is_match(haystack) {
+                    return;
+                }
+                for m in key.searcher.find_overlapping_iter(haystack) {
+                    for &i in &key.rules[m.pattern().as_usize()] {
+                        out.set(i);
+                    }
+                }
+            });
+        }
+        out
+    }
+}
+
+fn each_bytes(v: &Value, f: &mut impl FnMut(&[u8])) {
+    match v {
+        Value::Bytes(b) => f(b),
+        Value::Array(items) => items.iter().for_each(|i| each_bytes(i, f)),
+        _ => {}
+    }
+}
+
+/// The necessary condition of a Boolean node, if it has one.
+fn guard(node: &Node) -> Option<Guard<'_>> {
+    match &node.kind {
+        NodeKind::Cmp { lhs, op, .. } if !lhs.each => keyed(lhs, needles(op)?),
+        NodeKind::Call {
+            func: Func::Any,
+            args,
+            ..
+        } => match args.as_slice() {
+            [
+                Node {
+                    kind: NodeKind::Cmp { lhs, op, .. },
+                    ..
+                },
+            ] if lhs.each => keyed(lhs, needles(op)?),
+            _ => None,
+        },
+        NodeKind::Call {
+            func: Func::StartsWith | Func::EndsWith,
+            args,
+            ..
+        } => match args.as_slice() {
+            [
+                key,
+                Node {
+                    kind: NodeKind::Lit(Value::Bytes(lit)),
+                    ..
+                },
+            ] if !key.each && !lit.is_empty() => keyed(key, vec![lit.clone()]),
+            _ => None,
+        },
+        NodeKind::Logic {
+            op: LogicalOp::And,
+            items,
+        } => items
+            .iter()
+            .filter_map(guard)
+            .max_by_key(|g| g.iter().map(|(_, _, n)| n.len()).min().unwrap_or(0)),
+        NodeKind::Logic {
+            op: LogicalOp::Or,
+            items,
+        } => {
+            let mut all = Vec::new();
+            for item in items {
+                all.extend(guard(item)?);
+            }
+            Some(all)
+        }
+        _ => None,
+    }
+}
+
+/// `needles` in the value of `key`, if `key` is a value the prefilter can name and evaluate.
+fn keyed(key: &Node, needles: Vec<Vec<u8>>) -> Option<Guard<'_>> {
+    let text = key_text(key)?;
+    Some(
+        needles
+            .into_iter()
+            .map(|n| (key, text.clone(), n))
+            .collect(),
+    )
+}
+
+/// The byte strings one of which a value satisfying `op` contains; `None` when there is no
+/// such finite set (or it has the empty string, which every value contains).
+fn needles(op: &Op) -> Option<Vec<Vec<u8>>> {
+    let out = match op {
+        Op::Order(CmpOp::Eq, Value::Bytes(lit))
+        | Op::Contains(lit)
+        | Op::StartsWith(lit)
+        | Op::EndsWith(lit) => vec![lit.clone()],
+        Op::InBytes(BytesSet::Small(items)) => items.clone(),
+        Op::InBytes(BytesSet::Hashed(items)) => items.iter().cloned().collect(),
+        Op::Matches(re) => regex_prefixes(re.as_str())?,
+        _ => return None,
+    };
+    (!out.is_empty() && out.iter().all(|n| !n.is_empty())).then_some(out)
+}
+
+/// The literal prefixes every match of `pattern` starts with, when finitely many (regexes are
+/// byte-oriented, as the rules compile them).
+fn regex_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let seq = regex_syntax::hir::literal::Extractor::new().extract(&hir);
+    Some(
+        seq.literals()?
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect(),
+    )
+}
+
+/// A canonical name for a key (fields, indexes, `[*]` and calls of them with literal
+/// arguments), the same for the same value in every rule; `None` for anything else.
+fn key_text(node: &Node) -> Option<String> {
+    let mut out = String::new();
+    write_key(node, &mut out)?;
+    Some(out)
+}
+
+fn write_key(node: &Node, out: &mut String) -> Option<()> {
+    match &node.kind {
+        NodeKind::Field { name, .. } => out.push_str(name),
+        NodeKind::Index { base, key } => {
+            write_key(base, out)?;
+            match key {
+                Key::Pos(i) => write!(out, "[{i}]").ok()?,
+                Key::Name(k) => write!(out, "[{k:?}]").ok()?,
+            }
+        }
+        NodeKind::Each(base) => {
+            write_key(base, out)?;
+            out.push_str("[*]");
+        }
+        NodeKind::Call { func, args, .. } => {
+            // Debug names the function and its compiled literal arguments (regexes, keys).
+            write!(out, "{func:?}(").ok()?;
+            for a in args {
+                match &a.kind {
+                    NodeKind::Lit(v) => write!(out, "{v:?}").ok()?,
+                    _ => write_key(a, out)?,
+                }
+                out.push(',');
+            }
+            out.push(')');
+        }
+        _ => return None,
+    }
+    Some(())
+}
