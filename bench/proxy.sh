@@ -326,6 +326,7 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" \
         "http://127.0.0.1:$3$path" >/dev/null
     t0=$(cpu_ticks "$5")
+    read -r -a s0 </proc/stat
     if [ -n "${PERF:-}" ]; then
         # Profile 3 s of the run (perf record; PERF.PEER is the output file; nginx: its workers).
         perf record -q -F 1999 ${PERF_OPTS:--g} -p "$({ echo "$5"; pgrep -P "$5"; } | paste -sd,)" \
@@ -339,6 +340,7 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" \
         "http://127.0.0.1:$3$path")
     t1=$(cpu_ticks "$5")
+    read -r -a s1 </proc/stat
     if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
         fail "$1 with $2 thread(s): $(grep -E 'Non-2xx|Socket errors' <<<"$out")"
     fi
@@ -349,8 +351,13 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     [ -n "$rps" ] && [ -n "$n" ] || fail "$1: no figures from wrk: $out"
     # The proxy's CPU time per request, µs: what it costs, whatever else the machine does.
     cpu=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
-    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req\n' \
-        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu"
+    # The hypervisor's steal time over the run, % of all CPU time: other guests' load, a
+    # cause of slow spells (fields: user nice system idle iowait irq softirq steal).
+    local all0=0 all1=0 i steal
+    for i in 1 2 3 4 5 6 7 8; do all0=$((all0 + s0[i])) all1=$((all1 + s1[i])); done
+    steal=$(awk -v d=$((s1[8] - s0[8])) -v a=$((all1 - all0)) 'BEGIN { printf "%.0f", a ? 100 * d / a : 0 }')
+    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req  steal %s%%\n' \
+        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu" "$steal"
     results+=("$1 $2 $rps $p50 $p99 $cpu $4")
 }
 
