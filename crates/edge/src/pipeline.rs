@@ -381,8 +381,11 @@ struct Run<'p, 'e, 'r> {
     request: Cow<'r, Request>,
     /// `raw.*` fields: the path and query as the request arrived.
     raw_uri: Cow<'r, str>,
-    /// The context of the current field values; rebuilt after a phase changed the request.
+    /// The context of the current field values; after a request phase's rewrites, only the
+    /// fields of what changed are set again ([`Stale`]), before the next phase that runs
+    /// rules; after a response phase's, it is built anew.
     ctx: Option<ExecutionContext<'p>>,
+    stale: Stale,
     response: Option<Response>,
     answer: Option<Answer>,
     route: Route,
@@ -394,6 +397,13 @@ struct Run<'p, 'e, 'r> {
     skipped_rulesets: Vec<String>,
     skipped_rules: Vec<String>,
     pending: Pending,
+}
+
+/// What a request phase's rewrites changed since the context was brought up to date.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stale {
+    uri: bool,
+    headers: bool,
 }
 
 fn set_opt(ctx: &mut ExecutionContext<'_>, name: &str, v: Option<edgetrace_rules::Value>) {
@@ -497,6 +507,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             effects,
             raw_uri,
             ctx: None,
+            stale: Stale::default(),
             request,
             response,
             answer: None,
@@ -618,6 +629,31 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         ctx
     }
 
+    /// `ctx` with the fields of what the rewrites since it was built (or last refreshed)
+    /// changed set again.
+    fn refreshed(&mut self, mut ctx: ExecutionContext<'p>) -> ExecutionContext<'p> {
+        let stale = std::mem::take(&mut self.stale);
+        if !stale.uri && !stale.headers {
+            return ctx;
+        }
+        let r = &self.request;
+        let headers: Vec<(&str, &str)> = if stale.headers {
+            r.headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let _ = ctx.update_request(
+            r.https,
+            &r.host,
+            stale.uri.then_some(r.uri.as_str()),
+            stale.headers.then_some(headers.as_slice()),
+        );
+        ctx
+    }
+
     fn phase(&mut self, phase: Phase, trace: &mut Vec<Step>) {
         if self.skipped_phases.contains(&phase) {
             return;
@@ -633,7 +669,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             // Fields are fixed within a phase: one context serves every ruleset of it, and
             // the next phases too unless a phase's rewrites change the request.
             let ctx = match self.ctx.take() {
-                Some(ctx) => ctx,
+                Some(ctx) => self.refreshed(ctx),
                 None => self.context(phase),
             };
             let step = self.ruleset(entry, &ctx, None);
@@ -981,7 +1017,12 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         if pending.path.is_none() && pending.query.is_none() && pending.headers.is_empty() {
             return;
         }
-        self.ctx = None;
+        if phase.stage() == Stage::Request {
+            self.stale.uri |= pending.path.is_some() || pending.query.is_some();
+            self.stale.headers |= !pending.headers.is_empty();
+        } else {
+            self.ctx = None;
+        }
         if pending.path.is_some() || pending.query.is_some() {
             let path = pending
                 .path

@@ -285,6 +285,76 @@ impl<'a> ExecutionContext<'a> {
         version: &str,
         headers: &[(&str, &str)],
     ) -> Result<()> {
+        self.set_method_host(method, scheme_https, host, version)?;
+        self.set_uri_fields(scheme_https, host, uri, true)?;
+        self.set_header_fields(headers)
+    }
+
+    /// After a rewrite: sets again the fields [`set_request`](Self::set_request) derives from
+    /// the URI (when `uri` is given; the `raw.*` fields keep the request as it arrived) and
+    /// from the headers (when `headers` are given; fields of headers no longer there are
+    /// unset). The other fields stay as they are, so an update costs only what changed.
+    pub fn update_request(
+        &mut self,
+        scheme_https: bool,
+        host: &str,
+        uri: Option<&str>,
+        headers: Option<&[(&str, &str)]>,
+    ) -> Result<()> {
+        if let Some(uri) = uri {
+            self.set_uri_fields(scheme_https, host, uri, false)?;
+        }
+        if let Some(headers) = headers {
+            let ids = self.scheme.request_ids();
+            for f in [
+                R::Headers,
+                R::HeadersNames,
+                R::HeadersValues,
+                R::UserAgent,
+                R::Referer,
+                R::XForwardedFor,
+                R::Cookie,
+                R::Cookies,
+                R::CookiesNames,
+                R::CookiesValues,
+            ] {
+                if let Some(id) = ids[f as usize] {
+                    self.values[id.0] = None;
+                }
+            }
+            self.forget_memo();
+            self.set_header_fields(headers)?;
+        }
+        Ok(())
+    }
+
+    fn set_method_host(
+        &mut self,
+        method: &str,
+        scheme_https: bool,
+        host: &str,
+        version: &str,
+    ) -> Result<()> {
+        let mut set = |f: R, v: &dyn Fn() -> Value| -> Result<()> {
+            match self.want(f) {
+                Some(id) => self.set_id(id, v()),
+                None => Ok(()),
+            }
+        };
+        set(R::Method, &|| method.into())?;
+        set(R::Host, &|| host.into())?;
+        set(R::Ssl, &|| scheme_https.into())?;
+        set(R::Version, &|| version.into())
+    }
+
+    /// The URI's fields (with `raw`, the `raw.*` ones too).
+    fn set_uri_fields(
+        &mut self,
+        scheme_https: bool,
+        host: &str,
+        uri: &str,
+        raw: bool,
+    ) -> Result<()> {
         let (path, query) = match uri.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (uri, None),
@@ -315,17 +385,15 @@ impl<'a> ExecutionContext<'a> {
                 None => Ok(()),
             }
         };
-        set(R::Method, &|| method.into())?;
-        set(R::Host, &|| host.into())?;
-        set(R::Ssl, &|| scheme_https.into())?;
-        set(R::Version, &|| version.into())?;
-        set(R::RawFullUri, &|| {
-            format!("{scheme_name}://{host}{uri}").into()
-        })?;
-        set(R::RawUri, &|| uri.into())?;
-        set(R::RawPath, &|| path.into())?;
-        set(R::RawExt, &|| ext.clone().into())?;
-        set(R::RawQuery, &|| query.unwrap_or("").into())?;
+        if raw {
+            set(R::RawFullUri, &|| {
+                format!("{scheme_name}://{host}{uri}").into()
+            })?;
+            set(R::RawUri, &|| uri.into())?;
+            set(R::RawPath, &|| path.into())?;
+            set(R::RawExt, &|| ext.clone().into())?;
+            set(R::RawQuery, &|| query.unwrap_or("").into())?;
+        }
         let decoded_uri = || match query {
             Some(q) => [decoded_path.as_slice(), b"?", q.as_bytes()].concat(),
             None => decoded_path.clone(),
@@ -344,16 +412,11 @@ impl<'a> ExecutionContext<'a> {
         set(R::Query, &|| query.unwrap_or("").into())?;
         let ids = self.scheme.request_ids();
         let group = |f: [R; 3]| f.map(|f| ids[f as usize]);
-        let (args_ids, raw_args_ids, header_ids, cookie_ids) = (
+        let (args_ids, raw_args_ids) = (
             group([R::Args, R::ArgsNames, R::ArgsValues]),
             group([R::RawArgs, R::RawArgsNames, R::RawArgsValues]),
-            group([R::Headers, R::HeadersNames, R::HeadersValues]),
-            group([R::Cookies, R::CookiesNames, R::CookiesValues]),
         );
-        let want_group = |ctx: &Self, ids: [Option<FieldId>; 3]| {
-            ids.iter().any(|id| ctx.wanted_id(*id).is_some())
-        };
-        if want_group(self, args_ids) {
+        if self.want_group(args_ids) {
             let args: Vec<(String, String)> = query
                 .unwrap_or("")
                 .split('&')
@@ -376,7 +439,7 @@ impl<'a> ExecutionContext<'a> {
                 false,
             )?;
         }
-        if want_group(self, raw_args_ids) {
+        if raw && self.want_group(raw_args_ids) {
             let raw: Vec<(&str, &str)> = query
                 .unwrap_or("")
                 .split('&')
@@ -385,6 +448,22 @@ impl<'a> ExecutionContext<'a> {
                 .collect();
             self.set_multimap_ids(raw_args_ids, raw, false)?;
         }
+        Ok(())
+    }
+
+    fn want_group(&self, ids: [Option<FieldId>; 3]) -> bool {
+        ids.iter().any(|id| self.wanted_id(*id).is_some())
+    }
+
+    /// The headers' fields: the map and its names/values, the user agent, referer,
+    /// X-Forwarded-For and cookies.
+    fn set_header_fields(&mut self, headers: &[(&str, &str)]) -> Result<()> {
+        let ids = self.scheme.request_ids();
+        let group = |f: [R; 3]| f.map(|f| ids[f as usize]);
+        let (header_ids, cookie_ids) = (
+            group([R::Headers, R::HeadersNames, R::HeadersValues]),
+            group([R::Cookies, R::CookiesNames, R::CookiesValues]),
+        );
         self.set_multimap_ids(header_ids, headers.iter().copied(), true)?;
         let header = |name: &str| {
             headers
@@ -401,7 +480,7 @@ impl<'a> ExecutionContext<'a> {
         set(R::UserAgent, header("user-agent"))?;
         set(R::Referer, header("referer"))?;
         set(R::XForwardedFor, header("x-forwarded-for"))?;
-        let want_cookies = want_group(self, cookie_ids);
+        let want_cookies = self.want_group(cookie_ids);
         let want_cookie = self.want(R::Cookie);
         if !want_cookies && want_cookie.is_none() {
             return Ok(());
