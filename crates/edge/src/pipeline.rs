@@ -353,8 +353,8 @@ pub struct RunOptions {
     pub all_rules: bool,
     /// Record the engine's explanation of each rule.
     pub explain: bool,
-    /// Leave out of the steps what only a trace reads (descriptions, expressions, action
-    /// parameters): the proxy's setting. Decisions are the same.
+    /// Record no steps (the outcome's trace is empty): the proxy's setting, which needs the
+    /// decisions only. Decisions are the same.
     pub lean: bool,
 }
 
@@ -674,7 +674,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             };
             let step = self.ruleset(entry, &ctx, None);
             self.ctx = Some(ctx);
-            if step.matched || self.pipeline.options.all_rules {
+            if (step.matched || self.pipeline.options.all_rules) && !self.pipeline.options.lean {
                 trace.push(step);
             }
         }
@@ -690,7 +690,11 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
     ) -> Step {
         let full = !self.pipeline.options.lean;
         let mut step = Step {
-            step_name: ruleset.id.clone(),
+            step_name: if full {
+                ruleset.id.clone()
+            } else {
+                String::new()
+            },
             r#type: "ruleset",
             name: full.then(|| ruleset.name.clone()),
             kind: full.then(|| ruleset.kind.clone()),
@@ -726,14 +730,14 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                 continue;
             }
             let mut rule_step = Step {
-                step_name: rule.id.clone(),
+                step_name: if full { rule.id.clone() } else { String::new() },
                 r#type: "rule",
                 name: None,
                 kind: None,
                 description: full.then(|| rule.description.clone()),
                 expression: full.then(|| rule.expression.clone()),
                 matched,
-                action: Some(action.to_string()),
+                action: full.then(|| action.to_string()),
                 action_parameters: full.then(|| rule.action_parameters.clone()).flatten(),
                 phase: None,
                 explanation: self
@@ -746,11 +750,13 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             if matched {
                 step.matched = true;
                 let stop = self.act(rule, action, ctx, &mut rule_step);
-                step.trace.push(rule_step);
+                if full {
+                    step.trace.push(rule_step);
+                }
                 if stop {
                     break;
                 }
-            } else {
+            } else if full {
                 step.trace.push(rule_step);
             }
         }
@@ -949,7 +955,9 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                 }
                 if let Some(target) = self.pipeline.config.custom.get(&id) {
                     let nested = self.ruleset(target, ctx, params.get("overrides"));
-                    step.trace.push(nested);
+                    if !self.pipeline.options.lean {
+                        step.trace.push(nested);
+                    }
                 }
                 self.answer.is_some()
             }
@@ -990,6 +998,9 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                 }
                 _ => {}
             }
+        }
+        if self.pipeline.options.lean {
+            return;
         }
         trace.push(Step {
             step_name: applied.rule.id.clone(),
