@@ -512,7 +512,7 @@ async fn result(handled: Handled, drain: std::time::Duration) -> TraceResult {
                 "method": f.method,
                 "url": f.url,
                 "address": f.address.map(|a| a.to_string()),
-                "headers": header_map(&f.headers),
+                "headers": header_map(&edgetrace_proxy::header_pairs(&f.headers)),
             }),
         );
     }

@@ -88,15 +88,16 @@ pub enum Mode {
 }
 
 /// What goes (or, with `skip_response`, would go) to the origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Forwarded {
     pub method: String,
     /// `http://HOST/path?query`, HOST being the `Host` header the origin receives.
     pub url: String,
     /// The origin's address, when it could be resolved.
     pub address: Option<SocketAddr>,
-    /// Every header sent, `host` first.
-    pub headers: Vec<(String, String)>,
+    /// Every header sent, `host` first, exactly as sent (a header whose name or value is not
+    /// valid in HTTP is not sent, so not here either).
+    pub headers: http::HeaderMap,
 }
 
 /// The result of one request through the edge.
@@ -105,7 +106,8 @@ pub struct Handled {
     pub trace: Vec<Step>,
     /// What the request phases decided (`trace` moved out).
     pub outcome: Outcome,
-    /// What was sent to the origin; `None` when a rule answered.
+    /// What was sent to the origin (in a trace; the proxy sends it without keeping a copy);
+    /// `None` when a rule answered, and for the proxy.
     pub forwarded: Option<Forwarded>,
     /// The action that answered instead of the origin (`block`, `redirect`, `page_rule`,
     /// `managed_challenge`, `serve_error`, …), if one did.
@@ -311,6 +313,11 @@ impl Edge {
                 response: None,
             };
         }
+        // The proxy hands its request over; a trace keeps what was sent to show it.
+        let (sent, forwarded) = match mode {
+            Mode::Proxy => (forwarded, None),
+            Mode::Trace { .. } => (forwarded.clone(), Some(forwarded)),
+        };
         let (origin, body, origin_error) = match address {
             None => (
                 Response {
@@ -321,7 +328,7 @@ impl Edge {
                 None,
                 resolve_error,
             ),
-            Some(addr) => match self.fetch(&forwarded, &outcome.request, addr).await {
+            Some(addr) => match self.fetch(sent, &outcome, addr).await {
                 Ok((r, body)) => (r, Some(body), None),
                 Err((status, e)) => (
                     Response {
@@ -349,7 +356,7 @@ impl Edge {
             trace,
             answered_by: answered.then(|| "serve_error".to_string()),
             outcome,
-            forwarded: Some(forwarded),
+            forwarded,
             origin_error,
             response: Some(response_from(response.status, &headers, body)),
         }
@@ -394,31 +401,24 @@ impl Edge {
     /// the body to stream, or the status to answer with and why.
     async fn fetch(
         &self,
-        forwarded: &Forwarded,
-        request: &Request,
+        sent: Forwarded,
+        outcome: &Outcome,
         address: SocketAddr,
     ) -> Result<(Response, Body), (u16, String)> {
-        let body = Bytes::copy_from_slice(&request.body);
-        let make = || {
-            let mut r = http::Request::new(Full::new(body.clone()));
-            *r.method_mut() =
-                http::Method::from_bytes(forwarded.method.as_bytes()).unwrap_or(http::Method::GET);
-            // Origin-form: the request line carries the path and query, `Host` the authority.
-            *r.uri_mut() = http::Uri::try_from(request.uri.as_str())
-                .unwrap_or_else(|_| http::Uri::from_static("/"));
-            let headers = r.headers_mut();
-            for (k, v) in &forwarded.headers {
-                if let (Ok(k), Ok(v)) = (
-                    HeaderName::from_bytes(k.as_bytes()),
-                    HeaderValue::from_str(v),
-                ) {
-                    headers.append(k, v);
-                }
-            }
-            r
+        let body = Bytes::copy_from_slice(&outcome.request.body);
+        let request = origin_request(sent, &outcome.request.uri, body.clone());
+        // Another attempt (rare) builds the request again, as it was built the first time.
+        let remake = || {
+            origin_request(
+                forwarded(outcome, Some(address)),
+                &outcome.request.uri,
+                body.clone(),
+            )
         };
         let response =
-            match tokio::time::timeout(self.origin_timeout, origin::send(address, make)).await {
+            match tokio::time::timeout(self.origin_timeout, origin::send(address, request, remake))
+                .await
+            {
                 Err(_) => {
                     return Err((
                         504,
@@ -444,17 +444,40 @@ impl Edge {
     }
 }
 
+/// The request to the origin in origin-form: the request line carries the path and query,
+/// `Host` the authority.
+fn origin_request(f: Forwarded, uri: &str, body: Bytes) -> http::Request<Full<Bytes>> {
+    let mut r = http::Request::new(Full::new(body));
+    *r.method_mut() = http::Method::from_bytes(f.method.as_bytes()).unwrap_or(http::Method::GET);
+    *r.uri_mut() = http::Uri::try_from(uri).unwrap_or_else(|_| http::Uri::from_static("/"));
+    *r.headers_mut() = f.headers;
+    r
+}
+
+/// The forwarding headers the edge writes (and replaces when the client sent them).
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
+static CF_VISITOR: HeaderName = HeaderName::from_static("cf-visitor");
+static CF_IPCOUNTRY: HeaderName = HeaderName::from_static("cf-ipcountry");
+static CDN_LOOP_HEADER: HeaderName = HeaderName::from_static("cdn-loop");
+
 /// The request the origin receives: the rewritten request, its `Host` (a `route` rule's
 /// `host_header` or the original), without hop-by-hop headers, with the forwarding headers.
 fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
     let r = &outcome.request;
-    let host = outcome.route.host_header.clone().unwrap_or_else(|| {
-        r.headers
+    let host: &str = match &outcome.route.host_header {
+        Some(h) => h,
+        None => r
+            .headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("host"))
-            .map_or_else(|| r.host.clone(), |(_, v)| v.clone())
-    });
-    let mut headers = vec![("host".to_string(), host.clone())];
+            .map_or(r.host.as_str(), |(_, v)| v.as_str()),
+    };
+    let mut headers = http::HeaderMap::with_capacity(r.headers.len() + 6);
+    if let Ok(v) = HeaderValue::from_str(host) {
+        headers.append(http::header::HOST, v);
+    }
     let mut forwarded_for = None;
     // Headers the client's `Connection` header names are for this hop only (RFC 9110 §7.6.1).
     let nominated: Vec<String> = r
@@ -464,7 +487,7 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
         .flat_map(|(_, v)| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
         .collect();
-    let mut loops = Vec::new();
+    let mut loops: Vec<&str> = Vec::new();
     for (k, v) in &r.headers {
         // Names from the proxy's listener are lowercase already; a trace's may not be.
         let lower = if k.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -476,39 +499,47 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
         if lower == "host" || HOP_BY_HOP.contains(&lower) || nominated.iter().any(|n| n == lower) {
             continue;
         }
-        if lower == "cdn-loop" {
-            loops.push(v.clone());
-            continue;
+        match lower {
+            "cdn-loop" => loops.push(v),
+            "x-forwarded-for" => forwarded_for = Some(v.as_str()),
+            "x-forwarded-proto" | "cf-connecting-ip" | "cf-ipcountry" | "cf-visitor" => {}
+            _ => {
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(lower.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    headers.append(k, v);
+                }
+            }
         }
-        if lower == "x-forwarded-for" {
-            forwarded_for = Some(v.clone());
-            continue;
-        }
-        if matches!(
-            lower,
-            "x-forwarded-proto" | "cf-connecting-ip" | "cf-ipcountry" | "cf-visitor"
-        ) {
-            continue;
-        }
-        headers.push((lower.to_string(), v.clone()));
     }
     let ip = r.client_ip.to_string();
-    let scheme = if r.https { "https" } else { "http" };
-    headers.push((
-        "x-forwarded-for".into(),
-        match forwarded_for {
-            Some(f) => format!("{f}, {ip}"),
-            None => ip.clone(),
-        },
-    ));
-    headers.push(("x-forwarded-proto".into(), scheme.into()));
-    headers.push(("cf-connecting-ip".into(), ip));
-    headers.push(("cf-visitor".into(), format!("{{\"scheme\":\"{scheme}\"}}")));
-    if let Some(c) = &r.geo.country {
-        headers.push(("cf-ipcountry".into(), c.clone()));
+    let mut append = |name: &HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.append(name.clone(), v);
+        }
+    };
+    match forwarded_for {
+        Some(f) => append(&X_FORWARDED_FOR, &format!("{f}, {ip}")),
+        None => append(&X_FORWARDED_FOR, &ip),
     }
-    loops.push(CDN_LOOP.into());
-    headers.push(("cdn-loop".into(), loops.join(", ")));
+    let (scheme, visitor) = if r.https {
+        ("https", r#"{"scheme":"https"}"#)
+    } else {
+        ("http", r#"{"scheme":"http"}"#)
+    };
+    append(&X_FORWARDED_PROTO, scheme);
+    append(&CF_CONNECTING_IP, &ip);
+    append(&CF_VISITOR, visitor);
+    if let Some(c) = &r.geo.country {
+        append(&CF_IPCOUNTRY, c);
+    }
+    if loops.is_empty() {
+        append(&CDN_LOOP_HEADER, CDN_LOOP);
+    } else {
+        loops.push(CDN_LOOP);
+        append(&CDN_LOOP_HEADER, &loops.join(", "));
+    }
     Forwarded {
         method: r.method.clone(),
         url: format!("http://{host}{}", r.uri),

@@ -135,27 +135,39 @@ fn idempotent(method: &http::Method) -> bool {
     )
 }
 
-/// Sends the request `make` builds to `address` on a pooled connection or a new one.
+/// Sends `request` to `address` on a pooled connection or a new one. `remake` builds the
+/// request again for another attempt when the first one was consumed by a connection that
+/// broke while it was sent (rare: the origin closed the idle connection just then).
 pub async fn send(
     address: SocketAddr,
-    make: impl Fn() -> http::Request<Full<Bytes>>,
+    request: http::Request<Full<Bytes>>,
+    remake: impl Fn() -> http::Request<Full<Bytes>>,
 ) -> Result<http::Response<OriginBody>, String> {
+    let retry = idempotent(request.method());
+    let mut request = Some(request);
     // Pooled connections first; a failure on one that sent nothing (or, for an idempotent
     // request, that the origin closed under it) tries the next, then a new connection.
     while let Some(mut sender) = take(address) {
         if sender.ready().await.is_err() {
             continue;
         }
-        let request = make();
-        let retry = idempotent(request.method());
-        match sender.send_request(request).await {
+        let attempt = request.take().unwrap_or_else(&remake);
+        match sender.try_send_request(attempt).await {
             Ok(response) => return Ok(wrap(response, address, sender)),
-            Err(e) if e.is_canceled() || (retry && e.is_incomplete_message()) => continue,
-            Err(e) => return Err(format!("origin {address}: {e}")),
+            Err(mut e) => {
+                request = e.take_message();
+                let e = e.into_error();
+                if !(e.is_canceled() || (retry && e.is_incomplete_message())) {
+                    return Err(format!("origin {address}: {e}"));
+                }
+            }
         }
     }
     let mut sender = connect(address).await?;
-    match sender.send_request(make()).await {
+    match sender
+        .send_request(request.take().unwrap_or_else(&remake))
+        .await
+    {
         Ok(response) => Ok(wrap(response, address, sender)),
         Err(e) => Err(format!("origin {address}: {e}")),
     }

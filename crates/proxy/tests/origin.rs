@@ -86,7 +86,9 @@ fn get(address: SocketAddr) -> impl Fn() -> http::Request<Full<Bytes>> {
 
 /// Sends a GET and reads the whole body.
 async fn fetch(address: SocketAddr) -> String {
-    let response = origin::send(address, get(address)).await.unwrap();
+    let response = origin::send(address, get(address)(), get(address))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(body.to_vec()).unwrap()
@@ -122,7 +124,9 @@ async fn origin_that_closes_gets_each_request_on_a_working_connection() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_body_dropped_before_its_end_does_not_go_back_to_the_pool() {
     let (address, accepted) = origin(Close::Never, 200_000).await;
-    let response = origin::send(address, get(address)).await.unwrap();
+    let response = origin::send(address, get(address)(), get(address))
+        .await
+        .unwrap();
     let mut body = response.into_body();
     let first = body.frame().await.unwrap().unwrap();
     assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
