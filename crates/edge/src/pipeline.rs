@@ -439,6 +439,17 @@ impl Pipeline<'_> {
         }
     }
 
+    /// Whether a response phase has an entry point (else [`response`](Self::response) gives
+    /// the origin's response back as it is).
+    pub fn runs_response_phases(&self) -> bool {
+        let config = self.config;
+        config
+            .account
+            .iter()
+            .chain(&config.zone)
+            .any(|r| r.phase.stage() == Stage::Response)
+    }
+
     /// Runs the response phases on `response` for the request the request phases produced;
     /// returns the response to send (the origin's with its header rewrites, or, when a rule
     /// answered, that answer: the second value is then true) and appends the steps to `trace`.
@@ -449,14 +460,7 @@ impl Pipeline<'_> {
         effects: &mut dyn Effects,
         trace: &mut Vec<Step>,
     ) -> (Response, bool) {
-        let config = self.config;
-        let response_stage = |p: Phase| p.stage() == Stage::Response;
-        if !config
-            .account
-            .iter()
-            .chain(&config.zone)
-            .any(|r| response_stage(r.phase))
-        {
+        if !self.runs_response_phases() {
             // No response phase has an entry point: the origin's response as it is.
             return (response, false);
         }

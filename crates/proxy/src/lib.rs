@@ -181,6 +181,63 @@ fn response_from(status: u16, headers: &[(String, String)], body: Body) -> http:
     r
 }
 
+/// The edge's answer when the origin could not be reached (`status` 502 or 504).
+fn unreachable_origin(status: u16, why: &str) -> http::Response<Body> {
+    text_response(status, format!("edgetrace: origin unreachable: {why}\n"))
+}
+
+/// Removes the headers that belong to the origin's connection (and the ones hyper writes).
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    for h in HOP_BY_HOP {
+        if headers.contains_key(*h) {
+            headers.remove(*h);
+        }
+    }
+}
+
+/// Makes `map` hold the headers `after` lists (names lowercase, values as [`header_pairs`]
+/// decodes them, as the pipeline keeps them): a name whose values differ (added, removed or
+/// rewritten) gets `after`'s values; the others are left as they are, unparsed.
+fn apply_changes(map: &mut http::HeaderMap, after: &[(String, String)]) {
+    fn values_after<'a>(
+        after: &'a [(String, String)],
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a str> {
+        after
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    let mut changed: Vec<String> = map
+        .keys()
+        .filter(|name| {
+            // As the pipeline saw them (lossily decoded, as header_pairs does): a value
+            // that is not UTF-8 and that no rule touched keeps its bytes.
+            !map.get_all(*name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .eq(values_after(after, name.as_str()))
+        })
+        .map(|name| name.as_str().to_string())
+        .collect();
+    for (k, _) in after {
+        if !map.contains_key(k.as_str()) && !changed.contains(k) {
+            changed.push(k.clone());
+        }
+    }
+    for name in changed {
+        map.remove(name.as_str());
+        let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        for v in values_after(after, &name) {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                map.append(header.clone(), v);
+            }
+        }
+    }
+}
+
 impl Edge {
     /// The edge of `store`'s zones; its sites are read on the current tokio runtime.
     ///
@@ -318,47 +375,76 @@ impl Edge {
             Mode::Proxy => (forwarded, None),
             Mode::Trace { .. } => (forwarded.clone(), Some(forwarded)),
         };
-        let (origin, body, origin_error) = match address {
-            None => (
-                Response {
-                    status: 502,
-                    headers: Vec::new(),
-                    body: Vec::new(),
-                },
-                None,
-                resolve_error,
-            ),
-            Some(addr) => match self.fetch(sent, &outcome, addr).await {
-                Ok((r, body)) => (r, Some(body), None),
-                Err((status, e)) => (
-                    Response {
-                        status,
-                        headers: Vec::new(),
-                        body: Vec::new(),
-                    },
-                    None,
-                    Some(e),
-                ),
-            },
+        let fetched = match address {
+            None => Err((502, resolve_error.unwrap_or_default())),
+            Some(addr) => self.fetch(sent, &outcome, addr).await,
+        };
+        let (status, mut origin_headers, body, origin_error) = match fetched {
+            Ok((parts, body)) => (parts.status.as_u16(), Some(parts.headers), Some(body), None),
+            Err((status, e)) => (status, None, None, Some(e)),
+        };
+        if !pipeline.runs_response_phases() {
+            // Nothing can change the origin's response: its headers go back as they came.
+            let response = match (origin_headers, body, &origin_error) {
+                (Some(mut headers), Some(body), _) => {
+                    strip_hop_by_hop(&mut headers);
+                    let mut r = http::Response::new(body);
+                    *r.status_mut() =
+                        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+                    *r.headers_mut() = headers;
+                    r
+                }
+                (_, _, e) => unreachable_origin(status, e.as_deref().unwrap_or_default()),
+            };
+            return Handled {
+                trace,
+                answered_by: None,
+                outcome,
+                forwarded,
+                origin_error,
+                response: Some(response),
+            };
+        }
+        let origin = Response {
+            status,
+            headers: origin_headers
+                .as_ref()
+                .map(header_pairs)
+                .unwrap_or_default(),
+            body: Vec::new(),
         };
         let (response, answered) = pipeline.response(&outcome, origin, effects, &mut trace);
-        let body = match (answered, body, &origin_error) {
-            (false, Some(body), _) => body,
-            (false, None, Some(e)) => full(format!("edgetrace: origin unreachable: {e}\n")),
-            _ => full(response.body),
+        let response = match (answered, body, &origin_error, &mut origin_headers) {
+            (false, Some(body), _, Some(headers)) => {
+                // The origin's headers with the response phases' rewrites applied: only the
+                // names the rules changed are parsed again.
+                apply_changes(headers, &response.headers);
+                strip_hop_by_hop(headers);
+                let mut r = http::Response::new(body);
+                *r.status_mut() = http::StatusCode::from_u16(response.status)
+                    .unwrap_or(http::StatusCode::BAD_GATEWAY);
+                *r.headers_mut() = std::mem::take(headers);
+                r
+            }
+            (false, _, e, _) => {
+                let mut headers = response.headers;
+                headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+                headers.push(("content-type".into(), "text/plain; charset=utf-8".into()));
+                let text = format!(
+                    "edgetrace: origin unreachable: {}\n",
+                    e.as_deref().unwrap_or_default()
+                );
+                response_from(response.status, &headers, full(text))
+            }
+            (true, ..) => response_from(response.status, &response.headers, full(response.body)),
         };
-        let mut headers = response.headers;
-        if !answered && origin_error.is_some() {
-            headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
-            headers.push(("content-type".into(), "text/plain; charset=utf-8".into()));
-        }
         Handled {
             trace,
             answered_by: answered.then(|| "serve_error".to_string()),
             outcome,
             forwarded,
             origin_error,
-            response: Some(response_from(response.status, &headers, body)),
+            response: Some(response),
         }
     }
 
@@ -397,14 +483,14 @@ impl Edge {
             .ok_or_else(|| format!("origin {host} has no address"))
     }
 
-    /// Sends the request to the origin; the status and headers for the response phases and
-    /// the body to stream, or the status to answer with and why.
+    /// Sends the request to the origin; its status and headers and the body to stream, or
+    /// the status to answer with and why.
     async fn fetch(
         &self,
         sent: Forwarded,
         outcome: &Outcome,
         address: SocketAddr,
-    ) -> Result<(Response, Body), (u16, String)> {
+    ) -> Result<(http::response::Parts, Body), (u16, String)> {
         let body = Bytes::copy_from_slice(&outcome.request.body);
         let request = origin_request(sent, &outcome.request.uri, body.clone());
         // Another attempt (rare) builds the request again, as it was built the first time.
@@ -432,15 +518,7 @@ impl Edge {
                 Ok(Ok(r)) => r,
             };
         let (parts, body) = response.into_parts();
-        let headers = header_pairs(&parts.headers);
-        Ok((
-            Response {
-                status: parts.status.as_u16(),
-                headers,
-                body: Vec::new(),
-            },
-            body.boxed(),
-        ))
+        Ok((parts, body.boxed()))
     }
 }
 
@@ -578,5 +656,51 @@ mod tests {
         assert_eq!(loops(&r), 3);
         r.headers.clear();
         assert_eq!(loops(&r), 0);
+    }
+
+    #[test]
+    fn header_changes_apply_to_the_names_they_touch_only() {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in [
+            ("server", b"nginx".as_slice()),
+            ("set-cookie", b"a=1"),
+            ("set-cookie", b"b=2"),
+            ("x-gone", b"1"),
+            ("x-latin", b"caf\xe9"),
+            ("x-set", b"old"),
+        ] {
+            map.append(
+                HeaderName::from_static(k),
+                HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        // What the pipeline made of them: x-gone removed, x-set set, x-new added twice.
+        let mut after = header_pairs(&map);
+        after.retain(|(k, _)| k != "x-gone" && k != "x-set");
+        after.push(("x-set".into(), "new".into()));
+        after.push(("x-new".into(), "1".into()));
+        after.push(("x-new".into(), "2".into()));
+        apply_changes(&mut map, &after);
+        // Compared by name (the order of values within a name is kept; between names it is
+        // the map's business).
+        let mut got: Vec<(String, Vec<u8>)> = map
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut want: Vec<(String, Vec<u8>)> = [
+            ("server", b"nginx".as_slice()),
+            ("set-cookie", b"a=1"),
+            ("set-cookie", b"b=2"),
+            ("x-latin", b"caf\xe9"), // untouched: its bytes, not U+FFFD
+            ("x-set", b"new"),
+            ("x-new", b"1"),
+            ("x-new", b"2"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_vec()))
+        .collect();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, want);
     }
 }
