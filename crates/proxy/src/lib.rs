@@ -196,8 +196,9 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
 }
 
 /// Makes `map` hold the headers `after` lists (names lowercase, values as [`header_pairs`]
-/// decodes them, as the pipeline keeps them): a name whose values differ (added, removed or
-/// rewritten) gets `after`'s values; the others are left as they are, unparsed.
+/// decodes them, as the pipeline keeps them): a name whose values differ gets `after`'s
+/// values (only the names from where the two lists first differ on are compared); the
+/// others are left as they are, unparsed (a value that is not UTF-8 keeps its bytes).
 fn apply_changes(map: &mut http::HeaderMap, after: &[(String, String)]) {
     fn values_after<'a>(
         after: &'a [(String, String)],
@@ -208,21 +209,30 @@ fn apply_changes(map: &mut http::HeaderMap, after: &[(String, String)]) {
             .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-    let mut changed: Vec<String> = map
-        .keys()
-        .filter(|name| {
-            // As the pipeline saw them (lossily decoded, as header_pairs does): a value
-            // that is not UTF-8 and that no rule touched keeps its bytes.
-            !map.get_all(*name)
+    // `after` starts as `header_pairs(map)` (the same order); the rules remove names and
+    // append values. Where the two first differ, what follows (in either) is what changed.
+    let same = map
+        .iter()
+        .zip(after)
+        .take_while(|((k, v), (ak, av))| {
+            k.as_str() == ak && String::from_utf8_lossy(v.as_bytes()) == av.as_str()
+        })
+        .count();
+    let mut changed: Vec<String> = Vec::new();
+    let rest = map
+        .iter()
+        .skip(same)
+        .map(|(k, _)| k.as_str())
+        .chain(after.iter().skip(same).map(|(k, _)| k.as_str()));
+    for name in rest {
+        let unchanged = || {
+            map.get_all(name)
                 .iter()
                 .map(|v| String::from_utf8_lossy(v.as_bytes()))
-                .eq(values_after(after, name.as_str()))
-        })
-        .map(|name| name.as_str().to_string())
-        .collect();
-    for (k, _) in after {
-        if !map.contains_key(k.as_str()) && !changed.contains(k) {
-            changed.push(k.clone());
+                .eq(values_after(after, name))
+        };
+        if !changed.iter().any(|c| c == name) && !unchanged() {
+            changed.push(name.to_string());
         }
     }
     for name in changed {

@@ -51,9 +51,16 @@ type Needles = HashMap<Vec<u8>, Vec<u32>>;
 /// The distinct value a guard searches, with every needle searched in it.
 struct KeyEntry {
     node: Node,
-    searcher: AhoCorasick,
+    searcher: Searcher,
     /// The rules (indexes into the filter list) each needle (pattern id) lets through.
     rules: Vec<Vec<u32>>,
+}
+
+/// One needle (the common case: a header or a field only one rule reads) is a substring
+/// search; more are one automaton.
+enum Searcher {
+    One(memchr::memmem::Finder<'static>),
+    Many(AhoCorasick),
 }
 
 /// Rules ruled out before running their filters; see the [module](self) documentation.
@@ -132,18 +139,25 @@ impl Prefilter {
         let mut keys = Vec::new();
         for (node, needles) in pending {
             let (patterns, rules): (Vec<Vec<u8>>, Vec<Vec<u32>>) = needles.into_iter().unzip();
-            match AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .build(&patterns)
-            {
-                Ok(searcher) => keys.push(KeyEntry {
-                    node,
-                    searcher,
-                    rules,
-                }),
-                // Too many needles for the automaton: their rules run unfiltered.
-                Err(_) => unguarded.extend(rules.into_iter().flatten()),
-            }
+            let searcher = match patterns.as_slice() {
+                [one] => Searcher::One(memchr::memmem::Finder::new(one).into_owned()),
+                _ => match AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                {
+                    Ok(ac) => Searcher::Many(ac),
+                    // Too many needles for the automaton: their rules run unfiltered.
+                    Err(_) => {
+                        unguarded.extend(rules.into_iter().flatten());
+                        continue;
+                    }
+                },
+            };
+            keys.push(KeyEntry {
+                node,
+                searcher,
+                rules,
+            });
         }
         unguarded.sort_unstable();
         unguarded.dedup();
@@ -176,15 +190,22 @@ impl Prefilter {
             let Some(value) = eval(&key.node, ctx) else {
                 continue;
             };
-            each_bytes(&value, &mut |haystack| {
-                // Most values contain no needle: a quick yes/no first (the automaton's
-                // vectorized prefilter), then the full scan for which ones.
-                if !key.searcher.is_match(haystack) {
-                    return;
+            each_bytes(&value, &mut |haystack| match &key.searcher {
+                Searcher::One(finder) => {
+                    if finder.find(haystack).is_some() {
+                        key.rules[0].iter().for_each(|&i| out.set(i));
+                    }
                 }
-                for m in key.searcher.find_overlapping_iter(haystack) {
-                    for &i in &key.rules[m.pattern().as_usize()] {
-                        out.set(i);
+                Searcher::Many(ac) => {
+                    // Most values contain no needle: a quick yes/no first (the automaton's
+                    // vectorized prefilter), then the full scan for which ones.
+                    if !ac.is_match(haystack) {
+                        return;
+                    }
+                    for m in ac.find_overlapping_iter(haystack) {
+                        key.rules[m.pattern().as_usize()]
+                            .iter()
+                            .for_each(|&i| out.set(i));
                     }
                 }
             });
