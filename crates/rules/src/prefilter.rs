@@ -59,7 +59,7 @@ struct KeyEntry {
 /// One needle (the common case: a header or a field only one rule reads) is a substring
 /// search; more are one automaton.
 enum Searcher {
-    One(memchr::memmem::Finder<'static>),
+    One(Box<memchr::memmem::Finder<'static>>),
     Many(AhoCorasick),
 }
 
@@ -140,7 +140,7 @@ impl Prefilter {
         for (node, needles) in pending {
             let (patterns, rules): (Vec<Vec<u8>>, Vec<Vec<u32>>) = needles.into_iter().unzip();
             let searcher = match patterns.as_slice() {
-                [one] => Searcher::One(memchr::memmem::Finder::new(one).into_owned()),
+                [one] => Searcher::One(Box::new(memchr::memmem::Finder::new(one).into_owned())),
                 _ => match AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
                     .build(&patterns)
