@@ -298,12 +298,7 @@ impl Wildcard {
 /// with the same meaning.
 pub(crate) fn literal_regex(pattern: &str) -> Option<Op> {
     use regex_syntax::hir::{HirKind, Look};
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = byte_hir(pattern)?;
     let items: Vec<&regex_syntax::hir::Hir> = match hir.kind() {
         HirKind::Concat(items) => items.iter().collect(),
         _ => vec![&hir],
@@ -330,6 +325,16 @@ pub(crate) fn literal_regex(pattern: &str) -> Option<Op> {
         (false, true) => Op::EndsWith(lit),
         (false, false) => Op::Contains(lit),
     })
+}
+
+/// A pattern's syntax tree as the rules compile regexes: byte-oriented unless `(?u)`.
+pub(crate) fn byte_hir(pattern: &str) -> Option<regex_syntax::hir::Hir> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()
 }
 
 #[cfg(test)]

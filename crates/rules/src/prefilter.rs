@@ -304,12 +304,7 @@ fn needles(op: &Op) -> Option<Vec<Vec<u8>>> {
 /// The literal prefixes every match of `pattern` starts with, when finitely many (regexes are
 /// byte-oriented, as the rules compile them).
 fn regex_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = crate::ops::byte_hir(pattern)?;
     let seq = regex_syntax::hir::literal::Extractor::new().extract(&hir);
     Some(
         seq.literals()?
