@@ -99,30 +99,8 @@ fail() {
     exit 1
 }
 
-# A free TCP port on 127.0.0.1, not handed out before in this run, below the ephemeral range
-# (or above it), so that no outgoing connection (wrk's, the proxies' to the origin) takes it
-# between the check and the bind.
-read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range
-if [ "$eph_lo" -gt 11000 ]; then
-    port_lo=10000 port_hi=$eph_lo
-elif [ "$eph_hi" -lt 64000 ]; then
-    port_lo=$((eph_hi + 1)) port_hi=65536
-else
-    port_lo=20000 port_hi=30000 # no room outside it: hope for the best
-fi
-used_ports=" "
-free_port() {
-    local p
-    while :; do
-        p=$((port_lo + RANDOM % (port_hi - port_lo)))
-        case "$used_ports" in *" $p "*) continue ;; esac
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            used_ports+="$p "
-            echo "$p"
-            return
-        fi
-    done
-}
+# shellcheck source=bench/edge-common.sh
+source bench/edge-common.sh # the cwd is the repository (cd above)
 
 wait_port() { # PORT WHAT LOG
     local i
@@ -213,8 +191,6 @@ start_edgetrace() { # THREADS
 }
 
 api_base="http://127.0.0.1:$api_port/client/v4"
-# shellcheck source=bench/edge-common.sh
-source bench/edge-common.sh # the cwd is the repository (cd above)
 
 start_edgetrace 1
 zone=$(api POST /zones "{\"name\":\"shop.test\",\"account\":{\"id\":\"$account\"}}" | jq -r .result.id)

@@ -78,26 +78,8 @@ fail() {
     exit 1
 }
 
-# A free TCP port on 127.0.0.1, below the ephemeral range (or above it), so that no outgoing
-# connection takes it between the check and the bind.
-read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range
-if [ "$eph_lo" -gt 11000 ]; then
-    port_lo=10000 port_hi=$eph_lo
-elif [ "$eph_hi" -lt 64000 ]; then
-    port_lo=$((eph_hi + 1)) port_hi=65536
-else
-    port_lo=20000 port_hi=30000 # no room outside it: hope for the best
-fi
-free_port() {
-    local p
-    while :; do
-        p=$((port_lo + RANDOM % (port_hi - port_lo)))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-}
+# shellcheck source=bench/edge-common.sh
+source bench/edge-common.sh # the cwd is the repository (cd above)
 
 api_port=$(free_port)
 data="$tmp/edgetrace-data"
@@ -116,8 +98,6 @@ done
 base="http://127.0.0.1:$api_port/client/v4"
 
 api_base=$base
-# shellcheck source=bench/edge-common.sh
-source bench/edge-common.sh # the cwd is the repository (cd above)
 
 trace_body() { # HOST
     jq -n -c --arg url "http://$1/products/42?color=red" '{

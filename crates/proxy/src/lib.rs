@@ -165,19 +165,24 @@ pub fn text_response(status: u16, text: String) -> http::Response<Body> {
 }
 
 fn response_from(status: u16, headers: &[(String, String)], body: Body) -> http::Response<Body> {
-    let mut r = http::Response::new(body);
-    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    let mut map = http::HeaderMap::with_capacity(headers.len());
     for (k, v) in headers {
-        if HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(k)) {
-            continue;
-        }
         if let (Ok(k), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),
             HeaderValue::from_str(v),
         ) {
-            r.headers_mut().append(k, v);
+            map.append(k, v);
         }
     }
+    response_with(status, map, body)
+}
+
+/// A response with `headers`, less the hop-by-hop ones.
+fn response_with(status: u16, mut headers: http::HeaderMap, body: Body) -> http::Response<Body> {
+    strip_hop_by_hop(&mut headers);
+    let mut r = http::Response::new(body);
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    *r.headers_mut() = headers;
     r
 }
 
@@ -189,9 +194,7 @@ fn unreachable_origin(status: u16, why: &str) -> http::Response<Body> {
 /// Removes the headers that belong to the origin's connection (and the ones hyper writes).
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     for h in HOP_BY_HOP {
-        if headers.contains_key(*h) {
-            headers.remove(*h);
-        }
+        headers.remove(*h);
     }
 }
 
@@ -389,21 +392,14 @@ impl Edge {
             None => Err((502, resolve_error.unwrap_or_default())),
             Some(addr) => self.fetch(sent, &outcome, addr).await,
         };
-        let (status, mut origin_headers, body, origin_error) = match fetched {
+        let (status, origin_headers, body, origin_error) = match fetched {
             Ok((parts, body)) => (parts.status.as_u16(), Some(parts.headers), Some(body), None),
             Err((status, e)) => (status, None, None, Some(e)),
         };
         if !pipeline.runs_response_phases() {
             // Nothing can change the origin's response: its headers go back as they came.
             let response = match (origin_headers, body, &origin_error) {
-                (Some(mut headers), Some(body), _) => {
-                    strip_hop_by_hop(&mut headers);
-                    let mut r = http::Response::new(body);
-                    *r.status_mut() =
-                        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-                    *r.headers_mut() = headers;
-                    r
-                }
+                (Some(headers), Some(body), _) => response_with(status, headers, body),
                 (_, _, e) => unreachable_origin(status, e.as_deref().unwrap_or_default()),
             };
             return Handled {
@@ -424,17 +420,12 @@ impl Edge {
             body: Vec::new(),
         };
         let (response, answered) = pipeline.response(&outcome, origin, effects, &mut trace);
-        let response = match (answered, body, &origin_error, &mut origin_headers) {
-            (false, Some(body), _, Some(headers)) => {
+        let response = match (answered, body, &origin_error, origin_headers) {
+            (false, Some(body), _, Some(mut headers)) => {
                 // The origin's headers with the response phases' rewrites applied: only the
                 // names the rules changed are parsed again.
-                apply_changes(headers, &response.headers);
-                strip_hop_by_hop(headers);
-                let mut r = http::Response::new(body);
-                *r.status_mut() = http::StatusCode::from_u16(response.status)
-                    .unwrap_or(http::StatusCode::BAD_GATEWAY);
-                *r.headers_mut() = std::mem::take(headers);
-                r
+                apply_changes(&mut headers, &response.headers);
+                response_with(response.status, headers, body)
             }
             (false, _, e, _) => {
                 let mut headers = response.headers;
