@@ -284,29 +284,35 @@ to_ms() {
     }'
 }
 
-# CPU time (user + system, clock ticks) of a process and its children (nginx's workers).
+# CPU time (clock ticks) of a process and its children (nginx's workers): "USER SYSTEM".
 cpu_ticks() { # PID
-    local p total=0 f
+    local p user=0 system=0 f
     for p in "$1" $(pgrep -P "$1"); do
         read -r -a f <"/proc/$p/stat" 2>/dev/null || continue
         # Fields 14 and 15 (utime, stime); the name (field 2) has no spaces here.
-        total=$((total + f[13] + f[14]))
+        user=$((user + f[13])) system=$((system + f[14]))
     done
-    echo "$total"
+    echo "$user $system"
 }
 hz=$(getconf CLK_TCK)
 
 results=()
 run_wrk() { # PEER THREADS PORT ROUND PID
-    local out rps p50 p99 n t0 t1 cpu
+    local out rps p50 p99 n t0 t1 cpu user
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" \
         "http://127.0.0.1:$3$path" >/dev/null
-    t0=$(cpu_ticks "$5")
+    read -r -a t0 <<<"$(cpu_ticks "$5")"
     read -r -a s0 </proc/stat
     if [ -n "${PERF:-}" ]; then
         # Profile 3 s of the run (perf record; PERF.PEER is the output file; nginx: its workers).
         perf record -q -F 1999 ${PERF_OPTS:--g} -p "$({ echo "$5"; pgrep -P "$5"; } | paste -sd,)" \
             -o "$PERF.$1" -- sleep 3 >/dev/null 2>&1 &
+    fi
+    if [ -n "${INSTRUCTIONS:-}" ]; then
+        # Count the proxy's user-space instructions over 3 s of the run: steadier than time.
+        perf stat -x, -e instructions:u -o "$tmp/instructions.$1" \
+            -p "$({ echo "$5"; pgrep -P "$5"; } | paste -sd,)" -- sleep 3 >/dev/null 2>&1 &
+        stat_pid=$!
     fi
     if [ -n "${STRACE:-}" ]; then
         # Count 2 s of the run's system calls (strace -c; STRACE.PEER is the output file).
@@ -315,8 +321,14 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     fi
     out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" \
         "http://127.0.0.1:$3$path")
-    t1=$(cpu_ticks "$5")
+    read -r -a t1 <<<"$(cpu_ticks "$5")"
     read -r -a s1 </proc/stat
+    local insn=""
+    if [ -n "${INSTRUCTIONS:-}" ]; then
+        wait "$stat_pid" || true
+        # Requests in those 3 s: this run's rate times 3.
+        insn=$(awk -F, -v d="$DURATION" '$3 ~ /instructions/ {print $1; exit}' "$tmp/instructions.$1")
+    fi
     if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
         fail "$1 with $2 thread(s): $(grep -E 'Non-2xx|Socket errors' <<<"$out")"
     fi
@@ -326,14 +338,20 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
     [ -n "$rps" ] && [ -n "$n" ] || fail "$1: no figures from wrk: $out"
     # The proxy's CPU time per request, µs: what it costs, whatever else the machine does.
-    cpu=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+    # user: the part of it spent in user space (the rest is the kernel's: sockets, epoll).
+    cpu=$(awk -v t=$((t1[0] + t1[1] - t0[0] - t0[1])) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+    user=$(awk -v t=$((t1[0] - t0[0])) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
     # The hypervisor's steal time over the run, % of all CPU time: other guests' load, a
     # cause of slow spells (fields: user nice system idle iowait irq softirq steal).
     local all0=0 all1=0 i steal
     for i in 1 2 3 4 5 6 7 8; do all0=$((all0 + s0[i])) all1=$((all1 + s1[i])); done
     steal=$(awk -v d=$((s1[8] - s0[8])) -v a=$((all1 - all0)) 'BEGIN { printf "%.0f", a ? 100 * d / a : 0 }')
-    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req  steal %s%%\n' \
-        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu" "$steal"
+    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req (user %5.2f)  steal %s%%' \
+        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu" "$user" "$steal"
+    if [ -n "$insn" ]; then
+        awk -v i="$insn" -v r="$rps" 'BEGIN { printf "  %.0f user instructions/req", i / (r * 3) }'
+    fi
+    echo
     results+=("$1 $2 $rps $p50 $p99 $cpu $4")
 }
 

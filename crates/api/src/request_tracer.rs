@@ -161,6 +161,7 @@ async fn trace(
         .handle(
             &site,
             traced.request,
+            None,
             port,
             Mode::Trace {
                 skip_challenge: traced.skip_challenge,

@@ -407,6 +407,18 @@ fn corpus() -> Vec<Case> {
             .header("X-Forwarded-Proto", "https")
             .sees("cf-connecting-ip", Some("127.0.0.1"))
             .sees("x-forwarded-proto", Some("http")),
+        case(
+            "a header Connection names stays on this hop",
+            "GET",
+            "/hop",
+            200,
+        )
+        .header("X-Hop", "1")
+        .header("Connection", "X-Hop")
+        .header("Keep-Alive", "timeout=5")
+        .sees("x-hop", None)
+        .sees("keep-alive", None)
+        .sees("connection", None),
         // http_request_dynamic_redirect
         case("static redirect 301", "GET", "/old-static", 301)
             .location("https://www.shop.test/new-static"),

@@ -41,18 +41,36 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 /// How long the origin may take to answer with its headers [30 s].
 pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Headers that belong to one connection and are not forwarded (RFC 9110 §7.6.1), plus the
-/// ones the edge writes itself.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-];
+/// Whether a (lowercase) header belongs to one connection and is not forwarded (RFC 9110
+/// §7.6.1), or is one hyper writes itself (`content-length`). A `match`: it runs for every
+/// header of every request and response.
+fn hop_by_hop(lower: &str) -> bool {
+    matches!(
+        lower,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "content-length"
+    )
+}
+
+/// Whether a (lowercase) header is one of the forwarding headers the edge writes to the
+/// origin ([`forwarded`]), replacing the client's.
+fn edge_written(lower: &str) -> bool {
+    matches!(
+        lower,
+        "cdn-loop"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "cf-connecting-ip"
+            | "cf-ipcountry"
+            | "cf-visitor"
+    )
+}
 
 /// This edge's name in `CDN-Loop` (RFC 8586), added to every request sent to an origin.
 pub const CDN_LOOP: &str = "edgetrace";
@@ -95,8 +113,9 @@ pub struct Forwarded {
     pub url: String,
     /// The origin's address, when it could be resolved.
     pub address: Option<SocketAddr>,
-    /// Every header sent, `host` first, exactly as sent (a header whose name or value is not
-    /// valid in HTTP is not sent, so not here either).
+    /// Every header sent, exactly as sent (a header whose name or value is not valid in HTTP
+    /// is not sent, so not here either); `host` first in a trace, where the client sent it in
+    /// the proxy.
     pub headers: http::HeaderMap,
 }
 
@@ -191,10 +210,26 @@ fn unreachable_origin(status: u16, why: &str) -> http::Response<Body> {
     text_response(status, format!("edgetrace: origin unreachable: {why}\n"))
 }
 
-/// Removes the headers that belong to the origin's connection (and the ones hyper writes).
+/// Removes the headers that belong to the origin's connection (and the ones hyper writes),
+/// and the ones its `Connection` header names. One pass over the names (a removal by name
+/// hashes it: most responses have one such header, `content-length`).
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    for h in HOP_BY_HOP {
-        headers.remove(*h);
+    let mut doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| hop_by_hop(k.as_str()))
+        .cloned()
+        .collect();
+    if doomed.contains(&http::header::CONNECTION) {
+        let nominated = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok());
+        doomed.extend(nominated.collect::<Vec<_>>());
+    }
+    for k in doomed {
+        headers.remove(&k);
     }
 }
 
@@ -293,12 +328,15 @@ impl Edge {
     }
 
     /// Runs one request through `site`'s pipeline and, unless a rule answers (or a trace
-    /// skips it), the origin and the response phases. `port` is the port the request came in
-    /// on (the origin's port unless configured otherwise).
+    /// skips it), the origin and the response phases. `client_headers`: the header map the
+    /// request came with, when there is one (the proxy's; the origin's request starts from
+    /// it, see [`forwarded`]). `port` is the port the request came in on (the origin's port
+    /// unless configured otherwise).
     pub async fn handle(
         &self,
         site: &Site,
         request: Request,
+        client_headers: Option<http::HeaderMap>,
         port: u16,
         mode: Mode,
         options: RunOptions,
@@ -368,7 +406,7 @@ impl Edge {
             Ok(a) => (Some(a), None),
             Err(e) => (None, Some(e)),
         };
-        let forwarded = forwarded(&outcome, address);
+        let forwarded = forwarded(&outcome, address, client_headers);
         if let Mode::Trace {
             skip_response: true,
             ..
@@ -497,7 +535,7 @@ impl Edge {
         // Another attempt (rare) builds the request again, as it was built the first time.
         let remake = || {
             origin_request(
-                forwarded(outcome, Some(address)),
+                forwarded(outcome, Some(address), None),
                 &outcome.request.uri,
                 body.clone(),
             )
@@ -543,7 +581,17 @@ static CDN_LOOP_HEADER: HeaderName = HeaderName::from_static("cdn-loop");
 
 /// The request the origin receives: the rewritten request, its `Host` (a `route` rule's
 /// `host_header` or the original), without hop-by-hop headers, with the forwarding headers.
-fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
+///
+/// `client` is the header map the request came with (the proxy's; `None` for a trace): the
+/// origin's headers then start from it, with the rules' changes to the request's headers
+/// applied ([`apply_changes`]), instead of being parsed again one by one from the pipeline's
+/// list; the headers are the same either way (a value that is not UTF-8 and that no rule
+/// touched keeps its bytes), `host` keeps its place among them.
+fn forwarded(
+    outcome: &Outcome,
+    address: Option<SocketAddr>,
+    client: Option<http::HeaderMap>,
+) -> Forwarded {
     let r = &outcome.request;
     let host: &str = match &outcome.route.host_header {
         Some(h) => h,
@@ -553,11 +601,6 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
             .find(|(k, _)| k.eq_ignore_ascii_case("host"))
             .map_or(r.host.as_str(), |(_, v)| v.as_str()),
     };
-    let mut headers = http::HeaderMap::with_capacity(r.headers.len() + 6);
-    if let Ok(v) = HeaderValue::from_str(host) {
-        headers.append(http::header::HOST, v);
-    }
-    let mut forwarded_for = None;
     // Headers the client's `Connection` header names are for this hop only (RFC 9110 §7.6.1).
     let nominated: Vec<String> = r
         .headers
@@ -566,32 +609,65 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>) -> Forwarded {
         .flat_map(|(_, v)| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
         .collect();
+    // Not forwarded as they are: this hop's own, and the ones the edge writes below.
+    let dropped = |lower: &str| {
+        lower == "host"
+            || hop_by_hop(lower)
+            || edge_written(lower)
+            || (!nominated.is_empty() && nominated.iter().any(|n| n == lower))
+    };
+    let mut forwarded_for = None;
     let mut loops: Vec<&str> = Vec::new();
     for (k, v) in &r.headers {
-        // Names from the proxy's listener are lowercase already; a trace's may not be.
-        let lower = if k.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(k.to_ascii_lowercase())
-        } else {
-            std::borrow::Cow::Borrowed(k.as_str())
-        };
-        let lower = lower.as_ref();
-        if lower == "host" || HOP_BY_HOP.contains(&lower) || nominated.iter().any(|n| n == lower) {
-            continue;
+        if k.eq_ignore_ascii_case("cdn-loop") {
+            loops.push(v);
+        } else if k.eq_ignore_ascii_case("x-forwarded-for") {
+            forwarded_for = Some(v.as_str());
         }
-        match lower {
-            "cdn-loop" => loops.push(v),
-            "x-forwarded-for" => forwarded_for = Some(v.as_str()),
-            "x-forwarded-proto" | "cf-connecting-ip" | "cf-ipcountry" | "cf-visitor" => {}
-            _ => {
+    }
+    let host_value = HeaderValue::from_str(host).ok();
+    let mut headers = match client {
+        Some(mut map) => {
+            apply_changes(&mut map, &r.headers);
+            let doomed: Vec<HeaderName> = map
+                .keys()
+                .filter(|k| *k != http::header::HOST && dropped(k.as_str()))
+                .cloned()
+                .collect();
+            for k in doomed {
+                map.remove(&k);
+            }
+            match host_value {
+                Some(v) => map.insert(http::header::HOST, v),
+                None => map.remove(http::header::HOST),
+            };
+            map
+        }
+        None => {
+            let mut map = http::HeaderMap::with_capacity(r.headers.len() + 6);
+            if let Some(v) = host_value {
+                map.append(http::header::HOST, v);
+            }
+            for (k, v) in &r.headers {
+                // Names from the proxy's listener are lowercase already; a trace's may not be.
+                let lower = if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                    std::borrow::Cow::Owned(k.to_ascii_lowercase())
+                } else {
+                    std::borrow::Cow::Borrowed(k.as_str())
+                };
+                if dropped(&lower) {
+                    continue;
+                }
                 if let (Ok(k), Ok(v)) = (
                     HeaderName::from_bytes(lower.as_bytes()),
                     HeaderValue::from_str(v),
                 ) {
-                    headers.append(k, v);
+                    map.append(k, v);
                 }
             }
+            map
         }
-    }
+    };
     let ip = r.client_ip.to_string();
     let mut append = |name: &HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -657,6 +733,26 @@ mod tests {
         assert_eq!(loops(&r), 3);
         r.headers.clear();
         assert_eq!(loops(&r), 0);
+    }
+
+    #[test]
+    fn hop_by_hop_response_headers_are_stripped_with_the_ones_connection_names() {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in [
+            ("server", "nginx"),
+            ("connection", "keep-alive, X-Private"),
+            ("keep-alive", "timeout=5"),
+            ("x-private", "1"),
+            ("transfer-encoding", "chunked"),
+            ("content-length", "22"),
+            ("set-cookie", "a=1"),
+        ] {
+            map.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut map);
+        let mut left: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["server", "set-cookie"]);
     }
 
     #[test]

@@ -226,6 +226,7 @@ async fn proxy(
         .handle(
             &site,
             request,
+            Some(parts.headers),
             local.port(),
             Mode::Proxy,
             RunOptions {

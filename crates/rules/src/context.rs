@@ -4,7 +4,7 @@ use crate::error::{Error, ErrorKind, Result, Span};
 use crate::lists::Lists;
 use crate::scheme::{FieldId, Scheme};
 use crate::types::{Type, Value};
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 /// Field values for one evaluation. Fields never set are *missing*:
 /// comparisons against them are false, functions given them return missing.
@@ -17,6 +17,9 @@ pub struct ExecutionContext<'a> {
     /// Results of the calls the scheme gave a memo slot, computed at their first use; emptied
     /// whenever a field is set.
     pub(crate) memo: Vec<OnceCell<Option<Value>>>,
+    /// Whether a memo cell may be filled (so that setting fields, which empties them, need not
+    /// look at each one every time).
+    pub(crate) memo_used: Cell<bool>,
     pub(crate) lists: Option<&'a dyn Lists>,
     /// Only these fields are kept (and computed by [`set_request`](Self::set_request)).
     wanted: Option<&'a [bool]>,
@@ -34,37 +37,56 @@ impl std::fmt::Debug for ExecutionContext<'_> {
     }
 }
 
+/// The vectors of a context, emptied, for the next context of the thread: a context per
+/// request (or per phase) would otherwise allocate a slot for every field of the scheme, a
+/// memo slot for every memoized call and grow its list of fields set, when a request sets a
+/// few of them.
+struct Spare {
+    values: Vec<Option<Value>>,
+    set: Vec<usize>,
+    memo: Vec<OnceCell<Option<Value>>>,
+}
+
 thread_local! {
-    /// Emptied value vectors of dropped contexts, for the next ones of the thread: a context
-    /// per request (or per phase) would otherwise allocate and clear a slot for every field
-    /// of the scheme, when a request sets a few.
-    static SPARE_VALUES: std::cell::RefCell<Vec<Vec<Option<Value>>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE: std::cell::RefCell<Vec<Spare>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Spare vectors kept per thread.
-const MAX_SPARE_VALUES: usize = 8;
+const MAX_SPARE: usize = 8;
 
-/// An empty value vector of `len` slots: a spare one or a new one.
-fn spare_values(len: usize) -> Vec<Option<Value>> {
-    SPARE_VALUES
+/// Empty vectors for a context of `scheme`: spare ones or new ones.
+fn spare(scheme: &Scheme) -> Spare {
+    let (len, memo_len) = (scheme.fields().len(), scheme.memo_len());
+    let mut spare = SPARE
         .try_with(|spare| spare.borrow_mut().pop())
         .ok()
         .flatten()
-        .filter(|v| v.len() == len)
-        .unwrap_or_else(|| vec![None; len])
+        .filter(|s| s.values.len() == len)
+        .unwrap_or_else(|| Spare {
+            values: vec![None; len],
+            set: Vec::new(),
+            memo: Vec::new(),
+        });
+    // The scheme can gain memo slots (a rule compiled meanwhile); the cells are empty.
+    spare.memo.resize_with(memo_len, OnceCell::new);
+    spare
 }
 
 impl Drop for ExecutionContext<'_> {
     fn drop(&mut self) {
         let mut values = std::mem::take(&mut self.values);
-        for &id in &self.set {
+        let mut set = std::mem::take(&mut self.set);
+        for &id in &set {
             values[id] = None;
         }
-        let _ = SPARE_VALUES.try_with(|spare| {
+        set.clear();
+        let mut memo = std::mem::take(&mut self.memo);
+        self.memo_used.set(false);
+        memo.iter_mut().for_each(|m| drop(m.take()));
+        let _ = SPARE.try_with(|spare| {
             let mut spare = spare.borrow_mut();
-            if spare.len() < MAX_SPARE_VALUES {
-                spare.push(values);
+            if spare.len() < MAX_SPARE {
+                spare.push(Spare { values, set, memo });
             }
         });
     }
@@ -77,11 +99,13 @@ fn context_error(message: String) -> Error {
 impl<'a> ExecutionContext<'a> {
     /// An empty context (every field missing) for `scheme`.
     pub fn new(scheme: &'a Scheme) -> Self {
+        let Spare { values, set, memo } = spare(scheme);
         ExecutionContext {
             scheme,
-            values: spare_values(scheme.fields().len()),
-            set: Vec::new(),
-            memo: (0..scheme.memo_len()).map(|_| OnceCell::new()).collect(),
+            values,
+            set,
+            memo,
+            memo_used: Cell::new(false),
             lists: None,
             wanted: None,
         }
@@ -521,8 +545,10 @@ impl<'a> ExecutionContext<'a> {
 
     #[inline]
     fn forget_memo(&mut self) {
-        for m in &mut self.memo {
-            m.take();
+        if self.memo_used.replace(false) {
+            for m in &mut self.memo {
+                m.take();
+            }
         }
     }
 

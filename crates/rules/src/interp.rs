@@ -59,6 +59,7 @@ pub(crate) fn eval<'c>(node: &'c Node, ctx: &'c ExecutionContext<'_>) -> Val<'c>
         },
         NodeKind::Call { func, args, memo } => {
             if let Some(cell) = memo.and_then(|slot| ctx.memo.get(slot)) {
+                ctx.memo_used.set(true);
                 return cell
                     .get_or_init(|| call(func, args, ctx).map(Cow::into_owned))
                     .as_ref()
