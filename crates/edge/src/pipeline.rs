@@ -108,6 +108,52 @@ pub struct Rule {
     pub ratelimit: Option<Value>,
     /// Value expressions of the action, by JSON pointer inside `action_parameters`.
     values: HashMap<String, Expression>,
+    /// The header operations of `action_parameters.headers` (a rewrite's), read once here
+    /// rather than from the JSON on every request.
+    header_ops: Vec<HeaderOp>,
+}
+
+/// One `headers.<name>` entry of a rewrite: the name (lowercase), the operation, and the
+/// value (the pointer of its expression in [`Rule::values`], or the literal `value`).
+#[derive(Debug)]
+struct HeaderOp {
+    name: String,
+    operation: Operation,
+    expression: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Set,
+    Add,
+    Remove,
+    /// Anything else (the checker lets none through): does nothing.
+    Other,
+}
+
+/// The header operations of a rule's `action_parameters`, in their JSON order.
+fn header_ops(params: &Value, values: &HashMap<String, Expression>) -> Vec<HeaderOp> {
+    let Some(headers) = params["headers"].as_object() else {
+        return Vec::new();
+    };
+    headers
+        .iter()
+        .map(|(name, op)| {
+            let pointer = format!("/headers/{name}/expression");
+            HeaderOp {
+                name: name.to_ascii_lowercase(),
+                operation: match op["operation"].as_str() {
+                    Some("set") => Operation::Set,
+                    Some("add") => Operation::Add,
+                    Some("remove") => Operation::Remove,
+                    _ => Operation::Other,
+                },
+                expression: values.contains_key(&pointer).then_some(pointer),
+                value: op["value"].as_str().map(str::to_string),
+            }
+        })
+        .collect()
 }
 
 /// A ruleset, ready to run.
@@ -156,6 +202,7 @@ impl Ruleset {
             })
             .map_err(|e| format!("rule {}: {e}", text(r, "id")))?;
             rules.push(Rule {
+                header_ops: header_ops(&r["action_parameters"], &values),
                 id: text(r, "id"),
                 r#ref: text(r, "ref"),
                 description: text(r, "description"),
@@ -367,10 +414,10 @@ pub struct Pipeline<'a> {
 
 /// Header and URI changes of one phase, applied when it ends (fields are fixed within a phase).
 #[derive(Default)]
-struct Pending {
+struct Pending<'p> {
     path: Option<String>,
     query: Option<String>,
-    headers: Vec<(String, String, Option<String>)>,
+    headers: Vec<(&'p str, Operation, Option<String>)>,
 }
 
 /// Evaluation state of one request.
@@ -396,7 +443,7 @@ struct Run<'p, 'e, 'r> {
     skipped_phases: Vec<Phase>,
     skipped_rulesets: Vec<String>,
     skipped_rules: Vec<String>,
-    pending: Pending,
+    pending: Pending<'p>,
 }
 
 /// What a request phase's rewrites changed since the context was brought up to date.
@@ -688,7 +735,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
     /// Runs a ruleset's rules; `overrides` from an `execute`.
     fn ruleset(
         &mut self,
-        ruleset: &Ruleset,
+        ruleset: &'p Ruleset,
         ctx: &ExecutionContext<'_>,
         overrides: Option<&Value>,
     ) -> Step {
@@ -770,7 +817,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
     /// Applies a matched rule's action; true when the ruleset stops here.
     fn act(
         &mut self,
-        rule: &Rule,
+        rule: &'p Rule,
         action: &str,
         ctx: &ExecutionContext<'_>,
         step: &mut Step,
@@ -876,16 +923,15 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                         }
                     }
                 }
-                if let Some(headers) = params["headers"].as_object() {
-                    for (name, op) in headers {
-                        let value = header_value(rule, name, ctx)
-                            .or_else(|| op["value"].as_str().map(str::to_string));
-                        self.pending.headers.push((
-                            name.to_ascii_lowercase(),
-                            text(op, "operation"),
-                            value,
-                        ));
-                    }
+                for op in &rule.header_ops {
+                    let value = op
+                        .expression
+                        .as_ref()
+                        .and_then(|p| self.value(rule, p, ctx))
+                        .or_else(|| op.value.clone());
+                    self.pending
+                        .headers
+                        .push((op.name.as_str(), op.operation, value));
                 }
                 false
             }
@@ -1056,31 +1102,17 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             _ => &mut self.request.to_mut().headers,
         };
         for (name, op, value) in pending.headers {
-            match (op.as_str(), value) {
-                ("remove", _) => headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name)),
-                ("set", Some(v)) => {
-                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
-                    headers.push((name, v));
+            match (op, value) {
+                (Operation::Remove, _) => headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name)),
+                (Operation::Set, Some(v)) => {
+                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                    headers.push((name.to_string(), v));
                 }
-                ("add", Some(v)) => headers.push((name, v)),
+                (Operation::Add, Some(v)) => headers.push((name.to_string(), v)),
                 _ => {}
             }
         }
     }
-}
-
-/// The value of a rewrite rule's `headers.<name>.expression` (pointer
-/// `/headers/<name>/expression`), found without formatting the pointer on every request.
-fn header_value(rule: &Rule, name: &str, ctx: &ExecutionContext<'_>) -> Option<String> {
-    rule.values
-        .iter()
-        .find(|(pointer, _)| {
-            pointer
-                .strip_prefix("/headers/")
-                .and_then(|p| p.strip_suffix("/expression"))
-                == Some(name)
-        })
-        .and_then(|(_, e)| e.evaluate(ctx))
 }
 
 /// A rule's `enabled` and `action` after an `execute`'s overrides (ruleset-wide, then per rule).

@@ -389,12 +389,12 @@ impl<'a> ExecutionContext<'a> {
         let want = |ctx: &Self, fs: &[R]| fs.iter().any(|f| ctx.want(*f).is_some());
         let want_decoded = want(self, &[R::FullUri, R::Uri, R::Path]);
         let want_ext = want(self, &[R::Ext, R::RawExt]);
-        let decoded_path = if want_decoded {
+        let mut decoded_path = if want_decoded {
             normalize_path(path.as_bytes())
         } else {
             Vec::new()
         };
-        let ext = if want_ext {
+        let mut ext = if want_ext {
             path.rsplit('/')
                 .next()
                 .and_then(|seg| seg.rsplit_once('.'))
@@ -431,9 +431,14 @@ impl<'a> ExecutionContext<'a> {
             .into()
         })?;
         set(R::Uri, &|| decoded_uri().into())?;
-        set(R::Path, &|| decoded_path.clone().into())?;
-        set(R::Ext, &|| ext.clone().into())?;
         set(R::Query, &|| query.unwrap_or("").into())?;
+        // The last users of the path and the extension take them (no copy).
+        if let Some(id) = self.want(R::Path) {
+            self.set_id(id, std::mem::take(&mut decoded_path))?;
+        }
+        if let Some(id) = self.want(R::Ext) {
+            self.set_id(id, std::mem::take(&mut ext))?;
+        }
         let ids = self.scheme.request_ids();
         let group = |f: [R; 3]| f.map(|f| ids[f as usize]);
         let (args_ids, raw_args_ids) = (
