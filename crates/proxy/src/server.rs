@@ -183,18 +183,24 @@ async fn proxy(
         }
     };
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes().to_vec(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return text_response(
-                413,
-                format!(
-                    "edgetrace: the request body is larger than {} MiB\n",
-                    MAX_BODY >> 20
-                ),
-            );
+    let body = if hyper::body::Body::is_end_stream(&body) {
+        Vec::new() // most requests (no body): nothing to collect
+    } else {
+        match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes().to_vec(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return text_response(
+                    413,
+                    format!(
+                        "edgetrace: the request body is larger than {} MiB\n",
+                        MAX_BODY >> 20
+                    ),
+                );
+            }
+            Err(_) => {
+                return text_response(400, "edgetrace: the request body was cut short\n".into());
+            }
         }
-        Err(_) => return text_response(400, "edgetrace: the request body was cut short\n".into()),
     };
     let mut headers = header_pairs(&parts.headers);
     if !headers.iter().any(|(k, _)| k == "host") {
