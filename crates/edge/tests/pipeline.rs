@@ -110,6 +110,16 @@ fn run(
     .request(req, effects)
 }
 
+/// The pipeline over `config` with the default options (the Request Trace API's), for tests
+/// that run the response phases too.
+fn pipeline<'a>(scheme: &'a Scheme, config: &'a Config) -> Pipeline<'a> {
+    Pipeline {
+        scheme,
+        config,
+        options: RunOptions::default(),
+    }
+}
+
 /// (step_name, matched) of a trace, depth first.
 fn flat(trace: &[Step]) -> Vec<(String, bool)> {
     let mut out = Vec::new();
@@ -349,11 +359,7 @@ fn response_phases_rewrite_headers_and_serve_errors() {
                 "action_parameters": {"content": "<h1>down</h1>", "content_type": "text/html", "status_code": 503}}]),
     );
     let cfg = config(vec![], vec![headers, errors], vec![]);
-    let pipeline = Pipeline {
-        scheme: &scheme,
-        config: &cfg,
-        options: RunOptions::default(),
-    };
+    let pipeline = pipeline(&scheme, &cfg);
     let mut fx = Recorder::default();
     let out = pipeline.request(request("/"), &mut fx);
     let mut trace = Vec::new();
@@ -443,11 +449,7 @@ fn response_phases_see_the_raw_fields_of_the_request_as_it_arrived() {
                 "action_parameters": {"headers": {"x-raw": {"operation": "set", "expression": "raw.http.request.uri.path"}}}}]),
     );
     let cfg = config(vec![], vec![transform, headers], vec![]);
-    let pipeline = Pipeline {
-        scheme: &scheme,
-        config: &cfg,
-        options: RunOptions::default(),
-    };
+    let pipeline = pipeline(&scheme, &cfg);
     let mut fx = Recorder::default();
     let out = pipeline.request(request("/old?x=1"), &mut fx);
     assert_eq!(out.request.uri, "/new?y=2");
