@@ -510,8 +510,8 @@ async fn result(handled: Handled, drain: std::time::Duration) -> TraceResult {
         outcome.insert(
             "origin_request".into(),
             json!({
-                "method": f.method,
-                "url": f.url,
+                "method": handled.outcome.request.method,
+                "url": f.url(&handled.outcome.request),
                 "address": f.address.map(|a| a.to_string()),
                 "headers": header_map(&edgetrace_proxy::header_pairs(&f.headers)),
             }),

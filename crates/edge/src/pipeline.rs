@@ -390,7 +390,22 @@ pub struct Outcome {
     pub cache: Map<String, Value>,
     /// Sum of `score` actions.
     pub score: i64,
+    /// The request headers the rewrites set, added or removed (lowercase, each once): the
+    /// other headers of `request` are the ones the request came with, unchanged.
+    pub changed_headers: Vec<String>,
     pub trace: Vec<Step>,
+}
+
+/// What the response phases made of the origin's response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Responded {
+    /// The response to send: the origin's with its header rewrites, or a rule's answer.
+    pub response: Response,
+    /// Whether a rule answered (`response` is then that answer).
+    pub answered: bool,
+    /// The response headers the rewrites set, added or removed (lowercase, each once), when
+    /// no rule answered: the others are the origin's, unchanged.
+    pub changed_headers: Vec<String>,
 }
 
 /// Options of one run.
@@ -444,6 +459,9 @@ struct Run<'p, 'e, 'r> {
     skipped_rulesets: Vec<String>,
     skipped_rules: Vec<String>,
     pending: Pending<'p>,
+    /// The names of the headers (the request's, or in the response phases the response's)
+    /// that rewrites changed.
+    changed: Vec<&'p str>,
 }
 
 /// What a request phase's rewrites changed since the context was brought up to date.
@@ -482,6 +500,7 @@ impl Pipeline<'_> {
             config: run.config,
             cache: run.cache,
             score: run.score,
+            changed_headers: run.changed.iter().map(|n| n.to_string()).collect(),
             trace,
         }
     }
@@ -499,17 +518,21 @@ impl Pipeline<'_> {
 
     /// Runs the response phases on `response` for the request the request phases produced;
     /// returns the response to send (the origin's with its header rewrites, or, when a rule
-    /// answered, that answer: the second value is then true) and appends the steps to `trace`.
+    /// answered, that answer) and appends the steps to `trace`.
     pub fn response(
         &self,
         outcome: &Outcome,
         response: Response,
         effects: &mut dyn Effects,
         trace: &mut Vec<Step>,
-    ) -> (Response, bool) {
+    ) -> Responded {
         if !self.runs_response_phases() {
             // No response phase has an entry point: the origin's response as it is.
-            return (response, false);
+            return Responded {
+                response,
+                answered: false,
+                changed_headers: Vec::new(),
+            };
         }
         let mut run = Run::new(
             self,
@@ -525,22 +548,24 @@ impl Pipeline<'_> {
             run.phase(phase, trace);
         }
         match run.answer {
-            Some(a) => (
-                Response {
+            Some(a) => Responded {
+                response: Response {
                     status: a.status,
                     headers: a.headers,
                     body: a.body,
                 },
-                true,
-            ),
-            None => (
-                run.response.unwrap_or(Response {
+                answered: true,
+                changed_headers: Vec::new(),
+            },
+            None => Responded {
+                response: run.response.unwrap_or(Response {
                     status: 502,
                     headers: Vec::new(),
                     body: Vec::new(),
                 }),
-                false,
-            ),
+                answered: false,
+                changed_headers: run.changed.iter().map(|n| n.to_string()).collect(),
+            },
         }
     }
 }
@@ -570,6 +595,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             skipped_rulesets: Vec::new(),
             skipped_rules: Vec::new(),
             pending: Pending::default(),
+            changed: Vec::new(),
         }
     }
 
@@ -1102,6 +1128,9 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             _ => &mut self.request.to_mut().headers,
         };
         for (name, op, value) in pending.headers {
+            if !self.changed.contains(&name) {
+                self.changed.push(name);
+            }
             match (op, value) {
                 (Operation::Remove, _) => headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name)),
                 (Operation::Set, Some(v)) => {

@@ -176,6 +176,7 @@ fn block_stops_everything_and_the_trace_says_where() {
     let out = run(&cfg, &scheme, request("/shop"), &mut fx, true);
     assert!(out.answer.is_none());
     assert!(out.request.headers.contains(&("x-late".into(), "1".into())));
+    assert_eq!(out.changed_headers, ["x-late"], "what the proxy applies");
     assert_eq!(fx.logged, ["never"]);
     let admin = &out.trace[0].trace[0];
     assert!(!admin.matched);
@@ -363,7 +364,7 @@ fn response_phases_rewrite_headers_and_serve_errors() {
     let mut fx = Recorder::default();
     let out = pipeline.request(request("/"), &mut fx);
     let mut trace = Vec::new();
-    let (ok, ok_answered) = pipeline.response(
+    let ok = pipeline.response(
         &out,
         Response {
             status: 200,
@@ -376,16 +377,18 @@ fn response_phases_rewrite_headers_and_serve_errors() {
         &mut fx,
         &mut trace,
     );
-    assert_eq!(ok.status, 200);
-    assert!(!ok_answered, "the origin's response, rewritten");
+    assert_eq!(ok.response.status, 200);
+    assert!(!ok.answered, "the origin's response, rewritten");
     assert_eq!(
-        ok.headers,
+        ok.response.headers,
         [
             ("content-type".to_string(), "text/plain".to_string()),
             ("x-served".to_string(), "edgetrace".to_string())
         ]
     );
-    let (failed, failed_answered) = pipeline.response(
+    // The proxy applies the changes to the origin's header map by these names only.
+    assert_eq!(ok.changed_headers, ["server", "x-served"]);
+    let failed = pipeline.response(
         &out,
         Response {
             status: 502,
@@ -395,9 +398,9 @@ fn response_phases_rewrite_headers_and_serve_errors() {
         &mut fx,
         &mut trace,
     );
-    assert_eq!(failed.status, 503);
-    assert!(failed_answered, "serve_error answered");
-    assert_eq!(failed.body, b"<h1>down</h1>");
+    assert_eq!(failed.response.status, 503);
+    assert!(failed.answered, "serve_error answered");
+    assert_eq!(failed.response.body, b"<h1>down</h1>");
     assert_eq!(trace.len(), 2, "one matched ruleset per response");
 }
 
@@ -454,16 +457,18 @@ fn response_phases_see_the_raw_fields_of_the_request_as_it_arrived() {
     let out = pipeline.request(request("/old?x=1"), &mut fx);
     assert_eq!(out.request.uri, "/new?y=2");
     let mut trace = Vec::new();
-    let (response, _) = pipeline.response(
-        &out,
-        Response {
-            status: 200,
-            headers: Vec::new(),
-            body: Vec::new(),
-        },
-        &mut fx,
-        &mut trace,
-    );
+    let response = pipeline
+        .response(
+            &out,
+            Response {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            &mut fx,
+            &mut trace,
+        )
+        .response;
     assert_eq!(
         response.headers,
         [("x-raw".to_string(), "/old".to_string())],

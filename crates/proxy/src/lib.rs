@@ -108,15 +108,25 @@ pub enum Mode {
 /// What goes (or, with `skip_response`, would go) to the origin.
 #[derive(Debug, Clone)]
 pub struct Forwarded {
-    pub method: String,
-    /// `http://HOST/path?query`, HOST being the `Host` header the origin receives.
-    pub url: String,
     /// The origin's address, when it could be resolved.
     pub address: Option<SocketAddr>,
     /// Every header sent, exactly as sent (a header whose name or value is not valid in HTTP
     /// is not sent, so not here either); `host` first in a trace, where the client sent it in
     /// the proxy.
     pub headers: http::HeaderMap,
+}
+
+impl Forwarded {
+    /// `http://HOST/path?query` for `request` (the outcome's: its path and query are what is
+    /// sent), HOST being the `Host` header the origin receives.
+    pub fn url(&self, request: &Request) -> String {
+        let host = self
+            .headers
+            .get(http::header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()))
+            .unwrap_or_default();
+        format!("http://{host}{}", request.uri)
+    }
 }
 
 /// The result of one request through the edge.
@@ -211,74 +221,36 @@ fn unreachable_origin(status: u16, why: &str) -> http::Response<Body> {
 }
 
 /// Removes the headers that belong to the origin's connection (and the ones hyper writes),
-/// and the ones its `Connection` header names. One pass over the names (a removal by name
-/// hashes it: most responses have one such header, `content-length`).
+/// and the ones its `Connection` header names. No allocation for the usual response (one such
+/// header, `content-length`): each is found by a scan of the names and removed.
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    let mut doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| hop_by_hop(k.as_str()))
-        .cloned()
+    let nominated: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .collect();
-    if doomed.contains(&http::header::CONNECTION) {
-        let nominated = headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok());
-        doomed.extend(nominated.collect::<Vec<_>>());
+    for k in nominated {
+        headers.remove(&k);
     }
-    for k in doomed {
+    while let Some(k) = headers.keys().find(|k| hop_by_hop(k.as_str())).cloned() {
         headers.remove(&k);
     }
 }
 
 /// Makes `map` hold the headers `after` lists (names lowercase, values as [`header_pairs`]
-/// decodes them, as the pipeline keeps them): a name whose values differ gets `after`'s
-/// values (only the names from where the two lists first differ on are compared); the
-/// others are left as they are, unparsed (a value that is not UTF-8 keeps its bytes).
-fn apply_changes(map: &mut http::HeaderMap, after: &[(String, String)]) {
-    fn values_after<'a>(
-        after: &'a [(String, String)],
-        name: &'a str,
-    ) -> impl Iterator<Item = &'a str> {
-        after
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-    // `after` starts as `header_pairs(map)` (the same order); the rules remove names and
-    // append values. Where the two first differ, what follows (in either) is what changed.
-    let same = map
-        .iter()
-        .zip(after)
-        .take_while(|((k, v), (ak, av))| {
-            k.as_str() == ak && String::from_utf8_lossy(v.as_bytes()) == av.as_str()
-        })
-        .count();
-    let mut changed: Vec<String> = Vec::new();
-    let rest = map
-        .iter()
-        .skip(same)
-        .map(|(k, _)| k.as_str())
-        .chain(after.iter().skip(same).map(|(k, _)| k.as_str()));
-    for name in rest {
-        let unchanged = || {
-            map.get_all(name)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()))
-                .eq(values_after(after, name))
-        };
-        if !changed.iter().any(|c| c == name) && !unchanged() {
-            changed.push(name.to_string());
-        }
-    }
+/// decodes them, as the pipeline keeps them), given that `after` started as `header_pairs(map)`
+/// and only the names in `changed` were set, added or removed since: those get `after`'s
+/// values; the others are left as they are, unparsed (a value that is not UTF-8 keeps its
+/// bytes).
+fn apply_changes(map: &mut http::HeaderMap, after: &[(String, String)], changed: &[String]) {
     for name in changed {
-        map.remove(name.as_str());
         let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
             continue;
         };
-        for v in values_after(after, &name) {
+        map.remove(&header);
+        for (_, v) in after.iter().filter(|(k, _)| k == name) {
             if let Ok(v) = HeaderValue::from_str(v) {
                 map.append(header.clone(), v);
             }
@@ -359,6 +331,7 @@ impl Edge {
                     config: Default::default(),
                     cache: Default::default(),
                     score: 0,
+                    changed_headers: Vec::new(),
                     trace: Vec::new(),
                 },
                 forwarded: None,
@@ -457,12 +430,13 @@ impl Edge {
                 .unwrap_or_default(),
             body: Vec::new(),
         };
-        let (response, answered) = pipeline.response(&outcome, origin, effects, &mut trace);
+        let responded = pipeline.response(&outcome, origin, effects, &mut trace);
+        let (response, answered) = (responded.response, responded.answered);
         let response = match (answered, body, &origin_error, origin_headers) {
             (false, Some(body), _, Some(mut headers)) => {
                 // The origin's headers with the response phases' rewrites applied: only the
                 // names the rules changed are parsed again.
-                apply_changes(&mut headers, &response.headers);
+                apply_changes(&mut headers, &response.headers, &responded.changed_headers);
                 response_with(response.status, headers, body)
             }
             (false, _, e, _) => {
@@ -531,12 +505,12 @@ impl Edge {
         address: SocketAddr,
     ) -> Result<(http::response::Parts, Body), (u16, String)> {
         let body = Bytes::copy_from_slice(&outcome.request.body);
-        let request = origin_request(sent, &outcome.request.uri, body.clone());
+        let request = origin_request(sent, &outcome.request, body.clone());
         // Another attempt (rare) builds the request again, as it was built the first time.
         let remake = || {
             origin_request(
                 forwarded(outcome, Some(address), None),
-                &outcome.request.uri,
+                &outcome.request,
                 body.clone(),
             )
         };
@@ -563,10 +537,12 @@ impl Edge {
 
 /// The request to the origin in origin-form: the request line carries the path and query,
 /// `Host` the authority.
-fn origin_request(f: Forwarded, uri: &str, body: Bytes) -> http::Request<Full<Bytes>> {
+fn origin_request(f: Forwarded, request: &Request, body: Bytes) -> http::Request<Full<Bytes>> {
     let mut r = http::Request::new(Full::new(body));
-    *r.method_mut() = http::Method::from_bytes(f.method.as_bytes()).unwrap_or(http::Method::GET);
-    *r.uri_mut() = http::Uri::try_from(uri).unwrap_or_else(|_| http::Uri::from_static("/"));
+    *r.method_mut() =
+        http::Method::from_bytes(request.method.as_bytes()).unwrap_or(http::Method::GET);
+    *r.uri_mut() =
+        http::Uri::try_from(request.uri.as_str()).unwrap_or_else(|_| http::Uri::from_static("/"));
     *r.headers_mut() = f.headers;
     r
 }
@@ -628,13 +604,14 @@ fn forwarded(
     let host_value = HeaderValue::from_str(host).ok();
     let mut headers = match client {
         Some(mut map) => {
-            apply_changes(&mut map, &r.headers);
-            let doomed: Vec<HeaderName> = map
+            apply_changes(&mut map, &r.headers, &outcome.changed_headers);
+            // Usually none (`content-length` for a request with a body): found by a scan
+            // of the names each, without collecting them.
+            while let Some(k) = map
                 .keys()
-                .filter(|k| *k != http::header::HOST && dropped(k.as_str()))
+                .find(|k| *k != http::header::HOST && dropped(k.as_str()))
                 .cloned()
-                .collect();
-            for k in doomed {
+            {
                 map.remove(&k);
             }
             match host_value {
@@ -668,39 +645,36 @@ fn forwarded(
             map
         }
     };
-    let ip = r.client_ip.to_string();
-    let mut append = |name: &HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.append(name.clone(), v);
-        }
+    let mut append = |name: &HeaderName, value: HeaderValue| {
+        headers.append(name.clone(), value);
     };
-    match forwarded_for {
-        Some(f) => append(&X_FORWARDED_FOR, &format!("{f}, {ip}")),
-        None => append(&X_FORWARDED_FOR, &ip),
+    // An address is always a valid header value.
+    let ip = HeaderValue::try_from(r.client_ip.to_string()).expect("an address is ASCII");
+    match forwarded_for.map(|f| HeaderValue::try_from(format!("{f}, {}", r.client_ip))) {
+        Some(Ok(v)) => append(&X_FORWARDED_FOR, v),
+        Some(Err(_)) => {} // the client's value was not valid to begin with
+        None => append(&X_FORWARDED_FOR, ip.clone()),
     }
     let (scheme, visitor) = if r.https {
         ("https", r#"{"scheme":"https"}"#)
     } else {
         ("http", r#"{"scheme":"http"}"#)
     };
-    append(&X_FORWARDED_PROTO, scheme);
-    append(&CF_CONNECTING_IP, &ip);
-    append(&CF_VISITOR, visitor);
-    if let Some(c) = &r.geo.country {
+    append(&X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
+    append(&CF_CONNECTING_IP, ip);
+    append(&CF_VISITOR, HeaderValue::from_static(visitor));
+    if let Some(Ok(c)) = r.geo.country.as_deref().map(HeaderValue::from_str) {
         append(&CF_IPCOUNTRY, c);
     }
     if loops.is_empty() {
-        append(&CDN_LOOP_HEADER, CDN_LOOP);
+        append(&CDN_LOOP_HEADER, HeaderValue::from_static(CDN_LOOP));
     } else {
         loops.push(CDN_LOOP);
-        append(&CDN_LOOP_HEADER, &loops.join(", "));
+        if let Ok(v) = HeaderValue::from_str(&loops.join(", ")) {
+            append(&CDN_LOOP_HEADER, v);
+        }
     }
-    Forwarded {
-        method: r.method.clone(),
-        url: format!("http://{host}{}", r.uri),
-        address,
-        headers,
-    }
+    Forwarded { address, headers }
 }
 
 #[cfg(test)]
@@ -777,7 +751,8 @@ mod tests {
         after.push(("x-set".into(), "new".into()));
         after.push(("x-new".into(), "1".into()));
         after.push(("x-new".into(), "2".into()));
-        apply_changes(&mut map, &after);
+        let changed = ["x-gone", "x-set", "x-new"].map(String::from);
+        apply_changes(&mut map, &after, &changed);
         // Compared by name (the order of values within a name is kept; between names it is
         // the map's business).
         let mut got: Vec<(String, Vec<u8>)> = map
