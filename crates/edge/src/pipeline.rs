@@ -283,9 +283,9 @@ impl FieldMasks {
 
 impl Config {
     /// For each phase, the fields read by the filter and value expressions of its entry
-    /// points and of the later phases of its stage (a context built for a phase serves the
-    /// next ones until a rewrite changes the request), and of every ruleset `execute` can
-    /// run. The context built after a transform phase's rewrite, or for the response
+    /// points and of the later phases (a context built for a phase serves the next ones
+    /// until a rewrite changes the request, the response phases included), and of every
+    /// ruleset `execute` can run. The context built after a transform phase's rewrite, or for the response
     /// phases, then computes only what the rest of the rules read.
     pub fn field_masks(&self, scheme: &Scheme) -> FieldMasks {
         fn exprs(rs: &Ruleset) -> impl Iterator<Item = &Expression> {
@@ -293,10 +293,11 @@ impl Config {
                 .iter()
                 .flat_map(|r| std::iter::once(&r.filter).chain(r.values.values()))
         }
-        let custom = scheme.field_mask(self.custom.values().flat_map(exprs));
+        // The response stage first: a request phase's context serves the response phases
+        // too ([`Pipeline::request_keeping`]), so it computes what they read as well.
+        let mut acc = scheme.field_mask(self.custom.values().flat_map(exprs));
         let mut by_phase = Vec::new();
-        for stage in [self.order.request(), self.order.response()] {
-            let mut acc = custom.clone();
+        for stage in [self.order.response(), self.order.request()] {
             for &phase in stage.iter().rev() {
                 let entry_points = self.account.iter().chain(&self.zone);
                 let read =
@@ -464,6 +465,14 @@ struct Run<'p, 'e, 'r> {
     changed: Vec<&'p str>,
 }
 
+/// The field values the request phases ended with, for the response phases
+/// ([`Pipeline::request_keeping`]); opaque.
+#[derive(Default)]
+pub struct Fields<'p> {
+    ctx: Option<ExecutionContext<'p>>,
+    stale: Stale,
+}
+
 /// What a request phase's rewrites changed since the context was brought up to date.
 #[derive(Debug, Default, Clone, Copy)]
 struct Stale {
@@ -480,6 +489,17 @@ fn set_opt(ctx: &mut ExecutionContext<'_>, name: &str, v: Option<edgetrace_rules
 impl Pipeline<'_> {
     /// Runs the request phases.
     pub fn request(&self, request: Request, effects: &mut dyn Effects) -> Outcome {
+        self.request_keeping(request, effects).0
+    }
+
+    /// Runs the request phases, and keeps the field values they ended with for
+    /// [`response_from`](Self::response_from) (which then sets only the response's fields
+    /// and what the last rewrites changed, instead of every field again).
+    pub fn request_keeping<'s>(
+        &'s self,
+        request: Request,
+        effects: &mut dyn Effects,
+    ) -> (Outcome, Fields<'s>) {
         let raw_uri = Cow::Owned(request.uri.clone());
         let mut run = Run::new(self, Cow::Owned(request), raw_uri, None, effects);
         let mut trace = Vec::new();
@@ -492,7 +512,11 @@ impl Pipeline<'_> {
         if run.answer.is_none() {
             run.page_rules(&mut trace);
         }
-        Outcome {
+        let fields = Fields {
+            ctx: run.ctx.take(),
+            stale: run.stale,
+        };
+        let outcome = Outcome {
             request: run.request.into_owned(),
             raw_uri: run.raw_uri.into_owned(),
             answer: run.answer,
@@ -502,7 +526,8 @@ impl Pipeline<'_> {
             score: run.score,
             changed_headers: run.changed.iter().map(|n| n.to_string()).collect(),
             trace,
-        }
+        };
+        (outcome, fields)
     }
 
     /// Whether a response phase has an entry point (else [`response`](Self::response) gives
@@ -526,6 +551,19 @@ impl Pipeline<'_> {
         effects: &mut dyn Effects,
         trace: &mut Vec<Step>,
     ) -> Responded {
+        self.response_from(outcome, Fields::default(), response, effects, trace)
+    }
+
+    /// [`response`](Self::response), starting from the field values the request phases
+    /// ended with (`fields`, from [`request_keeping`](Self::request_keeping) of `outcome`).
+    pub fn response_from<'s>(
+        &'s self,
+        outcome: &Outcome,
+        fields: Fields<'s>,
+        response: Response,
+        effects: &mut dyn Effects,
+        trace: &mut Vec<Step>,
+    ) -> Responded {
         if !self.runs_response_phases() {
             // No response phase has an entry point: the origin's response as it is.
             return Responded {
@@ -541,6 +579,11 @@ impl Pipeline<'_> {
             Some(response),
             effects,
         );
+        if let Some(mut ctx) = fields.ctx {
+            run.set_response_fields(&mut ctx);
+            run.ctx = Some(ctx);
+            run.stale = fields.stale;
+        }
         for &phase in self.config.order.response() {
             if run.answer.is_some() {
                 break;
@@ -681,6 +724,12 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             let _ = ctx.set("http.request.body.raw", r.body.clone());
         }
         let _ = ctx.set("http.request.body.size", r.body.len() as i64);
+        self.set_response_fields(&mut ctx);
+        ctx
+    }
+
+    /// The `http.response.*` fields, in the response phases.
+    fn set_response_fields(&self, ctx: &mut ExecutionContext<'_>) {
         if let Some(resp) = &self.response {
             let _ = ctx.set("http.response.code", i64::from(resp.status));
             let pairs: Vec<(&str, &str)> = resp
@@ -703,7 +752,6 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                 let _ = ctx.set("http.response.content_type.media_type", media);
             }
         }
-        ctx
     }
 
     /// `ctx` with the fields of what the rewrites since it was built (or last refreshed)
@@ -746,7 +794,18 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             // Fields are fixed within a phase: one context serves every ruleset of it, and
             // the next phases too unless a phase's rewrites change the request.
             let ctx = match self.ctx.take() {
-                Some(ctx) => self.refreshed(ctx),
+                // Narrowed to what this phase and the later ones read (a subset of what
+                // the context was built for): a refresh computes no more than that.
+                Some(ctx) => match self
+                    .pipeline
+                    .config
+                    .fields
+                    .as_ref()
+                    .and_then(|m| m.get(phase))
+                {
+                    Some(mask) => self.refreshed(ctx.with_fields(mask)),
+                    None => self.refreshed(ctx),
+                },
                 None => self.context(phase),
             };
             let step = self.ruleset(entry, &ctx, None);

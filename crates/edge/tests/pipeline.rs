@@ -541,3 +541,65 @@ fn rules_the_prefilter_rules_out_are_exactly_rules_that_do_not_match() {
         "the requests match rules of every kind: {matched_any}"
     );
 }
+
+/// The proxy runs the response phases on the field values the request phases ended with
+/// (`request_keeping`, `response_from`); a trace of the same request built anew would see
+/// the same values: the request as rewritten (here by the last request phase, whose rewrite
+/// no later request phase has read yet), the `raw.*` fields as it arrived, and fields only
+/// the response phases read (the field masks must include them in the request phases).
+#[test]
+fn response_phases_see_the_same_fields_from_kept_values_as_from_new_ones() {
+    let scheme = Scheme::cloudflare();
+    let transform = compile(
+        &scheme,
+        "t",
+        "zone",
+        "http_request_transform",
+        json!([{"ref": "rw", "expression": "http.request.uri.path eq \"/old\"", "action": "rewrite",
+                "action_parameters": {"uri": {"path": {"value": "/new"}}}}]),
+    );
+    let late = compile(
+        &scheme,
+        "l",
+        "zone",
+        "http_request_late_transform",
+        json!([{"ref": "late", "expression": "true", "action": "rewrite",
+                "action_parameters": {"headers": {"x-late": {"operation": "set", "value": "1"}}}}]),
+    );
+    let headers = compile(
+        &scheme,
+        "h",
+        "zone",
+        "http_response_headers_transform",
+        json!([{"ref": "seen", "expression": "any(http.request.headers[\"x-late\"][*] eq \"1\") and raw.http.request.uri.path eq \"/old\" and http.request.uri.path eq \"/new\" and http.cookie contains \"id=\" and http.response.code eq 201",
+                "action": "rewrite",
+                "action_parameters": {"headers": {"x-seen": {"operation": "set", "expression": "http.request.uri.path"}}}}]),
+    );
+    let mut cfg = config(vec![], vec![transform, late, headers], vec![]);
+    cfg.fields = Some(cfg.field_masks(&scheme));
+    let pipeline = pipeline(&scheme, &cfg);
+    let origin = || Response {
+        status: 201,
+        headers: vec![("server".into(), "origin".into())],
+        body: Vec::new(),
+    };
+    let mut req = request("/old");
+    req.headers.push(("cookie".into(), "id=7".into()));
+    let mut fx = Recorder::default();
+    let (out, fields) = pipeline.request_keeping(req.clone(), &mut fx);
+    let kept = pipeline.response_from(&out, fields, origin(), &mut fx, &mut Vec::new());
+    let fresh = pipeline.response(
+        &pipeline.request(req, &mut fx),
+        origin(),
+        &mut fx,
+        &mut Vec::new(),
+    );
+    assert_eq!(
+        fresh.response.headers,
+        [
+            ("server".to_string(), "origin".to_string()),
+            ("x-seen".to_string(), "/new".to_string())
+        ]
+    );
+    assert_eq!(kept, fresh);
+}

@@ -362,7 +362,7 @@ impl Edge {
             Mode::Proxy => &mut perform,
             Mode::Trace { .. } => &mut record,
         };
-        let mut outcome = pipeline.request(request, effects);
+        let (mut outcome, fields) = pipeline.request_keeping(request, effects);
         let mut trace = std::mem::take(&mut outcome.trace);
         if let Some(answer) = &outcome.answer {
             let response = response_from(answer.status, &answer.headers, full(answer.body.clone()));
@@ -430,7 +430,7 @@ impl Edge {
                 .unwrap_or_default(),
             body: Vec::new(),
         };
-        let responded = pipeline.response(&outcome, origin, effects, &mut trace);
+        let responded = pipeline.response_from(&outcome, fields, origin, effects, &mut trace);
         let (response, answered) = (responded.response, responded.answered);
         let response = match (answered, body, &origin_error, origin_headers) {
             (false, Some(body), _, Some(mut headers)) => {
