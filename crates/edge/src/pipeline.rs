@@ -106,21 +106,51 @@ pub struct Rule {
     pub action_parameters: Option<Value>,
     pub enabled: bool,
     pub ratelimit: Option<Value>,
-    /// Value expressions of the action, by JSON pointer inside `action_parameters`.
-    values: HashMap<String, Expression>,
-    /// The header operations of `action_parameters.headers` (a rewrite's), read once here
-    /// rather than from the JSON on every request.
+    /// Value expressions of the action, by JSON pointer inside `action_parameters` (a few
+    /// at most: a list).
+    values: Vec<(String, Expression)>,
+    /// A rewrite's new path and query (`action_parameters.uri.path`, `.query`), and its
+    /// header operations (`.headers`), read once here rather than from the JSON on every
+    /// request.
+    uri_path: Option<Source>,
+    uri_query: Option<Source>,
     header_ops: Vec<HeaderOp>,
 }
 
-/// One `headers.<name>` entry of a rewrite: the name (lowercase), the operation, and the
-/// value (the pointer of its expression in [`Rule::values`], or the literal `value`).
+/// Where a rewritten value comes from: its expression (an index into [`Rule::values`]),
+/// else its literal `value`.
+#[derive(Debug)]
+struct Source {
+    expression: Option<usize>,
+    value: Option<String>,
+}
+
+impl Source {
+    /// `v`'s `{"value": …}` or `{"expression": …}`, `v` being at `pointer` in the action
+    /// parameters (spelled as [`collect_values`] spells it); `None` when neither.
+    fn read(v: &Value, pointer: &str, values: &[(String, Expression)]) -> Option<Source> {
+        let expression_pointer = format!("{pointer}/expression");
+        let source = Source {
+            expression: values.iter().position(|(p, _)| *p == expression_pointer),
+            value: v["value"].as_str().map(str::to_string),
+        };
+        (source.expression.is_some() || source.value.is_some()).then_some(source)
+    }
+
+    fn get(&self, rule: &Rule, ctx: &ExecutionContext<'_>) -> Option<String> {
+        self.expression
+            .and_then(|i| rule.values[i].1.evaluate(ctx))
+            .or_else(|| self.value.clone())
+    }
+}
+
+/// One `headers.<name>` entry of a rewrite: the name (lowercase), the operation, and where
+/// the value comes from (none for `remove`).
 #[derive(Debug)]
 struct HeaderOp {
     name: String,
     operation: Operation,
-    expression: Option<String>,
-    value: Option<String>,
+    source: Option<Source>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,25 +163,21 @@ enum Operation {
 }
 
 /// The header operations of a rule's `action_parameters`, in their JSON order.
-fn header_ops(params: &Value, values: &HashMap<String, Expression>) -> Vec<HeaderOp> {
+fn header_ops(params: &Value, values: &[(String, Expression)]) -> Vec<HeaderOp> {
     let Some(headers) = params["headers"].as_object() else {
         return Vec::new();
     };
     headers
         .iter()
-        .map(|(name, op)| {
-            let pointer = format!("/headers/{name}/expression");
-            HeaderOp {
-                name: name.to_ascii_lowercase(),
-                operation: match op["operation"].as_str() {
-                    Some("set") => Operation::Set,
-                    Some("add") => Operation::Add,
-                    Some("remove") => Operation::Remove,
-                    _ => Operation::Other,
-                },
-                expression: values.contains_key(&pointer).then_some(pointer),
-                value: op["value"].as_str().map(str::to_string),
-            }
+        .map(|(name, op)| HeaderOp {
+            name: name.to_ascii_lowercase(),
+            operation: match op["operation"].as_str() {
+                Some("set") => Operation::Set,
+                Some("add") => Operation::Add,
+                Some("remove") => Operation::Remove,
+                _ => Operation::Other,
+            },
+            source: Source::read(op, &format!("/headers/{name}"), values),
         })
         .collect()
 }
@@ -192,17 +218,25 @@ impl Ruleset {
             let filter =
                 Expression::parse_with_lists(scheme, &expression, Target::filter_in(phase), lists)
                     .map_err(|e| format!("rule {}: {}", text(r, "id"), e.render()))?;
-            let mut values = HashMap::new();
+            let mut values = Vec::new();
             collect_values(&r["action_parameters"], "", &mut |pointer, text| {
                 Expression::parse_with_lists(scheme, text, Target::value_in(phase), lists)
-                    .map(|e| {
-                        values.insert(pointer.to_string(), e);
-                    })
+                    .map(|e| values.push((pointer.to_string(), e)))
                     .map_err(|e| e.render())
             })
             .map_err(|e| format!("rule {}: {e}", text(r, "id")))?;
             rules.push(Rule {
                 header_ops: header_ops(&r["action_parameters"], &values),
+                uri_path: Source::read(
+                    &r["action_parameters"]["uri"]["path"],
+                    "/uri/path",
+                    &values,
+                ),
+                uri_query: Source::read(
+                    &r["action_parameters"]["uri"]["query"],
+                    "/uri/query",
+                    &values,
+                ),
                 id: text(r, "id"),
                 r#ref: text(r, "ref"),
                 description: text(r, "description"),
@@ -291,7 +325,7 @@ impl Config {
         fn exprs(rs: &Ruleset) -> impl Iterator<Item = &Expression> {
             rs.rules
                 .iter()
-                .flat_map(|r| std::iter::once(&r.filter).chain(r.values.values()))
+                .flat_map(|r| std::iter::once(&r.filter).chain(r.values.iter().map(|(_, e)| e)))
         }
         // The response stage first: a request phase's context serves the response phases
         // too ([`Pipeline::request_keeping`]), so it computes what they read as well.
@@ -994,26 +1028,14 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                 true
             }
             "rewrite" => {
-                for (part, pointer) in [
-                    ("path", "/uri/path/expression"),
-                    ("query", "/uri/query/expression"),
-                ] {
-                    let value = self
-                        .value(rule, pointer, ctx)
-                        .or_else(|| params["uri"][part]["value"].as_str().map(str::to_string));
-                    if let Some(v) = value {
-                        match part {
-                            "path" => self.pending.path = Some(v),
-                            _ => self.pending.query = Some(v),
-                        }
-                    }
+                if let Some(v) = rule.uri_path.as_ref().and_then(|s| s.get(rule, ctx)) {
+                    self.pending.path = Some(v);
+                }
+                if let Some(v) = rule.uri_query.as_ref().and_then(|s| s.get(rule, ctx)) {
+                    self.pending.query = Some(v);
                 }
                 for op in &rule.header_ops {
-                    let value = op
-                        .expression
-                        .as_ref()
-                        .and_then(|p| self.value(rule, p, ctx))
-                        .or_else(|| op.value.clone());
+                    let value = op.source.as_ref().and_then(|s| s.get(rule, ctx));
                     self.pending
                         .headers
                         .push((op.name.as_str(), op.operation, value));
@@ -1154,7 +1176,10 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
     }
 
     fn value(&self, rule: &Rule, pointer: &str, ctx: &ExecutionContext<'_>) -> Option<String> {
-        rule.values.get(pointer).and_then(|e| e.evaluate(ctx))
+        rule.values
+            .iter()
+            .find(|(p, _)| p == pointer)
+            .and_then(|(_, e)| e.evaluate(ctx))
     }
 
     /// Applies a phase's rewrites to the request (or, in response phases, to the response).
