@@ -425,9 +425,9 @@ pub struct Outcome {
     pub cache: Map<String, Value>,
     /// Sum of `score` actions.
     pub score: i64,
-    /// The request headers the rewrites set, added or removed (lowercase, each once): the
-    /// other headers of `request` are the ones the request came with, unchanged.
-    pub changed_headers: Vec<String>,
+    /// The rewrites' header operations, in the order they were applied to `request`'s
+    /// headers: replayed on the request's own header map, they give the same headers.
+    pub header_edits: Vec<HeaderEdit>,
     pub trace: Vec<Step>,
 }
 
@@ -438,9 +438,20 @@ pub struct Responded {
     pub response: Response,
     /// Whether a rule answered (`response` is then that answer).
     pub answered: bool,
-    /// The response headers the rewrites set, added or removed (lowercase, each once), when
-    /// no rule answered: the others are the origin's, unchanged.
-    pub changed_headers: Vec<String>,
+    /// The rewrites' header operations, in the order they were applied to the origin's
+    /// headers (none when a rule answered): replayed on the origin's own header map, they
+    /// give the same headers.
+    pub header_edits: Vec<HeaderEdit>,
+}
+
+/// A header operation of a rewrite, as applied (names lowercase).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderEdit {
+    /// Replaces every value of the header.
+    Set(String, String),
+    /// Adds a value.
+    Add(String, String),
+    Remove(String),
 }
 
 /// Options of one run.
@@ -494,9 +505,9 @@ struct Run<'p, 'e, 'r> {
     skipped_rulesets: Vec<String>,
     skipped_rules: Vec<String>,
     pending: Pending<'p>,
-    /// The names of the headers (the request's, or in the response phases the response's)
-    /// that rewrites changed.
-    changed: Vec<&'p str>,
+    /// The header operations applied (to the request's headers, or in the response phases
+    /// the response's).
+    edits: Vec<HeaderEdit>,
 }
 
 /// The field values the request phases ended with, for the response phases
@@ -558,7 +569,7 @@ impl Pipeline<'_> {
             config: run.config,
             cache: run.cache,
             score: run.score,
-            changed_headers: run.changed.iter().map(|n| n.to_string()).collect(),
+            header_edits: run.edits,
             trace,
         };
         (outcome, fields)
@@ -573,6 +584,36 @@ impl Pipeline<'_> {
             .iter()
             .chain(&config.zone)
             .any(|r| r.phase.stage() == Stage::Response)
+    }
+
+    /// Whether the response phases' rules read the response's headers
+    /// (`http.response.headers…`, `http.response.content_type.media_type`). When they do not,
+    /// the headers given to [`response_from`](Self::response_from) only serve as the list its
+    /// rewrites edit: a caller that replays [`Responded::header_edits`] on the origin's own
+    /// header map may give none (what the rewrites do does not depend on them).
+    pub fn reads_response_headers(&self) -> bool {
+        let Some(masks) = &self.config.fields else {
+            return true; // every field is computed
+        };
+        // The first response phase's mask holds what the later ones read too.
+        let Some(mask) = self
+            .config
+            .order
+            .response()
+            .first()
+            .and_then(|&p| masks.get(p))
+        else {
+            return true;
+        };
+        [
+            "http.response.headers",
+            "http.response.headers.names",
+            "http.response.headers.values",
+            "http.response.content_type.media_type",
+        ]
+        .iter()
+        .filter_map(|f| self.scheme.field(f))
+        .any(|id| mask.get(id.index()).copied().unwrap_or(true))
     }
 
     /// Runs the response phases on `response` for the request the request phases produced;
@@ -603,7 +644,7 @@ impl Pipeline<'_> {
             return Responded {
                 response,
                 answered: false,
-                changed_headers: Vec::new(),
+                header_edits: Vec::new(),
             };
         }
         let mut run = Run::new(
@@ -632,7 +673,7 @@ impl Pipeline<'_> {
                     body: a.body,
                 },
                 answered: true,
-                changed_headers: Vec::new(),
+                header_edits: Vec::new(),
             },
             None => Responded {
                 response: run.response.unwrap_or(Response {
@@ -641,7 +682,7 @@ impl Pipeline<'_> {
                     body: Vec::new(),
                 }),
                 answered: false,
-                changed_headers: run.changed.iter().map(|n| n.to_string()).collect(),
+                header_edits: run.edits,
             },
         }
     }
@@ -672,7 +713,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             skipped_rulesets: Vec::new(),
             skipped_rules: Vec::new(),
             pending: Pending::default(),
-            changed: Vec::new(),
+            edits: Vec::new(),
         }
     }
 
@@ -1212,18 +1253,23 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             _ => &mut self.request.to_mut().headers,
         };
         for (name, op, value) in pending.headers {
-            if !self.changed.contains(&name) {
-                self.changed.push(name);
-            }
-            match (op, value) {
-                (Operation::Remove, _) => headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name)),
+            let edit = match (op, value) {
+                (Operation::Remove, _) => {
+                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                    HeaderEdit::Remove(name.to_string())
+                }
                 (Operation::Set, Some(v)) => {
                     headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-                    headers.push((name.to_string(), v));
+                    headers.push((name.to_string(), v.clone()));
+                    HeaderEdit::Set(name.to_string(), v)
                 }
-                (Operation::Add, Some(v)) => headers.push((name.to_string(), v)),
-                _ => {}
-            }
+                (Operation::Add, Some(v)) => {
+                    headers.push((name.to_string(), v.clone()));
+                    HeaderEdit::Add(name.to_string(), v)
+                }
+                _ => continue,
+            };
+            self.edits.push(edit);
         }
     }
 }

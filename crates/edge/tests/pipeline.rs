@@ -5,7 +5,8 @@
 use edgetrace_edge::actions::Checker;
 use edgetrace_edge::phases::PhaseOrder;
 use edgetrace_edge::pipeline::{
-    Config, Effects, Geo, Outcome, Pipeline, Request, Response, Rule, Ruleset, RunOptions, Step,
+    Config, Effects, Geo, HeaderEdit, Outcome, Pipeline, Request, Response, Rule, Ruleset,
+    RunOptions, Step,
 };
 use edgetrace_edge::ruleset::{Level, check_ruleset};
 use edgetrace_rules::{MemoryLists, Scheme};
@@ -176,7 +177,11 @@ fn block_stops_everything_and_the_trace_says_where() {
     let out = run(&cfg, &scheme, request("/shop"), &mut fx, true);
     assert!(out.answer.is_none());
     assert!(out.request.headers.contains(&("x-late".into(), "1".into())));
-    assert_eq!(out.changed_headers, ["x-late"], "what the proxy applies");
+    assert_eq!(
+        out.header_edits,
+        [HeaderEdit::Set("x-late".into(), "1".into())],
+        "what the proxy replays"
+    );
     assert_eq!(fx.logged, ["never"]);
     let admin = &out.trace[0].trace[0];
     assert!(!admin.matched);
@@ -386,8 +391,14 @@ fn response_phases_rewrite_headers_and_serve_errors() {
             ("x-served".to_string(), "edgetrace".to_string())
         ]
     );
-    // The proxy applies the changes to the origin's header map by these names only.
-    assert_eq!(ok.changed_headers, ["server", "x-served"]);
+    // What the proxy replays on the origin's header map.
+    assert_eq!(
+        ok.header_edits,
+        [
+            HeaderEdit::Remove("server".into()),
+            HeaderEdit::Set("x-served".into(), "edgetrace".into())
+        ]
+    );
     let failed = pipeline.response(
         &out,
         Response {
@@ -602,4 +613,40 @@ fn response_phases_see_the_same_fields_from_kept_values_as_from_new_ones() {
         ]
     );
     assert_eq!(kept, fresh);
+    // No response rule reads the response's headers: the proxy may leave them out.
+    assert!(!pipeline.reads_response_headers());
+}
+
+/// Whether the response phases read the response's headers, by the field masks: the proxy
+/// hands the origin's headers to the pipeline only then.
+#[test]
+fn the_pipeline_says_whether_response_rules_read_response_headers() {
+    let scheme = Scheme::cloudflare();
+    let reads = |expression: &str, value: &str| {
+        let rules = compile(
+            &scheme,
+            "h",
+            "zone",
+            "http_response_headers_transform",
+            json!([{"ref": "r", "expression": expression, "action": "rewrite",
+                    "action_parameters": {"headers": {"x-a": {"operation": "set", "expression": value}}}}]),
+        );
+        let mut cfg = config(vec![], vec![rules], vec![]);
+        cfg.fields = Some(cfg.field_masks(&scheme));
+        pipeline(&scheme, &cfg).reads_response_headers()
+    };
+    assert!(!reads("http.response.code eq 200", "http.request.uri.path"));
+    assert!(reads(
+        "any(http.response.headers[\"server\"][*] eq \"x\")",
+        "http.request.uri.path"
+    ));
+    assert!(reads(
+        "http.response.content_type.media_type eq \"text/html\"",
+        "http.request.uri.path"
+    ));
+    assert!(reads(
+        "true",
+        "concat(\"was:\", http.response.headers[\"server\"][0])"
+    ));
+    assert!(reads("len(http.response.headers.names) gt 3", "\"x\""));
 }

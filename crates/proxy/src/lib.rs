@@ -21,7 +21,9 @@ pub mod server;
 pub mod site;
 
 use bytes::Bytes;
-use edgetrace_edge::pipeline::{Geo, Outcome, Pipeline, Request, Response, RunOptions, Step};
+use edgetrace_edge::pipeline::{
+    Geo, HeaderEdit, Outcome, Pipeline, Request, Response, RunOptions, Step,
+};
 use edgetrace_enrich::{AsnDb, GeoDb};
 use edgetrace_rules::Scheme;
 use effects::{Counters, Perform, Record};
@@ -239,20 +241,32 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     }
 }
 
-/// Makes `map` hold the headers `after` lists (names lowercase, values as [`header_pairs`]
-/// decodes them, as the pipeline keeps them), given that `after` started as `header_pairs(map)`
-/// and only the names in `changed` were set, added or removed since: those get `after`'s
-/// values; the others are left as they are, unparsed (a value that is not UTF-8 keeps its
-/// bytes).
-fn apply_changes(map: &mut http::HeaderMap, after: &[(String, String)], changed: &[String]) {
-    for name in changed {
-        let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+/// Replays the rewrites' header operations on `map` (the header map the pipeline's list
+/// was made from with [`header_pairs`]): the map then holds the headers the list holds. A
+/// name or value that is not valid in HTTP is left out, as a map built from the list would
+/// leave it out; untouched headers keep their bytes (a value that is not UTF-8 too).
+fn replay(map: &mut http::HeaderMap, edits: &[HeaderEdit]) {
+    for edit in edits {
+        let (HeaderEdit::Set(name, _) | HeaderEdit::Add(name, _) | HeaderEdit::Remove(name)) = edit;
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
             continue;
         };
-        map.remove(&header);
-        for (_, v) in after.iter().filter(|(k, _)| k == name) {
-            if let Ok(v) = HeaderValue::from_str(v) {
-                map.append(header.clone(), v);
+        match edit {
+            HeaderEdit::Set(_, v) => match HeaderValue::from_str(v) {
+                Ok(v) => {
+                    map.insert(name, v);
+                }
+                Err(_) => {
+                    map.remove(&name);
+                }
+            },
+            HeaderEdit::Add(_, v) => {
+                if let Ok(v) = HeaderValue::from_str(v) {
+                    map.append(name, v);
+                }
+            }
+            HeaderEdit::Remove(_) => {
+                map.remove(&name);
             }
         }
     }
@@ -331,7 +345,7 @@ impl Edge {
                     config: Default::default(),
                     cache: Default::default(),
                     score: 0,
-                    changed_headers: Vec::new(),
+                    header_edits: Vec::new(),
                     trace: Vec::new(),
                 },
                 forwarded: None,
@@ -422,12 +436,14 @@ impl Edge {
                 response: Some(response),
             };
         }
+        // The origin's headers become the pipeline's list only when rules read them; its
+        // rewrites are replayed on the origin's map either way.
         let origin = Response {
             status,
-            headers: origin_headers
-                .as_ref()
-                .map(header_pairs)
-                .unwrap_or_default(),
+            headers: match &origin_headers {
+                Some(h) if pipeline.reads_response_headers() => header_pairs(h),
+                _ => Vec::new(),
+            },
             body: Vec::new(),
         };
         let responded = pipeline.response_from(&outcome, fields, origin, effects, &mut trace);
@@ -436,7 +452,7 @@ impl Edge {
             (false, Some(body), _, Some(mut headers)) => {
                 // The origin's headers with the response phases' rewrites applied: only the
                 // names the rules changed are parsed again.
-                apply_changes(&mut headers, &response.headers, &responded.changed_headers);
+                replay(&mut headers, &responded.header_edits);
                 response_with(response.status, headers, body)
             }
             (false, _, e, _) => {
@@ -560,7 +576,7 @@ static CDN_LOOP_HEADER: HeaderName = HeaderName::from_static("cdn-loop");
 ///
 /// `client` is the header map the request came with (the proxy's; `None` for a trace): the
 /// origin's headers then start from it, with the rules' changes to the request's headers
-/// applied ([`apply_changes`]), instead of being parsed again one by one from the pipeline's
+/// applied ([`replay`]), instead of being parsed again one by one from the pipeline's
 /// list; the headers are the same either way (a value that is not UTF-8 and that no rule
 /// touched keeps its bytes), `host` keeps its place among them.
 fn forwarded(
@@ -604,7 +620,7 @@ fn forwarded(
     let host_value = HeaderValue::from_str(host).ok();
     let mut headers = match client {
         Some(mut map) => {
-            apply_changes(&mut map, &r.headers, &outcome.changed_headers);
+            replay(&mut map, &outcome.header_edits);
             // Usually none (`content-length` for a request with a body): found by a scan
             // of the names each, without collecting them.
             while let Some(k) = map
@@ -730,7 +746,7 @@ mod tests {
     }
 
     #[test]
-    fn header_changes_apply_to_the_names_they_touch_only() {
+    fn header_edits_replayed_touch_only_their_names() {
         let mut map = http::HeaderMap::new();
         for (k, v) in [
             ("server", b"nginx".as_slice()),
@@ -745,14 +761,23 @@ mod tests {
                 HeaderValue::from_bytes(v).unwrap(),
             );
         }
-        // What the pipeline made of them: x-gone removed, x-set set, x-new added twice.
-        let mut after = header_pairs(&map);
-        after.retain(|(k, _)| k != "x-gone" && k != "x-set");
-        after.push(("x-set".into(), "new".into()));
-        after.push(("x-new".into(), "1".into()));
-        after.push(("x-new".into(), "2".into()));
-        let changed = ["x-gone", "x-set", "x-new"].map(String::from);
-        apply_changes(&mut map, &after, &changed);
+        // What the rewrites did: x-gone removed, x-set set, x-new added twice, a cookie added
+        // to the two there are; a value and a name HTTP does not allow are left out.
+        let edit = |op: &str, name: &str, value: &str| match op {
+            "set" => HeaderEdit::Set(name.into(), value.into()),
+            "add" => HeaderEdit::Add(name.into(), value.into()),
+            _ => HeaderEdit::Remove(name.into()),
+        };
+        let edits = [
+            edit("remove", "x-gone", ""),
+            edit("set", "x-set", "new"),
+            edit("add", "x-new", "1"),
+            edit("add", "x-new", "2"),
+            edit("add", "set-cookie", "c=3"),
+            edit("set", "server", "bad\nvalue"),
+            edit("add", "bad name", "1"),
+        ];
+        replay(&mut map, &edits);
         // Compared by name (the order of values within a name is kept; between names it is
         // the map's business).
         let mut got: Vec<(String, Vec<u8>)> = map
@@ -761,9 +786,9 @@ mod tests {
             .collect();
         got.sort_by(|a, b| a.0.cmp(&b.0));
         let mut want: Vec<(String, Vec<u8>)> = [
-            ("server", b"nginx".as_slice()),
-            ("set-cookie", b"a=1"),
+            ("set-cookie", b"a=1".as_slice()),
             ("set-cookie", b"b=2"),
+            ("set-cookie", b"c=3"),
             ("x-latin", b"caf\xe9"), // untouched: its bytes, not U+FFFD
             ("x-set", b"new"),
             ("x-new", b"1"),
