@@ -919,9 +919,10 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             trace: Vec::new(),
         };
         // Unless every rule is shown, only the rules that may match run: the others' filters
-        // are false (the prefilter's guarantee), and no step shows them.
-        let candidates =
-            (!self.pipeline.options.all_rules).then(|| ruleset.prefilter.candidates(ctx));
+        // are false (the prefilter's guarantee), and no step shows them. (A ruleset of a few
+        // rules runs them all: ruling them out would cost more.)
+        let candidates = (!self.pipeline.options.all_rules && ruleset.prefilter.pays())
+            .then(|| ruleset.prefilter.candidates(ctx));
         for (i, rule) in ruleset.rules.iter().enumerate() {
             if self.answer.is_some() || self.skipped_rulesets.contains(&ruleset.id) {
                 break;

@@ -382,7 +382,11 @@ impl Func {
                     }
                     Some(Value::Array(out))
                 } else {
-                    let mut out = Vec::new();
+                    let len = args
+                        .iter()
+                        .map(|a| bytes(a).map(<[u8]>::len))
+                        .sum::<Option<usize>>()?;
+                    let mut out = Vec::with_capacity(len);
                     for a in args {
                         out.extend_from_slice(bytes(a)?);
                     }

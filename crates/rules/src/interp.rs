@@ -101,6 +101,15 @@ pub(crate) fn eval<'c>(node: &'c Node, ctx: &'c ExecutionContext<'_>) -> Val<'c>
 /// A function call's value, computed.
 fn call<'c>(func: &'c Func, args: &'c [Node], ctx: &'c ExecutionContext<'_>) -> Val<'c> {
     let mapped = args.first().is_some_and(|a| a.each);
+    // Most calls have a few arguments: their values on the stack, not in a new vector.
+    const INLINE: usize = 4;
+    if !mapped && args.len() <= INLINE {
+        let mut vals: [Val<'c>; INLINE] = [None, None, None, None];
+        for (v, a) in vals.iter_mut().zip(args) {
+            *v = eval(a, ctx);
+        }
+        return func.apply(&vals[..args.len()]).map(Cow::Owned);
+    }
     let mut vals: Vec<Val<'c>> = args.iter().map(|a| eval(a, ctx)).collect();
     if mapped {
         let rest = vals.split_off(1);

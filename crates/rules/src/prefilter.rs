@@ -174,6 +174,15 @@ impl Prefilter {
         self.len - self.unguarded.len()
     }
 
+    /// Whether ruling rules out is likely to cost less than running their filters: each key
+    /// is evaluated and searched for every request, about what running a simple filter
+    /// costs, so it pays when there are at least twice as many guarded rules as keys (a
+    /// zone's list of custom rules), not for a ruleset of a rule or two, where it would only
+    /// add to the filters that run anyway.
+    pub fn pays(&self) -> bool {
+        !self.keys.is_empty() && self.guarded() >= 2 * self.keys.len()
+    }
+
     /// The rules that may match in `ctx`: the unguarded ones and those a needle of whose guard
     /// occurs in its key. Every rule whose filter is true in `ctx` is among them.
     pub fn candidates(&self, ctx: &ExecutionContext<'_>) -> Candidates {

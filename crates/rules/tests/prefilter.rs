@@ -206,3 +206,40 @@ fn rules_sharing_a_key_are_told_apart_by_needle() {
     assert_eq!(kept, [4, 42]);
     assert!(filters[42].execute(&ctx) && !filters[4].execute(&ctx));
 }
+
+/// The prefilter is used where it saves work: many guarded rules over few keys (a zone's
+/// custom rules), not a ruleset of a rule or two, whose keys cost what their filters do.
+#[test]
+fn the_prefilter_pays_only_with_more_rules_than_keys() {
+    let scheme = Scheme::cloudflare();
+    let prefilter_of = |texts: &[&str]| {
+        let filters: Vec<Expression> = texts
+            .iter()
+            .map(|t| Expression::parse(&scheme, t, ExprKind::Filter).unwrap())
+            .collect();
+        Prefilter::new(filters.iter().map(Some))
+    };
+    let two_keys = prefilter_of(&[
+        r#"starts_with(http.request.uri.path, "/products/")"#,
+        r#"http.request.method in {"GET" "HEAD"}"#,
+    ]);
+    assert_eq!(two_keys.guarded(), 2);
+    assert!(!two_keys.pays());
+    assert!(
+        !prefilter_of(&["true", "ip.src in {10.0.0.0/8}"]).pays(),
+        "no key at all"
+    );
+    // The bench's kind of zone (bench/edge-common.sh): 14 kinds of rule, numbered.
+    let texts: Vec<String> = (1..=95)
+        .map(|i| match i % 5 {
+            0 => format!(r#"http.request.uri.path eq "/admin/secret-{i}""#),
+            1 => format!(r#"starts_with(http.request.uri.path, "/wp-admin/{i}/")"#),
+            2 => format!(r#"lower(http.user_agent) contains "sqlmap/{i}""#),
+            3 => format!(r#"http.cookie contains "session=stolen-{i}""#),
+            _ => format!(r#"any(http.request.headers["x-attack-{i}"][*] eq "1")"#),
+        })
+        .collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let zone = prefilter_of(&texts);
+    assert!(zone.pays(), "{zone:?}");
+}
