@@ -1246,7 +1246,11 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             self.request.to_mut().uri = if query.is_empty() {
                 path
             } else {
-                format!("{path}?{query}")
+                let mut uri = path;
+                uri.reserve_exact(1 + query.len());
+                uri.push('?');
+                uri.push_str(&query);
+                uri
             };
         }
         let headers = match (phase.stage(), &mut self.response) {
