@@ -226,12 +226,15 @@ fn unreachable_origin(status: u16, why: &str) -> http::Response<Body> {
 /// and the ones its `Connection` header names. No allocation for the usual response (one such
 /// header, `content-length`): each is found by a scan of the names and removed.
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Usually `keep-alive` or `close`: hop-by-hop anyway, removed below with the others.
     let nominated: Vec<HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for k in nominated {
         headers.remove(&k);
