@@ -1,7 +1,8 @@
 //! The probing thread: one loop that drives every running trace over the shared sockets.
 
+use crate::sockets::{park, recv_from};
 use crate::unprivileged::UnprivilegedSocket;
-use crate::{NetError, Sockets, sockets::recv_from, source_for};
+use crate::{NetError, Sockets, source_for};
 use edgetrace_probe::{Options, Trace, TraceConfig, TraceOutcome};
 use edgetrace_wire::{Protocol, Reply, parse_reply_v4, parse_reply_v6};
 use mio::{Events, Interest, Poll, Token, Waker, unix::SourceFd};
@@ -93,6 +94,7 @@ impl Prober {
             next_flow: 0x8000 | (std::process::id() as u16).wrapping_mul(7919) & 0x7fff,
             closed: false,
             on_reply,
+            tcp_running: [0; 2],
         };
         let thread = thread::Builder::new()
             .name("edgetrace-prober".into())
@@ -167,6 +169,9 @@ struct Driver {
     next_flow: u16,
     closed: bool,
     on_reply: Option<ReplyObserver>,
+    /// TCP traces over the raw sockets running, IPv4 and IPv6: a family's TCP receive socket
+    /// is parked while none runs (see [`crate::sockets::PARKED_V4`]).
+    tcp_running: [usize; 2],
 }
 
 impl Driver {
@@ -212,6 +217,46 @@ impl Driver {
                     return;
                 }
             }
+        }
+    }
+
+    /// The raw TCP receive socket of `target`'s family, for a TCP trace over raw sockets.
+    fn tcp_socket(&self, protocol: Protocol, target: IpAddr) -> Option<&socket2::Socket> {
+        let sockets = self
+            .sockets
+            .as_ref()
+            .filter(|_| protocol == Protocol::Tcp)?;
+        match target {
+            IpAddr::V4(_) => Some(&sockets.v4_tcp),
+            IpAddr::V6(_) => sockets.v6.as_ref().map(|v6| &v6.tcp),
+        }
+    }
+
+    /// A trace starts: a TCP trace's receive socket is unparked if it was the first.
+    fn started(&mut self, protocol: Protocol, target: IpAddr) -> Result<(), NetError> {
+        let family = usize::from(target.is_ipv6());
+        if let Some(socket) = self.tcp_socket(protocol, target) {
+            if self.tcp_running[family] == 0 {
+                park(socket, target.is_ipv6(), false).map_err(|source| NetError::Io {
+                    context: "opening the TCP reply socket",
+                    source,
+                })?;
+            }
+            self.tcp_running[family] += 1;
+        }
+        Ok(())
+    }
+
+    /// A trace ended: the last TCP trace of a family parks its receive socket again (best
+    /// effort: unparked, it only costs copies).
+    fn ended(&mut self, protocol: Protocol, target: IpAddr) {
+        let family = usize::from(target.is_ipv6());
+        let running = self.tcp_running[family];
+        if let Some(socket) = self.tcp_socket(protocol, target) {
+            if running == 1 {
+                let _ = park(socket, target.is_ipv6(), true);
+            }
+            self.tcp_running[family] = running.saturating_sub(1);
         }
     }
 
@@ -279,6 +324,10 @@ impl Driver {
             let _ = job.reply.send(Err(NetError::FlowBusy { target, key }));
             return;
         }
+        if let Err(e) = self.started(protocol, target) {
+            let _ = job.reply.send(Err(e));
+            return;
+        }
         for key in &keys {
             self.by_flow.insert(*key, id);
         }
@@ -336,6 +385,8 @@ impl Driver {
                 for key in &r.keys {
                     self.by_flow.remove(key);
                 }
+                let config = r.trace.config();
+                self.ended(config.protocol, config.target);
                 if let Some(own) = &r.own {
                     let _ = self
                         .poll
@@ -348,7 +399,9 @@ impl Driver {
     }
 
     fn fail_all(&mut self, e: &std::io::Error) {
-        for (_, r) in self.traces.drain() {
+        for (_, r) in std::mem::take(&mut self.traces) {
+            let config = r.trace.config();
+            self.ended(config.protocol, config.target);
             let _ = r.reply.send(Err(NetError::Io {
                 context: "polling sockets",
                 source: std::io::Error::new(e.kind(), e.to_string()),
@@ -424,6 +477,91 @@ impl Driver {
             if accepted && let Some(observe) = &self.on_reply {
                 observe(reply.from);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sockets::{PARKED_V4, PARKED_V6};
+    use std::os::unix::fs::MetadataExt;
+
+    /// The local address `/proc/self/net/{table}` shows for the socket with descriptor `fd`,
+    /// as the kernel prints it (32-bit words of the address in host order, hex).
+    fn local_of(table: &str, fd: i32) -> String {
+        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .ino()
+            .to_string();
+        let text = std::fs::read_to_string(format!("/proc/self/net/{table}")).unwrap();
+        // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+        text.lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.get(9) == Some(&inode.as_str()))
+            .map(|f| f[1].split(':').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("socket {inode} not in /proc/self/net/{table}:\n{text}"))
+    }
+
+    fn printed(octets: &[u8]) -> String {
+        octets
+            .chunks(4)
+            .map(|w| format!("{:08X}", u32::from_ne_bytes(w.try_into().unwrap())))
+            .collect()
+    }
+
+    /// A raw TCP socket gets a copy of every TCP segment the host receives; while no TCP trace
+    /// runs, it is parked (bound to an address nothing sends to), and a TCP trace unparks it:
+    /// the trace to a closed port on loopback only reaches its target if the RST comes
+    /// through. Needs root, like the rest of the suite; probes go to loopback only.
+    #[test]
+    fn tcp_reply_sockets_are_parked_while_no_tcp_trace_runs() {
+        let sockets = Sockets::open().unwrap();
+        let v4 = sockets.v4_tcp.as_raw_fd();
+        let v6 = sockets.v6.as_ref().map(|s| s.tcp.as_raw_fd());
+        let parked_v4 = printed(&PARKED_V4.octets());
+        let parked_v6 = printed(&PARKED_V6.octets());
+        let check_parked = || {
+            assert_eq!(local_of("raw", v4), parked_v4);
+            if let Some(fd) = v6 {
+                assert_eq!(local_of("raw6", fd), parked_v6);
+            }
+        };
+        check_parked();
+        let prober = Prober::start(Some(sockets)).unwrap();
+        // A port nothing listens on: the target answers the SYN with a RST.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        for target in ["127.0.0.1", "::1"] {
+            let target: IpAddr = target.parse().unwrap();
+            if target.is_ipv6() && v6.is_none() {
+                continue;
+            }
+            let request = TraceRequest {
+                protocol: Protocol::Tcp,
+                target,
+                options: Options {
+                    port,
+                    ..Options::default()
+                },
+            };
+            let outcome = prober
+                .trace(request)
+                .unwrap()
+                .blocking_recv()
+                .unwrap()
+                .unwrap();
+            let answered = outcome
+                .hops
+                .iter()
+                .flat_map(|h| &h.nodes)
+                .any(|n| n.ip == target && !n.rtts.is_empty());
+            assert!(answered, "{target}: no RST came through: {outcome:?}");
+            // Done: parked again.
+            check_parked();
         }
     }
 }

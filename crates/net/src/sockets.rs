@@ -5,7 +5,7 @@ use edgetrace_wire::Protocol;
 use socket2::{Domain, SockAddr, SockFilter, Socket, Type};
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 const IPPROTO_GRE: i32 = 47;
 const RECV_BUFFER: usize = 4 << 20;
@@ -97,6 +97,28 @@ fn drop_all_filter() -> [SockFilter; 1] {
     [SockFilter::new(0x06, 0, 0, 0)]
 }
 
+/// Where a raw TCP socket is bound while no TCP trace of its family runs ("parked"). A raw
+/// socket receives a copy of every TCP segment the host receives (the kernel copies each one
+/// before the socket's filter drops it), which on a busy host (the proxy's own traffic) is a
+/// copy of every TCP packet. One bound to an address receives only what is sent to that
+/// address: for IPv4 an unused loopback address, for IPv6 the loopback address (the only one
+/// every host has). A trace unparks it by binding it to the unspecified address again.
+/// (Binding, unlike connecting, can be undone: disconnecting a raw socket unhooks it for good.)
+pub(crate) const PARKED_V4: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 254);
+pub(crate) const PARKED_V6: Ipv6Addr = Ipv6Addr::LOCALHOST;
+
+/// Binds a raw TCP socket to its parking address (`park`), or to the unspecified address, so
+/// that it receives every TCP segment again.
+pub(crate) fn park(socket: &Socket, v6: bool, park: bool) -> io::Result<()> {
+    let ip: IpAddr = match (v6, park) {
+        (false, true) => PARKED_V4.into(),
+        (false, false) => Ipv4Addr::UNSPECIFIED.into(),
+        (true, true) => PARKED_V6.into(),
+        (true, false) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))
+}
+
 impl Sockets {
     /// Opens every socket edgetrace probes with. Needs CAP_NET_RAW; call it once, before
     /// [`drop_privileges`]. IPv6 sockets are optional: a kernel without IPv6 still traces IPv4.
@@ -140,6 +162,12 @@ impl Sockets {
             Err(e @ NetError::NotPermitted { .. }) => return Err(e),
             Err(_) => None,
         };
+        // Best effort (a namespace whose loopback is down has no route to park at): an
+        // unparked socket only costs copies.
+        let _ = park(&v4_tcp, false, true);
+        if let Some(v6) = &v6 {
+            let _ = park(&v6.tcp, true, true);
+        }
         Ok(Sockets {
             v4_send,
             v4_icmp,
