@@ -885,7 +885,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             };
             let step = self.ruleset(entry, &ctx, None);
             self.ctx = Some(ctx);
-            if (step.matched || self.pipeline.options.all_rules) && !self.pipeline.options.lean {
+            if let Some(step) = step.filter(|s| s.matched || self.pipeline.options.all_rules) {
                 trace.push(step);
             }
         }
@@ -898,26 +898,23 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         ruleset: &'p Ruleset,
         ctx: &ExecutionContext<'_>,
         overrides: Option<&Value>,
-    ) -> Step {
+    ) -> Option<Step> {
+        // No steps in lean mode (the proxy's): only the decisions.
         let full = !self.pipeline.options.lean;
-        let mut step = Step {
-            step_name: if full {
-                ruleset.id.clone()
-            } else {
-                String::new()
-            },
+        let mut step = full.then(|| Step {
+            step_name: ruleset.id.clone(),
             r#type: "ruleset",
-            name: full.then(|| ruleset.name.clone()),
-            kind: full.then(|| ruleset.kind.clone()),
-            description: full.then(|| ruleset.description.clone()),
+            name: Some(ruleset.name.clone()),
+            kind: Some(ruleset.kind.clone()),
+            description: Some(ruleset.description.clone()),
             expression: None,
             matched: false,
             action: None,
             action_parameters: None,
-            phase: full.then(|| ruleset.phase.name().to_string()),
+            phase: Some(ruleset.phase.name().to_string()),
             explanation: None,
             trace: Vec::new(),
-        };
+        });
         // Unless every rule is shown, only the rules that may match run: the others' filters
         // are false (the prefilter's guarantee), and no step shows them. (A ruleset of a few
         // rules runs them all: ruling them out would cost more.)
@@ -941,16 +938,16 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             if !matched && !self.pipeline.options.all_rules {
                 continue;
             }
-            let mut rule_step = Step {
-                step_name: if full { rule.id.clone() } else { String::new() },
+            let mut rule_step = full.then(|| Step {
+                step_name: rule.id.clone(),
                 r#type: "rule",
                 name: None,
                 kind: None,
-                description: full.then(|| rule.description.clone()),
-                expression: full.then(|| rule.expression.clone()),
+                description: Some(rule.description.clone()),
+                expression: Some(rule.expression.clone()),
                 matched,
-                action: full.then(|| action.to_string()),
-                action_parameters: full.then(|| rule.action_parameters.clone()).flatten(),
+                action: Some(action.to_string()),
+                action_parameters: rule.action_parameters.clone(),
                 phase: None,
                 explanation: self
                     .pipeline
@@ -958,18 +955,14 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                     .explain
                     .then(|| rule.filter.explain(ctx).reasons()),
                 trace: Vec::new(),
-            };
-            if matched {
-                step.matched = true;
-                let stop = self.act(rule, action, ctx, &mut rule_step);
-                if full {
-                    step.trace.push(rule_step);
-                }
-                if stop {
-                    break;
-                }
-            } else if full {
+            });
+            let stop = matched && self.act(rule, action, ctx, rule_step.as_mut());
+            if let (Some(step), Some(rule_step)) = (&mut step, rule_step) {
+                step.matched |= matched;
                 step.trace.push(rule_step);
+            }
+            if stop {
+                break;
             }
         }
         step
@@ -981,7 +974,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         rule: &'p Rule,
         action: &str,
         ctx: &ExecutionContext<'_>,
-        step: &mut Step,
+        step: Option<&mut Step>,
     ) -> bool {
         let params = rule.action_parameters.as_ref().unwrap_or(&Value::Null);
         match action {
@@ -1154,7 +1147,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                 }
                 if let Some(target) = self.pipeline.config.custom.get(&id) {
                     let nested = self.ruleset(target, ctx, params.get("overrides"));
-                    if !self.pipeline.options.lean {
+                    if let (Some(step), Some(nested)) = (step, nested) {
                         step.trace.push(nested);
                     }
                 }
