@@ -41,9 +41,9 @@ use crate::interp::eval;
 use crate::ops::{BytesSet, Op};
 use crate::types::Value;
 
-/// A rule's necessary condition: one of these needles occurs in its key (the node, and its
-/// canonical text).
-type Guard<'n> = Vec<(&'n Node, String, Vec<u8>)>;
+/// A rule's necessary condition: one of these needles occurs in its key (the node, its
+/// canonical text, and whether ASCII case is ignored: see [`case_folded`]).
+type Guard<'n> = Vec<(&'n Node, String, bool, Vec<u8>)>;
 
 /// A key's needles, each with the rules it lets through.
 type Needles = HashMap<Vec<u8>, Vec<u32>>;
@@ -108,7 +108,7 @@ impl Prefilter {
     pub fn new<'a>(filters: impl IntoIterator<Item = Option<&'a Expression>>) -> Prefilter {
         // Keys by canonical text; per key, the rules of each needle.
         let mut slots: HashMap<String, usize> = HashMap::new();
-        let mut pending: Vec<(Node, Needles)> = Vec::new();
+        let mut pending: Vec<(Node, bool, Needles)> = Vec::new();
         let mut unguarded = Vec::new();
         let mut scheme_id = None;
         let mut len = 0;
@@ -125,24 +125,27 @@ impl Prefilter {
                 unguarded.push(i);
                 continue;
             };
-            for (node, text, needle) in guard {
+            for (node, text, case_insensitive, needle) in guard {
                 let slot = *slots.entry(text).or_insert_with(|| {
-                    pending.push((node.clone(), HashMap::new()));
+                    pending.push((node.clone(), case_insensitive, HashMap::new()));
                     pending.len() - 1
                 });
-                let rules = pending[slot].1.entry(needle).or_default();
+                let rules = pending[slot].2.entry(needle).or_default();
                 if rules.last() != Some(&i) {
                     rules.push(i);
                 }
             }
         }
         let mut keys = Vec::new();
-        for (node, needles) in pending {
+        for (node, case_insensitive, needles) in pending {
             let (patterns, rules): (Vec<Vec<u8>>, Vec<Vec<u32>>) = needles.into_iter().unzip();
             let searcher = match patterns.as_slice() {
-                [one] => Searcher::One(Box::new(memchr::memmem::Finder::new(one).into_owned())),
+                [one] if !case_insensitive => {
+                    Searcher::One(Box::new(memchr::memmem::Finder::new(one).into_owned()))
+                }
                 _ => match AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(case_insensitive)
                     .build(&patterns)
                 {
                     Ok(ac) => Searcher::Many(ac),
@@ -268,7 +271,7 @@ fn guard(node: &Node) -> Option<Guard<'_>> {
         } => items
             .iter()
             .filter_map(guard)
-            .max_by_key(|g| g.iter().map(|(_, _, n)| n.len()).min().unwrap_or(0)),
+            .max_by_key(|g| g.iter().map(|(.., n)| n.len()).min().unwrap_or(0)),
         NodeKind::Logic {
             op: LogicalOp::Or,
             items,
@@ -285,13 +288,47 @@ fn guard(node: &Node) -> Option<Guard<'_>> {
 
 /// `needles` in the value of `key`, if `key` is a value the prefilter can name and evaluate.
 fn keyed(key: &Node, needles: Vec<Vec<u8>>) -> Option<Guard<'_>> {
-    let text = key_text(key)?;
+    let (key, case_insensitive) = match case_folded(key) {
+        Some(inner) => (inner, true),
+        None => (key, false),
+    };
+    let mut text = key_text(key)?;
+    if case_insensitive {
+        text.push_str(" (ASCII case ignored)");
+    }
     Some(
         needles
             .into_iter()
-            .map(|n| (key, text.clone(), n))
+            .map(|n| (key, text.clone(), case_insensitive, n))
             .collect(),
     )
+}
+
+/// For `lower(X)` or `upper(X)` (also mapped over an array, `lower(X[*])[*]`): `X`. These
+/// change the case of ASCII letters and nothing else, byte for byte, so a needle occurs in
+/// `lower(X)` only where it occurs in `X` ignoring ASCII case: searching `X` that way is a
+/// necessary condition too, and spares computing the lowercase copy for every request (most
+/// requests then run none of the rules that need it).
+fn case_folded(key: &Node) -> Option<&Node> {
+    let call = match &key.kind {
+        NodeKind::Each(base) => base.as_ref(),
+        _ => key,
+    };
+    let NodeKind::Call {
+        func: Func::Lower | Func::Upper,
+        args,
+        ..
+    } = &call.kind
+    else {
+        return None;
+    };
+    match (args.as_slice(), std::ptr::eq(call, key)) {
+        // `lower(X)`: a value, or an array mapped element by element (`lower(X[*])`).
+        ([inner], true) if inner.each == key.each => Some(inner),
+        // `lower(X[*])[*]`: each element of the mapped array is `X[*]`'s, lowercased.
+        ([inner], false) if inner.each => Some(inner),
+        _ => None,
+    }
 }
 
 /// The byte strings one of which a value satisfying `op` contains; `None` when there is no

@@ -22,6 +22,9 @@ const GUARDED: &[&str] = &[
     r#"lower(http.user_agent) contains "sqlmap""#,
     r#"upper(http.user_agent) contains "SQLMAP""#,
     r#"lower(http.host) eq "shop.test""#,
+    r#"upper(http.host) eq "SHOP.TEST""#,
+    r#"any(lower(http.request.headers["x-attack"][*])[*] contains "evil")"#,
+    r#"any(upper(http.request.headers.names[*])[*] eq "X-ATTACK")"#,
     r#"http.host eq "shop.test" or http.request.uri.path eq "/admin""#,
     r#"any(http.request.headers["x-attack"][*] eq "1")"#,
     r#"any(http.request.headers["x-attack"][*] contains "evil")"#,
@@ -84,7 +87,7 @@ const METHODS: &[&str] = &["GET", "POST", "PUT"];
 const AGENTS: &[&str] = &["curl/8", "SQLMap/1.0", "Mozilla/5.0", ""];
 const QUERIES: &[&str] = &["", "q=1", "x=union+select+1", "a=%27%20or%201%3D1"];
 const HEADER_NAMES: &[&str] = &["X-Attack", "x-attack", "Cookie", "X-Other", "Accept"];
-const HEADER_VALUES: &[&str] = &["1", "0", "evil", "session=stolen", "session=ok", ""];
+const HEADER_VALUES: &[&str] = &["1", "0", "evil", "EviL", "session=stolen", "session=ok", ""];
 const IPS: &[&str] = &["10.1.2.3", "192.0.2.1", "203.0.113.9", "2001:db8::1"];
 
 fn filters(scheme: &Scheme) -> Vec<Expression> {
