@@ -3,7 +3,7 @@
 use crate::error::{Error, ErrorKind, Result, Span};
 use crate::lists::Lists;
 use crate::scheme::{FieldId, Scheme};
-use crate::types::{Type, Value};
+use crate::types::Value;
 use std::cell::{Cell, OnceCell};
 
 /// Field values for one evaluation. Fields never set are *missing*:
@@ -173,6 +173,29 @@ impl<'a> ExecutionContext<'a> {
         Ok(())
     }
 
+    /// [`set_id`](Self::set_id) for the values this module derives from a request, whose type
+    /// is the field's by construction: the type is not checked again (a `Map<Array<String>>`
+    /// of headers would be walked whole), except in debug builds.
+    fn put(&mut self, id: FieldId, value: impl Into<Value>) -> Result<()> {
+        if let Some(w) = self.wanted
+            && !w.get(id.0).copied().unwrap_or(false)
+        {
+            return Ok(());
+        }
+        let value = value.into();
+        debug_assert!(
+            self.scheme
+                .field_def(id)
+                .is_some_and(|d| value.has_type(&d.ty)),
+            "field id {} set to {value}",
+            id.0
+        );
+        self.values[id.0] = Some(value);
+        self.set.push(id.0);
+        self.forget_memo();
+        Ok(())
+    }
+
     /// Makes a field missing again.
     pub fn unset(&mut self, name: &str) {
         if let Some(id) = self.scheme.field(name) {
@@ -214,6 +237,15 @@ impl<'a> ExecutionContext<'a> {
             self.scheme.field(&names_field),
             self.scheme.field(&values_field),
         ];
+        // The values are put without a type check: the caller's field must be a map.
+        if let Some(def) = ids[0].and_then(|id| self.scheme.field_def(id))
+            && !def.ty.is_map_of_string_arrays()
+        {
+            return Err(context_error(format!(
+                "field \"{}\" is {}, not a map of string arrays",
+                def.name, def.ty
+            )));
+        }
         self.set_multimap_ids(ids, pairs, lowercase)
     }
 
@@ -230,7 +262,7 @@ impl<'a> ExecutionContext<'a> {
             ctx.wanted_id(id).filter(|id| {
                 ctx.scheme
                     .field_def(*id)
-                    .is_some_and(|d| d.ty == Type::array_of_strings())
+                    .is_some_and(|d| d.ty.is_array_of_strings())
             })
         };
         let want_names = array_of_strings(self, names_id);
@@ -262,11 +294,11 @@ impl<'a> ExecutionContext<'a> {
             }
         }
         if let Some(id) = want_map {
-            self.set_id(id, Value::Map(map))?;
+            self.put(id, Value::Map(map))?;
         }
         for (id, v) in [(want_names, names), (want_values, values)] {
             if let Some(id) = id {
-                self.set_id(id, Value::Array(v))?;
+                self.put(id, Value::Array(v))?;
             }
         }
         Ok(())
@@ -361,7 +393,7 @@ impl<'a> ExecutionContext<'a> {
     ) -> Result<()> {
         let mut set = |f: R, v: &dyn Fn() -> Value| -> Result<()> {
             match self.want(f) {
-                Some(id) => self.set_id(id, v()),
+                Some(id) => self.put(id, v()),
                 None => Ok(()),
             }
         };
@@ -405,7 +437,7 @@ impl<'a> ExecutionContext<'a> {
         };
         let mut set = |f: R, v: &dyn Fn() -> Value| -> Result<()> {
             match self.want(f) {
-                Some(id) => self.set_id(id, v()),
+                Some(id) => self.put(id, v()),
                 None => Ok(()),
             }
         };
@@ -434,10 +466,10 @@ impl<'a> ExecutionContext<'a> {
         set(R::Query, &|| query.unwrap_or("").into())?;
         // The last users of the path and the extension take them (no copy).
         if let Some(id) = self.want(R::Path) {
-            self.set_id(id, std::mem::take(&mut decoded_path))?;
+            self.put(id, std::mem::take(&mut decoded_path))?;
         }
         if let Some(id) = self.want(R::Ext) {
-            self.set_id(id, std::mem::take(&mut ext))?;
+            self.put(id, std::mem::take(&mut ext))?;
         }
         let ids = self.scheme.request_ids();
         let group = |f: [R; 3]| f.map(|f| ids[f as usize]);
@@ -502,7 +534,7 @@ impl<'a> ExecutionContext<'a> {
         };
         let mut set = |f: R, v: Option<&str>| -> Result<()> {
             match (v, self.want(f)) {
-                (Some(v), Some(id)) => self.set_id(id, v),
+                (Some(v), Some(id)) => self.put(id, v),
                 _ => Ok(()),
             }
         };
@@ -524,7 +556,7 @@ impl<'a> ExecutionContext<'a> {
             more => std::borrow::Cow::Owned(more.join("; ")),
         };
         if let Some(id) = want_cookie.filter(|_| !joined_cookies.is_empty()) {
-            self.set_id(id, &*cookie)?;
+            self.put(id, &*cookie)?;
         }
         if want_cookies {
             let pairs: Vec<(&str, &str)> = cookie
@@ -766,5 +798,30 @@ mod tests {
         fn normalization_never_panics(path in proptest::collection::vec(any::<u8>(), 0..32)) {
             let _ = normalize_path(&path);
         }
+    }
+}
+
+#[cfg(test)]
+mod multimap_tests {
+    use crate::{ExecutionContext, Scheme};
+
+    /// Header and argument maps are put without a type check of each value, so the field
+    /// named by the caller must be a map of string arrays: anything else is an error that
+    /// names it, and the field stays unset.
+    #[test]
+    fn a_multimap_goes_only_into_a_map_field() {
+        let scheme = Scheme::cloudflare();
+        let mut ctx = ExecutionContext::new(&scheme);
+        let err = ctx
+            .set_headers("http.host", [("a", "1")])
+            .expect_err("http.host is a string");
+        assert!(err.to_string().contains("http.host"), "{err}");
+        assert!(ctx.get("http.host").is_none());
+        ctx.set_headers("http.request.headers", [("X-A", "1"), ("x-a", "2")])
+            .unwrap();
+        assert_eq!(
+            ctx.get("http.request.headers").map(ToString::to_string),
+            Some(r#"{"x-a": ["1", "2"]}"#.to_string())
+        );
     }
 }

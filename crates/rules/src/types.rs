@@ -33,6 +33,16 @@ impl Type {
         Type::Map(Box::new(Type::array_of_strings()))
     }
 
+    /// Whether this is `Array<String>` (without building one to compare with).
+    pub fn is_array_of_strings(&self) -> bool {
+        matches!(self, Type::Array(t) if **t == Type::Bytes)
+    }
+
+    /// Whether this is `Map<Array<String>>` (without building one to compare with).
+    pub fn is_map_of_string_arrays(&self) -> bool {
+        matches!(self, Type::Map(t) if t.is_array_of_strings())
+    }
+
     /// A plural noun for messages such as `"lt" is not defined for IP addresses`.
     pub fn plural(&self) -> String {
         match self {
