@@ -157,10 +157,12 @@ fn request() -> Request {
         host: "www.shop.test".into(),
         uri: "/products/42?color=red".into(),
         version: "HTTP/1.1".into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        headers: {
+            // As the proxy's list: room for the headers rewrites add.
+            let mut list = Vec::with_capacity(headers.len() + 8);
+            list.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            list
+        },
         body: Vec::new(),
         client_ip: "127.0.0.1".parse().expect("ip"),
         geo: Geo::default(),
