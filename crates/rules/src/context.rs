@@ -270,9 +270,12 @@ impl<'a> ExecutionContext<'a> {
         if want_map.is_none() && want_names.is_none() && want_values.is_none() {
             return Ok(());
         }
-        let mut map: Vec<(Vec<u8>, Value)> = Vec::new();
-        let mut names = Vec::new();
-        let mut values = Vec::new();
+        let pairs = pairs.into_iter();
+        let n = pairs.size_hint().0;
+        let capacity = |wanted: Option<FieldId>| if wanted.is_some() { n } else { 0 };
+        let mut map: Vec<(Vec<u8>, Value)> = Vec::with_capacity(capacity(want_map));
+        let mut names = Vec::with_capacity(capacity(want_names));
+        let mut values = Vec::with_capacity(capacity(want_values));
         for (name, value) in pairs {
             if want_names.is_some() {
                 names.push(Value::from(name));
