@@ -304,6 +304,9 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct FieldMasks {
     by_phase: Vec<(Phase, Vec<bool>)>,
+    /// Whether the response phases read the response's headers
+    /// ([`Pipeline::reads_response_headers`]).
+    response_headers: bool,
 }
 
 impl FieldMasks {
@@ -342,7 +345,27 @@ impl Config {
                 by_phase.push((phase, acc.clone()));
             }
         }
-        FieldMasks { by_phase }
+        // What the first response phase's context computes: the later ones' fields too.
+        let first_response = self.order.response().first().copied();
+        let response_mask = by_phase
+            .iter()
+            .find(|(p, _)| Some(*p) == first_response)
+            .map(|(_, m)| m.as_slice());
+        let response_headers = response_mask.is_none_or(|mask| {
+            [
+                "http.response.headers",
+                "http.response.headers.names",
+                "http.response.headers.values",
+                "http.response.content_type.media_type",
+            ]
+            .iter()
+            .filter_map(|f| scheme.field(f))
+            .any(|id| mask.get(id.index()).copied().unwrap_or(true))
+        });
+        FieldMasks {
+            by_phase,
+            response_headers,
+        }
     }
 }
 
@@ -592,28 +615,11 @@ impl Pipeline<'_> {
     /// rewrites edit: a caller that replays [`Responded::header_edits`] on the origin's own
     /// header map may give none (what the rewrites do does not depend on them).
     pub fn reads_response_headers(&self) -> bool {
-        let Some(masks) = &self.config.fields else {
-            return true; // every field is computed
-        };
-        // The first response phase's mask holds what the later ones read too.
-        let Some(mask) = self
-            .config
-            .order
-            .response()
-            .first()
-            .and_then(|&p| masks.get(p))
-        else {
-            return true;
-        };
-        [
-            "http.response.headers",
-            "http.response.headers.names",
-            "http.response.headers.values",
-            "http.response.content_type.media_type",
-        ]
-        .iter()
-        .filter_map(|f| self.scheme.field(f))
-        .any(|id| mask.get(id.index()).copied().unwrap_or(true))
+        // Without field masks every field is computed.
+        self.config
+            .fields
+            .as_ref()
+            .is_none_or(|m| m.response_headers)
     }
 
     /// Runs the response phases on `response` for the request the request phases produced;
