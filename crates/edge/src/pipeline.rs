@@ -322,8 +322,8 @@ impl Config {
     /// For each phase, the fields read by the filter and value expressions of its entry
     /// points and of the later phases (a context built for a phase serves the next ones
     /// until a rewrite changes the request, the response phases included), and of every
-    /// ruleset `execute` can run. The context built after a transform phase's rewrite, or for the response
-    /// phases, then computes only what the rest of the rules read.
+    /// ruleset `execute` can run. A context is narrowed to the mask of each phase it serves,
+    /// so what is computed again after a rewrite is only what the rest of the rules read.
     pub fn field_masks(&self, scheme: &Scheme) -> FieldMasks {
         fn exprs(rs: &Ruleset) -> impl Iterator<Item = &Expression> {
             rs.rules

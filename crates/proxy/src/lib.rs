@@ -453,8 +453,7 @@ impl Edge {
         let (response, answered) = (responded.response, responded.answered);
         let response = match (answered, body, &origin_error, origin_headers) {
             (false, Some(body), _, Some(mut headers)) => {
-                // The origin's headers with the response phases' rewrites applied: only the
-                // names the rules changed are parsed again.
+                // The origin's headers with the response phases' rewrites replayed on them.
                 replay(&mut headers, &responded.header_edits);
                 response_with(response.status, headers, body)
             }
