@@ -94,7 +94,7 @@ impl Prober {
             next_flow: 0x8000 | (std::process::id() as u16).wrapping_mul(7919) & 0x7fff,
             closed: false,
             on_reply,
-            tcp_running: [0; 2],
+            running: HashMap::new(),
         };
         let thread = thread::Builder::new()
             .name("edgetrace-prober".into())
@@ -169,9 +169,10 @@ struct Driver {
     next_flow: u16,
     closed: bool,
     on_reply: Option<ReplyObserver>,
-    /// TCP traces over the raw sockets running, IPv4 and IPv6: a family's TCP receive socket
-    /// is parked while none runs (see [`crate::sockets::PARKED_V4`]).
-    tcp_running: [usize; 2],
+    /// Traces over the raw sockets running, by family (IPv6?) and protocol: a raw socket
+    /// that only those traces use is parked while none runs (see
+    /// [`crate::sockets::PARKED_V4`]).
+    running: HashMap<(bool, Protocol), usize>,
 }
 
 impl Driver {
@@ -220,43 +221,46 @@ impl Driver {
         }
     }
 
-    /// The raw TCP receive socket of `target`'s family, for a TCP trace over raw sockets.
-    fn tcp_socket(&self, protocol: Protocol, target: IpAddr) -> Option<&socket2::Socket> {
-        let sockets = self
-            .sockets
-            .as_ref()
-            .filter(|_| protocol == Protocol::Tcp)?;
-        match target {
-            IpAddr::V4(_) => Some(&sockets.v4_tcp),
-            IpAddr::V6(_) => sockets.v6.as_ref().map(|v6| &v6.tcp),
+    /// The raw socket only traces of `protocol` to `target`'s family use, which is parked
+    /// while none runs: the one that receives TCP replies, and IPv6's UDP, TCP and GRE
+    /// sockets (they send; IPv4 probes go out through one socket that receives nothing).
+    fn own_socket(&self, protocol: Protocol, target: IpAddr) -> Option<&socket2::Socket> {
+        let sockets = self.sockets.as_ref()?;
+        match (target, protocol) {
+            (IpAddr::V4(_), Protocol::Tcp) => Some(&sockets.v4_tcp),
+            (IpAddr::V6(_), Protocol::Udp | Protocol::Tcp | Protocol::Gre) => {
+                sockets.v6.as_ref().map(|v6| v6.sender(protocol))
+            }
+            _ => None,
         }
     }
 
-    /// A trace starts: a TCP trace's receive socket is unparked if it was the first.
+    /// A trace starts: its protocol's own socket is unparked if it is the first.
     fn started(&mut self, protocol: Protocol, target: IpAddr) -> Result<(), NetError> {
-        let family = usize::from(target.is_ipv6());
-        if let Some(socket) = self.tcp_socket(protocol, target) {
-            if self.tcp_running[family] == 0 {
+        let key = (target.is_ipv6(), protocol);
+        let running = self.running.get(&key).copied().unwrap_or(0);
+        if let Some(socket) = self.own_socket(protocol, target) {
+            if running == 0 {
                 park(socket, target.is_ipv6(), false).map_err(|source| NetError::Io {
-                    context: "opening the TCP reply socket",
+                    context: "unparking the raw socket",
                     source,
                 })?;
             }
-            self.tcp_running[family] += 1;
+            self.running.insert(key, running + 1);
         }
         Ok(())
     }
 
-    /// A trace ended: the last TCP trace of a family parks its receive socket again (best
-    /// effort: unparked, it only costs copies).
+    /// A trace ended: the last one of its protocol and family parks the protocol's own socket
+    /// again (best effort: unparked, it only costs copies).
     fn ended(&mut self, protocol: Protocol, target: IpAddr) {
-        let family = usize::from(target.is_ipv6());
-        let running = self.tcp_running[family];
-        if let Some(socket) = self.tcp_socket(protocol, target) {
+        let key = (target.is_ipv6(), protocol);
+        let running = self.running.get(&key).copied().unwrap_or(0);
+        if let Some(socket) = self.own_socket(protocol, target) {
             if running == 1 {
                 let _ = park(socket, target.is_ipv6(), true);
             }
-            self.tcp_running[family] = running.saturating_sub(1);
+            self.running.insert(key, running.saturating_sub(1));
         }
     }
 
@@ -514,17 +518,22 @@ mod tests {
     /// A raw TCP socket gets a copy of every TCP segment the host receives; while no TCP trace
     /// runs, it is parked (bound to an address nothing sends to), and a TCP trace unparks it:
     /// the trace to a closed port on loopback only reaches its target if the RST comes
-    /// through. Needs root, like the rest of the suite; probes go to loopback only.
+    /// through. IPv6's UDP and GRE sockets are parked the same way while no trace of theirs
+    /// runs. Needs root, like the rest of the suite; probes go to loopback only.
     #[test]
-    fn tcp_reply_sockets_are_parked_while_no_tcp_trace_runs() {
+    fn own_sockets_are_parked_while_no_trace_of_theirs_runs() {
         let sockets = Sockets::open().unwrap();
         let v4 = sockets.v4_tcp.as_raw_fd();
-        let v6 = sockets.v6.as_ref().map(|s| s.tcp.as_raw_fd());
+        let v6: Vec<i32> = sockets
+            .v6
+            .iter()
+            .flat_map(|s| [s.udp.as_raw_fd(), s.tcp.as_raw_fd(), s.gre.as_raw_fd()])
+            .collect();
         let parked_v4 = printed(&PARKED_V4.octets());
         let parked_v6 = printed(&PARKED_V6.octets());
         let check_parked = || {
             assert_eq!(local_of("raw", v4), parked_v4);
-            if let Some(fd) = v6 {
+            for &fd in &v6 {
                 assert_eq!(local_of("raw6", fd), parked_v6);
             }
         };
@@ -535,13 +544,18 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        for target in ["127.0.0.1", "::1"] {
+        let traces = [
+            (Protocol::Tcp, "127.0.0.1"),
+            (Protocol::Tcp, "::1"),
+            (Protocol::Udp, "::1"),
+        ];
+        for (protocol, target) in traces {
             let target: IpAddr = target.parse().unwrap();
-            if target.is_ipv6() && v6.is_none() {
+            if target.is_ipv6() && v6.is_empty() {
                 continue;
             }
             let request = TraceRequest {
-                protocol: Protocol::Tcp,
+                protocol,
                 target,
                 options: Options {
                     port,
@@ -559,7 +573,10 @@ mod tests {
                 .iter()
                 .flat_map(|h| &h.nodes)
                 .any(|n| n.ip == target && !n.rtts.is_empty());
-            assert!(answered, "{target}: no RST came through: {outcome:?}");
+            assert!(
+                answered,
+                "{protocol:?} {target}: no answer came through: {outcome:?}"
+            );
             // Done: parked again.
             check_parked();
         }

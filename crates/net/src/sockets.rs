@@ -97,18 +97,20 @@ fn drop_all_filter() -> [SockFilter; 1] {
     [SockFilter::new(0x06, 0, 0, 0)]
 }
 
-/// Where a raw TCP socket is bound while no TCP trace of its family runs ("parked"). A raw
-/// socket receives a copy of every TCP segment the host receives (the kernel copies each one
-/// before the socket's filter drops it), which on a busy host (the proxy's own traffic) is a
-/// copy of every TCP packet. One bound to an address receives only what is sent to that
-/// address: for IPv4 an unused loopback address, for IPv6 the loopback address (the only one
-/// every host has). A trace unparks it by binding it to the unspecified address again.
-/// (Binding, unlike connecting, can be undone: disconnecting a raw socket unhooks it for good.)
+/// Where a raw socket that only traces of one protocol use is bound while none of them runs
+/// ("parked"): the one that receives TCP replies, and IPv6's UDP, TCP and GRE sockets. A raw
+/// socket receives a copy of every packet of its protocol the host receives (the kernel copies
+/// each one before the socket's filter drops it), which on a busy host (the proxy's own
+/// traffic) is a copy of every TCP packet. One bound to an address receives only what is sent
+/// to that address: for IPv4 an unused loopback address, for IPv6 the loopback address (the
+/// only one every host has). A trace unparks it by binding it to the unspecified address
+/// again. (Binding, unlike connecting, can be undone: disconnecting a raw socket unhooks it
+/// for good.)
 pub(crate) const PARKED_V4: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 254);
 pub(crate) const PARKED_V6: Ipv6Addr = Ipv6Addr::LOCALHOST;
 
-/// Binds a raw TCP socket to its parking address (`park`), or to the unspecified address, so
-/// that it receives every TCP segment again.
+/// Binds a raw socket to its parking address (`park`), or to the unspecified address, so
+/// that it receives (and sends from) every address again.
 pub(crate) fn park(socket: &Socket, v6: bool, park: bool) -> io::Result<()> {
     let ip: IpAddr = match (v6, park) {
         (false, true) => PARKED_V4.into(),
@@ -166,7 +168,9 @@ impl Sockets {
         // unparked socket only costs copies.
         let _ = park(&v4_tcp, false, true);
         if let Some(v6) = &v6 {
-            let _ = park(&v6.tcp, true, true);
+            for s in [&v6.udp, &v6.tcp, &v6.gre] {
+                let _ = park(s, true, true);
+            }
         }
         Ok(Sockets {
             v4_send,
