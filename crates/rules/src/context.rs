@@ -121,10 +121,7 @@ impl<'a> ExecutionContext<'a> {
 
     /// Whether field `name` exists and is kept.
     pub fn wants(&self, name: &str) -> bool {
-        self.scheme.field(name).is_some_and(|id| {
-            self.wanted
-                .is_none_or(|w| w.get(id.0).copied().unwrap_or(false))
-        })
+        self.scheme.field(name).is_some_and(|id| self.keeps(id))
     }
 
     /// Resolves `in $name` through `lists` during execution. Without lists,
@@ -151,9 +148,7 @@ impl<'a> ExecutionContext<'a> {
 
     /// Sets a field by id.
     pub fn set_id(&mut self, id: FieldId, value: impl Into<Value>) -> Result<()> {
-        if let Some(w) = self.wanted
-            && !w.get(id.0).copied().unwrap_or(false)
-        {
+        if !self.keeps(id) {
             return Ok(());
         }
         let value = value.into();
@@ -167,9 +162,7 @@ impl<'a> ExecutionContext<'a> {
                 def.name, def.ty
             )));
         }
-        self.values[id.0] = Some(value);
-        self.set.push(id.0);
-        self.forget_memo();
+        self.store(id, value);
         Ok(())
     }
 
@@ -177,9 +170,7 @@ impl<'a> ExecutionContext<'a> {
     /// is the field's by construction: the type is not checked again (a `Map<Array<String>>`
     /// of headers would be walked whole), except in debug builds.
     fn put(&mut self, id: FieldId, value: impl Into<Value>) -> Result<()> {
-        if let Some(w) = self.wanted
-            && !w.get(id.0).copied().unwrap_or(false)
-        {
+        if !self.keeps(id) {
             return Ok(());
         }
         let value = value.into();
@@ -190,10 +181,20 @@ impl<'a> ExecutionContext<'a> {
             "field id {} set to {value}",
             id.0
         );
+        self.store(id, value);
+        Ok(())
+    }
+
+    /// Whether field `id` is kept (no field mask, or the mask has it).
+    fn keeps(&self, id: FieldId) -> bool {
+        self.wanted
+            .is_none_or(|w| w.get(id.0).copied().unwrap_or(false))
+    }
+
+    fn store(&mut self, id: FieldId, value: Value) {
         self.values[id.0] = Some(value);
         self.set.push(id.0);
         self.forget_memo();
-        Ok(())
     }
 
     /// Makes a field missing again.
@@ -309,10 +310,7 @@ impl<'a> ExecutionContext<'a> {
 
     /// `id` when it is set and the context wants it (no field mask, or the mask has it).
     fn wanted_id(&self, id: Option<FieldId>) -> Option<FieldId> {
-        id.filter(|id| {
-            self.wanted
-                .is_none_or(|w| w.get(id.0).copied().unwrap_or(false))
-        })
+        id.filter(|&id| self.keeps(id))
     }
 
     /// The id of a field `set_request` fills, when the context wants it.
