@@ -21,7 +21,11 @@
 # configuration runs ROUNDS times, alternating the peers, the table shows the medians, and
 # the ratio is the median of each round's ratio (the two runs of a round are next to each
 # other in time). Each run also reports the proxy's CPU time per request (user + system, its
-# worker processes included), read from /proc: what a request costs the proxy.
+# worker processes included), read from /proc: what a request costs the proxy; and how busy
+# the proxy was (its CPU time over the run's, % of one core): near 100% with 1 thread, the
+# proxy was the bottleneck, not wrk or the origin. Pinning the processes to cores (taskset)
+# was tried: it did not make the spells go away (the proxy busy 99% in every run, nginx's
+# kernel time per request still went from 7 to 14 us between runs).
 #
 # Latency: wrk's percentiles are corrected for coordinated omission (a request slower than
 # the average interval adds the samples a client sending at that rate would have waited), so
@@ -298,7 +302,7 @@ hz=$(getconf CLK_TCK)
 
 results=()
 run_wrk() { # PEER THREADS PORT ROUND PID
-    local out rps p50 p99 n t0 t1 cpu user
+    local out rps p50 p99 n secs t0 t1 cpu user busy
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" \
         "http://127.0.0.1:$3$path" >/dev/null
     read -r -a t0 <<<"$(cpu_ticks "$5")"
@@ -334,6 +338,8 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     fi
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     n=$(awk '/requests in/ {print $1}' <<<"$out")
+    # The run's length as wrk measured it ("… requests in 5.00s, …"), in seconds.
+    secs=$(awk '/requests in/ { d = $4; sub(/,$/, "", d); if (d ~ /ms$/) d = d / 1000; else if (d ~ /m$/) d = d * 60; print d + 0 }' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
     [ -n "$rps" ] && [ -n "$n" ] || fail "$1: no figures from wrk: $out"
@@ -341,13 +347,15 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     # user: the part of it spent in user space (the rest is the kernel's: sockets, epoll).
     cpu=$(awk -v t=$((t1[0] + t1[1] - t0[0] - t0[1])) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
     user=$(awk -v t=$((t1[0] - t0[0])) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+    # busy: the proxy's CPU time over the run's, % of one core (2 threads: up to 200%).
+    busy=$(awk -v t=$((t1[0] + t1[1] - t0[0] - t0[1])) -v hz="$hz" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? 100 * t / hz / s : 0) }')
     # The hypervisor's steal time over the run, % of all CPU time: other guests' load, a
     # cause of slow spells (fields: user nice system idle iowait irq softirq steal).
     local all0=0 all1=0 i steal
     for i in 1 2 3 4 5 6 7 8; do all0=$((all0 + s0[i])) all1=$((all1 + s1[i])); done
     steal=$(awk -v d=$((s1[8] - s0[8])) -v a=$((all1 - all0)) 'BEGIN { printf "%.0f", a ? 100 * d / a : 0 }')
-    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req (user %5.2f)  steal %s%%' \
-        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu" "$user" "$steal"
+    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req (user %5.2f)  busy %3s%%  steal %s%%' \
+        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu" "$user" "$busy" "$steal"
     if [ -n "$insn" ]; then
         awk -v i="$insn" -v r="$rps" 'BEGIN { printf "  %.0f user instructions/req", i / (r * 3) }'
     fi
