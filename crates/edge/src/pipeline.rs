@@ -18,7 +18,7 @@
 use crate::page_rules::{PageRule, RequestUrl, Resolved, applicable};
 use crate::phases::PhaseOrder;
 use edgetrace_rules::{
-    ExecutionContext, Expression, Lists, Phase, Prefilter, Scheme, Stage, Target,
+    ExecutionContext, Expression, FieldId, Lists, Phase, Prefilter, Scheme, Stage, Target,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -307,6 +307,71 @@ pub struct FieldMasks {
     /// Whether the response phases read the response's headers
     /// ([`Pipeline::reads_response_headers`]).
     response_headers: bool,
+    ids: Ids,
+}
+
+/// The ids of the fields a run sets beside those [`ExecutionContext::set_request`] derives
+/// from the request, looked up once per configuration (by name, a request looked up about 25
+/// names).
+#[derive(Debug, Clone)]
+struct Ids {
+    /// `raw.http.request.uri`, `.uri.path`, `.uri.query`.
+    raw_uri: [Option<FieldId>; 3],
+    raw_full_uri: Option<FieldId>,
+    ip_src: Option<FieldId>,
+    /// The geolocation's text fields, in [`Run::context`]'s order.
+    geo: [Option<FieldId>; 8],
+    lat: Option<FieldId>,
+    lon: Option<FieldId>,
+    european_union: Option<FieldId>,
+    asnum: Option<FieldId>,
+    bot_score: Option<FieldId>,
+    threat_score: Option<FieldId>,
+    verified_bot: Option<FieldId>,
+    client_bot: Option<FieldId>,
+    body_raw: Option<FieldId>,
+    body_size: Option<FieldId>,
+    response_code: Option<FieldId>,
+    media_type: Option<FieldId>,
+}
+
+impl Ids {
+    fn new(scheme: &Scheme) -> Ids {
+        let f = |name: &str| scheme.field(name);
+        Ids {
+            raw_uri: [
+                "raw.http.request.uri",
+                "raw.http.request.uri.path",
+                "raw.http.request.uri.query",
+            ]
+            .map(f),
+            raw_full_uri: f("raw.http.request.full_uri"),
+            ip_src: f("ip.src"),
+            geo: [
+                "ip.src.country",
+                "ip.src.continent",
+                "ip.src.city",
+                "ip.src.region_code",
+                "ip.src.postal_code",
+                "ip.src.subdivision_1_iso_code",
+                "ip.src.subdivision_2_iso_code",
+                "ip.src.timezone.name",
+            ]
+            .map(f),
+            lat: f("ip.src.lat"),
+            lon: f("ip.src.lon"),
+            european_union: f("ip.src.is_in_european_union"),
+            asnum: f("ip.src.asnum"),
+            bot_score: f("cf.bot_management.score"),
+            threat_score: f("cf.threat_score"),
+            verified_bot: f("cf.bot_management.verified_bot"),
+            client_bot: f("cf.client.bot"),
+            body_raw: f("http.request.body.raw"),
+            body_size: f("http.request.body.size"),
+            response_code: f("http.response.code"),
+            media_type: f("http.response.content_type.media_type"),
+        }
+    }
 }
 
 impl FieldMasks {
@@ -365,6 +430,7 @@ impl Config {
         FieldMasks {
             by_phase,
             response_headers,
+            ids: Ids::new(scheme),
         }
     }
 }
@@ -531,6 +597,7 @@ struct Run<'p, 'e, 'r> {
     /// The header operations applied (to the request's headers, or in the response phases
     /// the response's).
     edits: Vec<HeaderEdit>,
+    ids: Cow<'p, Ids>,
 }
 
 /// The field values the request phases ended with, for the response phases
@@ -548,9 +615,17 @@ struct Stale {
     headers: bool,
 }
 
-fn set_opt(ctx: &mut ExecutionContext<'_>, name: &str, v: Option<edgetrace_rules::Value>) {
-    if let Some(v) = v {
-        let _ = ctx.set(name, v);
+/// Sets field `id` (when the scheme has it, the context keeps it and there is a value),
+/// computing the value only then.
+fn set_opt<V: Into<edgetrace_rules::Value>>(
+    ctx: &mut ExecutionContext<'_>,
+    id: Option<FieldId>,
+    v: impl FnOnce() -> Option<V>,
+) {
+    if let Some(id) = id.filter(|&id| ctx.wants_id(id))
+        && let Some(v) = v()
+    {
+        let _ = ctx.set_id(id, v);
     }
 }
 
@@ -720,6 +795,10 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             skipped_rules: Vec::new(),
             pending: Pending::default(),
             edits: Vec::new(),
+            ids: match &pipeline.config.fields {
+                Some(masks) => Cow::Borrowed(&masks.ids),
+                None => Cow::Owned(Ids::new(pipeline.scheme)),
+            },
         }
     }
 
@@ -742,97 +821,71 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let _ = ctx.set_request(&r.method, r.https, &r.host, &r.uri, &r.version, &headers);
+        let ids = &*self.ids;
         // raw.* keep the request as it arrived (set_request set them from the current URI).
         if self.raw_uri != r.uri {
             let raw = self.raw_uri.as_ref();
             let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
-            for (name, v) in [
-                ("raw.http.request.uri", raw),
-                ("raw.http.request.uri.path", path),
-                ("raw.http.request.uri.query", query),
-            ] {
-                if ctx.wants(name) {
-                    let _ = ctx.set(name, v);
-                }
+            for (id, v) in ids.raw_uri.into_iter().zip([raw, path, query]) {
+                set_opt(&mut ctx, id, || Some(v));
             }
-            if ctx.wants("raw.http.request.full_uri") {
+            set_opt(&mut ctx, ids.raw_full_uri, || {
                 let scheme = if r.https { "https" } else { "http" };
-                let _ = ctx.set(
-                    "raw.http.request.full_uri",
-                    format!("{scheme}://{}{raw}", r.host),
-                );
-            }
+                Some(format!("{scheme}://{}{raw}", r.host))
+            });
         }
-        let _ = ctx.set("ip.src", r.client_ip);
+        set_opt(&mut ctx, ids.ip_src, || Some(r.client_ip));
         let g = &r.geo;
-        for (name, v) in [
-            ("ip.src.country", &g.country),
-            ("ip.src.continent", &g.continent),
-            ("ip.src.city", &g.city),
-            ("ip.src.region_code", &g.region_code),
-            ("ip.src.postal_code", &g.postal_code),
-            ("ip.src.subdivision_1_iso_code", &g.subdivision_1_iso_code),
-            ("ip.src.subdivision_2_iso_code", &g.subdivision_2_iso_code),
-            ("ip.src.timezone.name", &g.timezone),
-        ] {
-            set_opt(&mut ctx, name, v.clone().map(Into::into));
+        let geo = [
+            &g.country,
+            &g.continent,
+            &g.city,
+            &g.region_code,
+            &g.postal_code,
+            &g.subdivision_1_iso_code,
+            &g.subdivision_2_iso_code,
+            &g.timezone,
+        ];
+        for (id, v) in ids.geo.into_iter().zip(geo) {
+            set_opt(&mut ctx, id, || v.as_deref());
         }
-        set_opt(
-            &mut ctx,
-            "ip.src.lat",
-            g.latitude.map(|v| v.to_string().into()),
-        );
-        set_opt(
-            &mut ctx,
-            "ip.src.lon",
-            g.longitude.map(|v| v.to_string().into()),
-        );
-        set_opt(
-            &mut ctx,
-            "ip.src.is_in_european_union",
-            g.is_in_european_union.map(Into::into),
-        );
-        set_opt(&mut ctx, "ip.src.asnum", g.asnum.map(Into::into));
-        set_opt(
-            &mut ctx,
-            "cf.bot_management.score",
-            r.bot_score.map(Into::into),
-        );
-        set_opt(&mut ctx, "cf.threat_score", r.threat_score.map(Into::into));
-        let _ = ctx.set("cf.bot_management.verified_bot", r.verified_bot);
-        let _ = ctx.set("cf.client.bot", r.verified_bot);
-        if ctx.wants("http.request.body.raw") {
-            let _ = ctx.set("http.request.body.raw", r.body.clone());
-        }
-        let _ = ctx.set("http.request.body.size", r.body.len() as i64);
+        set_opt(&mut ctx, ids.lat, || g.latitude.map(|v| v.to_string()));
+        set_opt(&mut ctx, ids.lon, || g.longitude.map(|v| v.to_string()));
+        set_opt(&mut ctx, ids.european_union, || g.is_in_european_union);
+        set_opt(&mut ctx, ids.asnum, || g.asnum);
+        set_opt(&mut ctx, ids.bot_score, || r.bot_score);
+        set_opt(&mut ctx, ids.threat_score, || r.threat_score);
+        set_opt(&mut ctx, ids.verified_bot, || Some(r.verified_bot));
+        set_opt(&mut ctx, ids.client_bot, || Some(r.verified_bot));
+        set_opt(&mut ctx, ids.body_raw, || Some(r.body.clone()));
+        set_opt(&mut ctx, ids.body_size, || Some(r.body.len() as i64));
         self.set_response_fields(&mut ctx);
         ctx
     }
 
     /// The `http.response.*` fields, in the response phases.
     fn set_response_fields(&self, ctx: &mut ExecutionContext<'_>) {
-        if let Some(resp) = &self.response {
-            let _ = ctx.set("http.response.code", i64::from(resp.status));
-            let pairs: Vec<(&str, &str)> = resp
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let _ = ctx.set_headers("http.response.headers", pairs);
-            if let Some((_, ct)) = resp
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            {
-                let media = ct
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                let _ = ctx.set("http.response.content_type.media_type", media);
-            }
+        let Some(resp) = &self.response else {
+            return;
+        };
+        set_opt(ctx, self.ids.response_code, || Some(i64::from(resp.status)));
+        if !self.pipeline.reads_response_headers() {
+            return; // none of the fields below is read (the field masks say so)
         }
+        let pairs: Vec<(&str, &str)> = resp
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let _ = ctx.set_headers("http.response.headers", pairs);
+        set_opt(ctx, self.ids.media_type, || {
+            let (_, ct) = resp
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))?;
+            let media = ct.split(';').next().unwrap_or("").trim();
+            Some(media.to_ascii_lowercase())
+        });
     }
 
     /// `ctx` with the fields of what the rewrites since it was built (or last refreshed)

@@ -124,6 +124,12 @@ impl<'a> ExecutionContext<'a> {
         self.scheme.field(name).is_some_and(|id| self.keeps(id))
     }
 
+    /// Whether field `id` is kept (no field mask, or the mask has it): whether setting it
+    /// would do anything.
+    pub fn wants_id(&self, id: FieldId) -> bool {
+        self.keeps(id)
+    }
+
     /// Resolves `in $name` through `lists` during execution. Without lists,
     /// `in $name` is false.
     pub fn with_lists(mut self, lists: &'a dyn Lists) -> Self {

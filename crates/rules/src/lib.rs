@@ -223,7 +223,11 @@ impl Expression {
     /// are replaced by U+FFFD). `None` if a value it needs is missing.
     pub fn evaluate(&self, ctx: &ExecutionContext<'_>) -> Option<String> {
         match self.evaluate_value(ctx)? {
-            Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            // Valid UTF-8 (nearly always) becomes the string without a copy.
+            Value::Bytes(b) => Some(
+                String::from_utf8(b)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
             other => Some(other.to_string()),
         }
     }

@@ -63,6 +63,23 @@ impl IpSet {
         }
     }
 
+    /// The ranges (first and last address), IPv4 first.
+    pub(crate) fn ranges(&self) -> impl Iterator<Item = (IpAddr, IpAddr)> + '_ {
+        let v4 = self.v4.iter().map(|&(a, b)| {
+            (
+                IpAddr::from(std::net::Ipv4Addr::from(a)),
+                IpAddr::from(std::net::Ipv4Addr::from(b)),
+            )
+        });
+        let v6 = self.v6.iter().map(|&(a, b)| {
+            (
+                IpAddr::from(std::net::Ipv6Addr::from(a)),
+                IpAddr::from(std::net::Ipv6Addr::from(b)),
+            )
+        });
+        v4.chain(v6)
+    }
+
     #[inline]
     pub(crate) fn contains(&self, ip: &IpAddr) -> bool {
         match ip {

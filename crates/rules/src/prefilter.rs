@@ -9,8 +9,9 @@
 //! regex, one of the literal prefixes every match starts with). A [`Prefilter`] collects these
 //! conditions for a list of filters, groups them by key, and per request evaluates each key
 //! once and searches it once for all of its needles (Aho-Corasick), which leaves only the
-//! rules that may match. Rules without such a condition (`ip.src in {…}`, `not …`, `or` with
-//! an unguarded side) are always candidates.
+//! rules that may match. An IP comparison's condition is its ranges: the key (`ip.src`) is
+//! evaluated once and looked up in the ranges of every rule that compares it. Rules without
+//! a condition (`not …`, `or` with an unguarded side) are always candidates.
 //!
 //! The conditions are only necessary, never sufficient: a candidate still runs its filter.
 //! So the set of rules that match is the same with or without the prefilter (a property test
@@ -22,6 +23,8 @@
 //! - `key in {"a" "b"}`: the key contains `a` or `b`.
 //! - `key matches re`: the key contains one of the regex's literal prefixes, when the set of
 //!   prefixes is finite and none is empty.
+//! - `key in {10.0.0.0/8 192.0.2.1}`, `key eq 192.0.2.1`: the key (an IP address) is in one
+//!   of the ranges.
 //! - `any(key[*] <one of the above>)`: some element of the key contains a needle (not `all`,
 //!   which is true of an empty array).
 //! - `a and b`: the guard of either side (the one with the longest shortest needle);
@@ -29,6 +32,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
@@ -43,10 +47,29 @@ use crate::types::Value;
 
 /// A rule's necessary condition: one of these needles occurs in its key (the node, its
 /// canonical text, and whether ASCII case is ignored: see [`case_folded`]).
-type Guard<'n> = Vec<(&'n Node, String, bool, Vec<u8>)>;
+type Guard<'n> = Vec<(&'n Node, String, bool, Needle)>;
+
+/// What a key must have for a rule to match: a byte string in it, or (an IP address key) to
+/// be in a range (first and last address, of one family).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Needle {
+    Bytes(Vec<u8>),
+    Ip(IpAddr, IpAddr),
+}
+
+impl Needle {
+    /// How much finding it narrows the rules down, for choosing between the guards of `and`:
+    /// a byte string by its length; an IP range about like a short string.
+    fn strength(&self) -> usize {
+        match self {
+            Needle::Bytes(b) => b.len(),
+            Needle::Ip(..) => 4,
+        }
+    }
+}
 
 /// A key's needles, each with the rules it lets through.
-type Needles = HashMap<Vec<u8>, Vec<u32>>;
+type Needles = HashMap<Needle, Vec<u32>>;
 
 /// The distinct value a guard searches, with every needle searched in it.
 struct KeyEntry {
@@ -57,10 +80,12 @@ struct KeyEntry {
 }
 
 /// One needle (the common case: a header or a field only one rule reads) is a substring
-/// search; more are one automaton.
+/// search; more are one automaton; IP ranges are compared one by one (a few per rule, and
+/// each comparison is two integer comparisons: less than running the rule's filter).
 enum Searcher {
     One(Box<memchr::memmem::Finder<'static>>),
     Many(AhoCorasick),
+    Ips(Vec<(IpAddr, IpAddr)>),
 }
 
 /// Rules ruled out before running their filters; see the [module](self) documentation.
@@ -107,7 +132,7 @@ impl Prefilter {
     /// without a filter of its own) is always a candidate.
     pub fn new<'a>(filters: impl IntoIterator<Item = Option<&'a Expression>>) -> Prefilter {
         // Keys by canonical text; per key, the rules of each needle.
-        let mut slots: HashMap<String, usize> = HashMap::new();
+        let mut slots: HashMap<(String, bool), usize> = HashMap::new();
         let mut pending: Vec<(Node, bool, Needles)> = Vec::new();
         let mut unguarded = Vec::new();
         let mut scheme_id = None;
@@ -126,7 +151,8 @@ impl Prefilter {
                 continue;
             };
             for (node, text, case_insensitive, needle) in guard {
-                let slot = *slots.entry(text).or_insert_with(|| {
+                let is_ip = matches!(needle, Needle::Ip(..));
+                let slot = *slots.entry((text, is_ip)).or_insert_with(|| {
                     pending.push((node.clone(), case_insensitive, HashMap::new()));
                     pending.len() - 1
                 });
@@ -138,8 +164,17 @@ impl Prefilter {
         }
         let mut keys = Vec::new();
         for (node, case_insensitive, needles) in pending {
-            let (patterns, rules): (Vec<Vec<u8>>, Vec<Vec<u32>>) = needles.into_iter().unzip();
+            let (needles, rules): (Vec<Needle>, Vec<Vec<u32>>) = needles.into_iter().unzip();
+            let (mut patterns, mut ranges) = (Vec::new(), Vec::new());
+            for n in needles {
+                match n {
+                    Needle::Bytes(b) => patterns.push(b),
+                    Needle::Ip(first, last) => ranges.push((first, last)),
+                }
+            }
             let searcher = match patterns.as_slice() {
+                // A key's needles are all ranges or all byte strings (`slots` has both kinds).
+                [] => Searcher::Ips(ranges),
                 [one] if !case_insensitive => {
                     Searcher::One(Box::new(memchr::memmem::Finder::new(one).into_owned()))
                 }
@@ -220,7 +255,19 @@ impl Prefilter {
                             .for_each(|&i| out.set(i));
                     }
                 }
+                Searcher::Ips(_) => {}
             });
+            if let Searcher::Ips(ranges) = &key.searcher {
+                each_ip(&value, &mut |ip| {
+                    for (k, (first, last)) in ranges.iter().enumerate() {
+                        // A range is of one family, and `IpAddr` orders every IPv4 address
+                        // before every IPv6 one: no address is in a range of the other family.
+                        if *first <= ip && ip <= *last {
+                            key.rules[k].iter().for_each(|&i| out.set(i));
+                        }
+                    }
+                });
+            }
         }
         out
     }
@@ -230,6 +277,14 @@ fn each_bytes(v: &Value, f: &mut impl FnMut(&[u8])) {
     match v {
         Value::Bytes(b) => f(b),
         Value::Array(items) => items.iter().for_each(|i| each_bytes(i, f)),
+        _ => {}
+    }
+}
+
+fn each_ip(v: &Value, f: &mut impl FnMut(IpAddr)) {
+    match v {
+        Value::Ip(ip) => f(*ip),
+        Value::Array(items) => items.iter().for_each(|i| each_ip(i, f)),
         _ => {}
     }
 }
@@ -262,7 +317,7 @@ fn guard(node: &Node) -> Option<Guard<'_>> {
                     kind: NodeKind::Lit(Value::Bytes(lit)),
                     ..
                 },
-            ] if !key.each && !lit.is_empty() => keyed(key, vec![lit.clone()]),
+            ] if !key.each && !lit.is_empty() => keyed(key, vec![Needle::Bytes(lit.clone())]),
             _ => None,
         },
         NodeKind::Logic {
@@ -271,7 +326,7 @@ fn guard(node: &Node) -> Option<Guard<'_>> {
         } => items
             .iter()
             .filter_map(guard)
-            .max_by_key(|g| g.iter().map(|(.., n)| n.len()).min().unwrap_or(0)),
+            .max_by_key(|g| g.iter().map(|(.., n)| n.strength()).min().unwrap_or(0)),
         NodeKind::Logic {
             op: LogicalOp::Or,
             items,
@@ -287,7 +342,7 @@ fn guard(node: &Node) -> Option<Guard<'_>> {
 }
 
 /// `needles` in the value of `key`, if `key` is a value the prefilter can name and evaluate.
-fn keyed(key: &Node, needles: Vec<Vec<u8>>) -> Option<Guard<'_>> {
+fn keyed(key: &Node, needles: Vec<Needle>) -> Option<Guard<'_>> {
     let (key, case_insensitive) = match case_folded(key) {
         Some(inner) => (inner, true),
         None => (key, false),
@@ -331,10 +386,11 @@ fn case_folded(key: &Node) -> Option<&Node> {
     }
 }
 
-/// The byte strings one of which a value satisfying `op` contains; `None` when there is no
-/// such finite set (or it has the empty string, which every value contains).
-fn needles(op: &Op) -> Option<Vec<Vec<u8>>> {
-    let out = match op {
+/// The byte strings one of which a value satisfying `op` contains, or the IP ranges one of
+/// which it is in; `None` when there is no such finite set (or it has the empty string, which
+/// every value contains).
+fn needles(op: &Op) -> Option<Vec<Needle>> {
+    let bytes = match op {
         Op::Order(CmpOp::Eq, Value::Bytes(lit))
         | Op::Contains(lit)
         | Op::StartsWith(lit)
@@ -342,9 +398,15 @@ fn needles(op: &Op) -> Option<Vec<Vec<u8>>> {
         Op::InBytes(BytesSet::Small(items)) => items.clone(),
         Op::InBytes(BytesSet::Hashed(items)) => items.iter().cloned().collect(),
         Op::Matches(re) => regex_prefixes(re.as_str())?,
+        // An empty set matches nothing: no needle, and the rule is never a candidate.
+        Op::Order(CmpOp::Eq, Value::Ip(ip)) => return Some(vec![Needle::Ip(*ip, *ip)]),
+        Op::InIp(set) => {
+            return Some(set.ranges().map(|(a, b)| Needle::Ip(a, b)).collect());
+        }
         _ => return None,
     };
-    (!out.is_empty() && out.iter().all(|n| !n.is_empty())).then_some(out)
+    (!bytes.is_empty() && bytes.iter().all(|n| !n.is_empty()))
+        .then(|| bytes.into_iter().map(Needle::Bytes).collect())
 }
 
 /// The literal prefixes every match of `pattern` starts with, when finitely many (regexes are

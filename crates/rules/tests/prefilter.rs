@@ -38,11 +38,17 @@ const GUARDED: &[&str] = &[
     r#"concat(http.request.uri.path, "x") eq "/adminx""#,
     r#"url_decode(http.request.uri.query) contains "' or 1=1""#,
     r#"http.request.uri.path eq "/admin" and (ip.src in {10.0.0.0/8} or http.host eq "a.test")"#,
+    r#"http.host eq "shop.test" or ip.src in {10.0.0.0/8}"#,
+    r#"ip.src in {10.0.0.0/8 192.0.2.1}"#,
+    r#"ip.src in {2001:db8::/32 10.1.2.3}"#,
+    r#"ip.src eq 203.0.113.9"#,
+    r#"ip.src in {192.0.2.0/24 100.64.3.0/24} or http.request.uri.path contains "/etc/passwd""#,
+    r#"ip.src in {10.0.0.0/8} and http.request.method eq "PUT""#,
 ];
 
-/// Filters with no necessary literal, which it must leave alone (always candidates):
-/// negations, wildcards, regexes without finite non-empty prefixes, empty literals, IP sets,
-/// xor, all(), lengths, `true`.
+/// Filters with no necessary literal or range, which it must leave alone (always candidates):
+/// negations, wildcards, regexes without finite non-empty prefixes, empty literals, xor,
+/// all(), lengths, `true`.
 const UNGUARDED: &[&str] = &[
     r#"http.request.uri.path matches "a*""#,
     r#"http.request.uri.path matches ".*""#,
@@ -53,9 +59,9 @@ const UNGUARDED: &[&str] = &[
     r#"not http.request.uri.path eq "/admin""#,
     r#"http.request.uri.path eq "" "#,
     r#"http.request.uri.path contains """#,
-    r#"http.host eq "shop.test" or ip.src in {10.0.0.0/8}"#,
+    r#"http.host eq "shop.test" or not ip.src in {10.0.0.0/8}"#,
     r#"http.host eq "shop.test" xor http.request.uri.path eq "/admin""#,
-    r#"ip.src in {10.0.0.0/8 192.0.2.1}"#,
+    r#"ip.src ne 192.0.2.1"#,
     r#"all(http.request.headers["x-attack"][*] eq "1")"#,
     r#"all(http.request.headers.values[*] ne "1")"#,
     r#"len(http.request.headers["x-attack"]) gt 0"#,
@@ -88,7 +94,15 @@ const AGENTS: &[&str] = &["curl/8", "SQLMap/1.0", "Mozilla/5.0", ""];
 const QUERIES: &[&str] = &["", "q=1", "x=union+select+1", "a=%27%20or%201%3D1"];
 const HEADER_NAMES: &[&str] = &["X-Attack", "x-attack", "Cookie", "X-Other", "Accept"];
 const HEADER_VALUES: &[&str] = &["1", "0", "evil", "EviL", "session=stolen", "session=ok", ""];
-const IPS: &[&str] = &["10.1.2.3", "192.0.2.1", "203.0.113.9", "2001:db8::1"];
+const IPS: &[&str] = &[
+    "10.1.2.3",
+    "192.0.2.1",
+    "203.0.113.9",
+    "2001:db8::1",
+    "100.64.3.7",
+    "198.51.100.1",
+    "::ffff:10.1.2.3",
+];
 
 fn filters(scheme: &Scheme) -> Vec<Expression> {
     corpus()
@@ -165,7 +179,7 @@ fn a_request_that_matches_nothing_leaves_only_the_unguarded_rules() {
         "q=1",
         "curl/8",
         &[],
-        "203.0.113.9",
+        "198.51.100.1",
     );
     let candidates = prefilter.candidates(&ctx);
     let corpus = corpus();
