@@ -891,7 +891,10 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
     /// `ctx` with the fields of what the rewrites since it was built (or last refreshed)
     /// changed set again.
     fn refreshed(&mut self, mut ctx: ExecutionContext<'p>) -> ExecutionContext<'p> {
-        let stale = std::mem::take(&mut self.stale);
+        let mut stale = std::mem::take(&mut self.stale);
+        // Header fields no later rule reads (`ctx` is narrowed to what they read) keep their
+        // old values: nothing sees them.
+        stale.headers &= ctx.keeps_header_fields();
         if !stale.uri && !stale.headers {
             return ctx;
         }

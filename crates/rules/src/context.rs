@@ -369,18 +369,7 @@ impl<'a> ExecutionContext<'a> {
         }
         if let Some(headers) = headers {
             let ids = self.scheme.request_ids();
-            for f in [
-                R::Headers,
-                R::HeadersNames,
-                R::HeadersValues,
-                R::UserAgent,
-                R::Referer,
-                R::XForwardedFor,
-                R::Cookie,
-                R::Cookies,
-                R::CookiesNames,
-                R::CookiesValues,
-            ] {
+            for f in HEADER_FIELDS {
                 if let Some(id) = ids[f as usize] {
                     self.values[id.0] = None;
                 }
@@ -389,6 +378,13 @@ impl<'a> ExecutionContext<'a> {
             self.set_header_fields(headers)?;
         }
         Ok(())
+    }
+
+    /// Whether the context keeps a field [`set_request`](Self::set_request) derives from the
+    /// headers: when it does not, [`update_request`](Self::update_request) need not be given
+    /// changed headers (what it would set again, nothing reads).
+    pub fn keeps_header_fields(&self) -> bool {
+        HEADER_FIELDS.into_iter().any(|f| self.want(f).is_some())
     }
 
     fn set_method_host(
@@ -638,6 +634,20 @@ pub(crate) enum R {
     CookiesValues,
     Cookie,
 }
+
+/// The fields [`ExecutionContext::set_request`] derives from the headers.
+const HEADER_FIELDS: [R; 10] = [
+    R::Headers,
+    R::HeadersNames,
+    R::HeadersValues,
+    R::UserAgent,
+    R::Referer,
+    R::XForwardedFor,
+    R::Cookie,
+    R::Cookies,
+    R::CookiesNames,
+    R::CookiesValues,
+];
 
 /// The names of [`R`]'s fields, in its order.
 pub(crate) const REQUEST_FIELD_NAMES: [&str; 30] = [
