@@ -176,10 +176,14 @@ pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
     // Room for a few more: the headers rewrites add (and HTTP/2's `host`) need no new list.
     let mut pairs = Vec::with_capacity(headers.len() + 4);
     pairs.extend(headers.iter().map(|(k, v)| {
-        (
-            k.as_str().to_string(),
-            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        )
+        let v = v.as_bytes();
+        // Valid UTF-8 (nearly always) is checked by the standard library's fast path; the
+        // lossy decoding looks at every byte on its own.
+        let value = match std::str::from_utf8(v) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(v).into_owned(),
+        };
+        (k.as_str().to_string(), value)
     }));
     pairs
 }
@@ -698,6 +702,27 @@ fn forwarded(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_pairs_keep_order_and_repeats_and_decode_lossily() {
+        let mut map = http::HeaderMap::new();
+        map.append("x-a", HeaderValue::from_static("1"));
+        map.append(
+            "x-utf8",
+            HeaderValue::from_bytes("café".as_bytes()).unwrap(),
+        );
+        map.append("x-a", HeaderValue::from_static("2"));
+        map.append("x-bin", HeaderValue::from_bytes(b"a\xffb").unwrap());
+        assert_eq!(
+            header_pairs(&map),
+            [
+                ("x-a".to_string(), "1".to_string()),
+                ("x-a".to_string(), "2".to_string()),
+                ("x-utf8".to_string(), "café".to_string()),
+                ("x-bin".to_string(), "a\u{fffd}b".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn cdn_loop_counts_only_this_edge() {

@@ -13,6 +13,7 @@ use edgetrace_edge::pipeline::{Config, Ruleset};
 use edgetrace_rules::Scheme;
 use edgetrace_store::{DnsRecord, Scope, Store, StoreError, StoredRuleset, Zone};
 use serde_json::json;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -67,6 +68,23 @@ struct Inner {
     ttl: Duration,
     generation: AtomicU64,
     cache: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Moves whenever `cache` or `generation` does: a thread's copy of the entries it looked
+    /// up ([`LOCAL`]) is good as long as this has not moved.
+    version: AtomicU64,
+    /// Tells this cache from the others of the process in [`LOCAL`] (an address could be a
+    /// dropped one's).
+    id: u64,
+}
+
+/// The next [`Inner::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Per thread, the entries it looked up: the id of their [`Inner`], its `version` then,
+    /// and the entries by host. A request finds its site here without taking the
+    /// cache's lock (the proxy's threads all asked the one locked map before).
+    static LOCAL: RefCell<(u64, u64, HashMap<String, Arc<Entry>>)> =
+        RefCell::new((0, 0, HashMap::new()));
 }
 
 impl Sites {
@@ -84,6 +102,8 @@ impl Sites {
                 ttl: DEFAULT_TTL,
                 generation: AtomicU64::new(0),
                 cache: Mutex::new(HashMap::new()),
+                version: AtomicU64::new(0),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             }),
         }
     }
@@ -91,6 +111,7 @@ impl Sites {
     /// Forgets every cached configuration.
     pub fn invalidate(&self) {
         self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        self.inner.version.fetch_add(1, Ordering::Release);
     }
 
     /// The site a proxied hostname belongs to; `None` when no zone has a proxied record of
@@ -100,7 +121,7 @@ impl Sites {
     pub async fn for_host(&self, host: &str) -> Result<Option<Arc<Site>>, LoadError> {
         let inner = &self.inner;
         let generation = inner.generation.load(Ordering::Relaxed);
-        let cached = inner.cache.lock().expect("cache lock").get(host).cloned();
+        let cached = inner.cached(host);
         if let Some(e) = cached.filter(|e| e.generation == generation) {
             if e.loaded.elapsed() >= inner.ttl && !e.refreshing.swap(true, Ordering::AcqRel) {
                 let inner = self.inner.clone();
@@ -169,8 +190,30 @@ impl Sites {
 }
 
 impl Inner {
+    /// The cached entry of `host`: this thread's copy, else the shared cache's (then copied).
+    fn cached(&self, host: &str) -> Option<Arc<Entry>> {
+        let version = self.version.load(Ordering::Acquire);
+        LOCAL.with_borrow_mut(|(of, at, local)| {
+            if (*of, *at) != (self.id, version) {
+                // Another `Sites`, or this one's cache changed since: start over.
+                local.clear();
+                (*of, *at) = (self.id, version);
+            }
+            if let Some(e) = local.get(host) {
+                return Some(e.clone());
+            }
+            let e = self.cache.lock().expect("cache lock").get(host).cloned()?;
+            if local.len() > 10_000 {
+                local.clear();
+            }
+            local.insert(host.to_string(), e.clone());
+            Some(e)
+        })
+    }
+
     fn insert(&self, host: &str, site: Option<Arc<Site>>, generation: u64) {
         let mut cache = self.cache.lock().expect("cache lock");
+        self.version.fetch_add(1, Ordering::Release);
         if cache.len() > 10_000 {
             cache.clear();
         }
