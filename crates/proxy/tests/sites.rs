@@ -1,6 +1,7 @@
 //! The site cache against a real store (SQLite in a temporary directory): a change written to
 //! the store behind the cache's back (as another replica would) is used after the TTL without
-//! any request waiting for the reload; an invalidation is seen at once.
+//! any request waiting for the reload; an invalidation is seen at once; a reload that reads
+//! what the cached site was compiled from keeps it.
 
 use edgetrace_proxy::site::{DEFAULT_TTL, Sites};
 use edgetrace_rules::Scheme;
@@ -92,4 +93,69 @@ async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() 
     sites.invalidate();
     let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
     assert_eq!(expression(&site), "http.host eq \"c\"");
+}
+
+/// A reload that reads the same configuration keeps the compiled one (compiling a zone of many
+/// rules every TTL stalled the requests of the thread it ran on); one that reads a changed
+/// configuration compiles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_configuration_is_not_compiled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    let account = store.create_account("sites").await.unwrap();
+    let zone = store
+        .create_zone(&account.id, "shop.test", "full")
+        .await
+        .unwrap();
+    store
+        .create_dns_record(
+            &zone.id,
+            &NewDnsRecord {
+                r#type: "A".into(),
+                name: "www.shop.test".into(),
+                content: "127.0.0.2".into(),
+                proxied: true,
+                ttl: 1,
+                comment: None,
+            },
+        )
+        .await
+        .unwrap();
+    let scope = Scope::Zone {
+        account: &account.id,
+        zone: &zone.id,
+    };
+    let stored = store
+        .create_ruleset(scope, &ruleset("http.host eq \"a\""))
+        .await
+        .unwrap();
+    let sites = Sites::new(store.clone(), Arc::new(Scheme::cloudflare()));
+    let first = sites.for_host("www.shop.test").await.unwrap().unwrap();
+    // Two TTLs, each ending in a reload (the first request after it starts one): the same
+    // compiled site throughout.
+    for _ in 0..2 {
+        tokio::time::sleep(DEFAULT_TTL + Duration::from_millis(50)).await;
+        let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&site, &first));
+        tokio::time::sleep(Duration::from_millis(200)).await; // the reload's read
+        let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&site, &first), "compiled again, unchanged");
+    }
+    // A change (behind the cache's back): compiled at the next reload.
+    store
+        .update_ruleset(scope, &stored.id, &ruleset("http.host eq \"b\""), None)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(DEFAULT_TTL + Duration::from_millis(50)).await;
+    let start = Instant::now();
+    loop {
+        let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
+        if !Arc::ptr_eq(&site, &first) {
+            assert_eq!(expression(&site), "http.host eq \"b\"");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "never reloaded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
