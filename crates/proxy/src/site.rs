@@ -143,12 +143,18 @@ impl Sites {
     pub async fn for_host(&self, host: &str) -> Result<Option<Arc<Site>>, LoadError> {
         let inner = &self.inner;
         let generation = inner.generation.load(Ordering::Relaxed);
-        let cached = inner.cached(host);
-        if let Some(e) = cached.filter(|e| e.generation == generation) {
-            if e.loaded.elapsed() >= inner.ttl && !e.refreshing.swap(true, Ordering::AcqRel) {
+        // The site, and the entry when this request is the one to reload it.
+        let hit = inner.cached(host, |e| {
+            (e.generation == generation).then(|| {
+                let reload =
+                    e.loaded.elapsed() >= inner.ttl && !e.refreshing.swap(true, Ordering::AcqRel);
+                (e.site.clone(), reload.then(|| e.clone()))
+            })
+        });
+        if let Some((site, reload)) = hit.flatten() {
+            if let Some(stale) = reload {
                 let inner = self.inner.clone();
                 let host = host.to_string();
-                let stale = e.clone();
                 let reload = async move {
                     let loaded = match inner.read_host(&host, Some(&stale)).await {
                         Ok(loaded) => loaded,
@@ -163,7 +169,7 @@ impl Sites {
                 };
                 drop(self.inner.runtime.spawn(reload));
             }
-            return Ok(e.site.clone());
+            return Ok(site);
         }
         let read = {
             let inner = self.inner.clone();
@@ -216,8 +222,9 @@ impl Sites {
 }
 
 impl Inner {
-    /// The cached entry of `host`: this thread's copy, else the shared cache's (then copied).
-    fn cached(&self, host: &str) -> Option<Arc<Entry>> {
+    /// `f` of the cached entry of `host`: this thread's copy, else the shared cache's (then
+    /// copied).
+    fn cached<T>(&self, host: &str, f: impl FnOnce(&Arc<Entry>) -> T) -> Option<T> {
         let version = self.version.load(Ordering::Acquire);
         LOCAL.with_borrow_mut(|(of, at, local)| {
             if (*of, *at) != (self.id, version) {
@@ -226,14 +233,15 @@ impl Inner {
                 (*of, *at) = (self.id, version);
             }
             if let Some(e) = local.get(host) {
-                return Some(e.clone());
+                return Some(f(e));
             }
             let e = self.cache.lock().expect("cache lock").get(host).cloned()?;
             if local.len() > 10_000 {
                 local.clear();
             }
-            local.insert(host.to_string(), e.clone());
-            Some(e)
+            let out = f(&e);
+            local.insert(host.to_string(), e);
+            Some(out)
         })
     }
 
