@@ -373,22 +373,19 @@ fn compile(scheme: &Scheme, host: &str, stored: &Stored) -> Result<Site, LoadErr
         page_rules: Vec::new(),
         fields: None,
     };
-    for r in &stored.account {
-        match r.ruleset.kind.as_str() {
-            "root" => config.account.push(compile(r)?),
-            "custom" => {
-                config.custom.insert(r.id.clone(), compile(r)?);
+    // The account's entry points are kind `root`, the zone's `zone`; both have `custom` ones.
+    for (rulesets, entry_kind, entry_points) in [
+        (&stored.account, "root", &mut config.account),
+        (&stored.zoned, "zone", &mut config.zone),
+    ] {
+        for r in rulesets {
+            match r.ruleset.kind.as_str() {
+                "custom" => {
+                    config.custom.insert(r.id.clone(), compile(r)?);
+                }
+                kind if kind == entry_kind => entry_points.push(compile(r)?),
+                _ => {}
             }
-            _ => {}
-        }
-    }
-    for r in &stored.zoned {
-        match r.ruleset.kind.as_str() {
-            "zone" => config.zone.push(compile(r)?),
-            "custom" => {
-                config.custom.insert(r.id.clone(), compile(r)?);
-            }
-            _ => {}
         }
     }
     for r in &stored.page_rules {

@@ -5,10 +5,12 @@
 
 use edgetrace_proxy::site::{DEFAULT_TTL, Sites};
 use edgetrace_rules::Scheme;
-use edgetrace_store::{NewDnsRecord, NewRuleset, Scope, Store};
+use edgetrace_store::{NewRuleset, Scope};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
 
 fn ruleset(expression: &str) -> NewRuleset {
     NewRuleset {
@@ -27,29 +29,10 @@ fn expression(sites: &edgetrace_proxy::site::Site) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_data_dir(dir.path()).await.unwrap();
-    let account = store.create_account("sites").await.unwrap();
-    let zone = store
-        .create_zone(&account.id, "shop.test", "full")
-        .await
-        .unwrap();
-    store
-        .create_dns_record(
-            &zone.id,
-            &NewDnsRecord {
-                r#type: "A".into(),
-                name: "www.shop.test".into(),
-                content: "127.0.0.2".into(),
-                proxied: true,
-                ttl: 1,
-                comment: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (store, account, zone) = common::shop(dir.path(), "127.0.0.2").await;
     let scope = Scope::Zone {
-        account: &account.id,
-        zone: &zone.id,
+        account: &account,
+        zone: &zone,
     };
     let stored = store
         .create_ruleset(scope, &ruleset("http.host eq \"a\""))
@@ -101,29 +84,10 @@ async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_configuration_is_not_compiled_again() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_data_dir(dir.path()).await.unwrap();
-    let account = store.create_account("sites").await.unwrap();
-    let zone = store
-        .create_zone(&account.id, "shop.test", "full")
-        .await
-        .unwrap();
-    store
-        .create_dns_record(
-            &zone.id,
-            &NewDnsRecord {
-                r#type: "A".into(),
-                name: "www.shop.test".into(),
-                content: "127.0.0.2".into(),
-                proxied: true,
-                ttl: 1,
-                comment: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (store, account, zone) = common::shop(dir.path(), "127.0.0.2").await;
     let scope = Scope::Zone {
-        account: &account.id,
-        zone: &zone.id,
+        account: &account,
+        zone: &zone,
     };
     let stored = store
         .create_ruleset(scope, &ruleset("http.host eq \"a\""))

@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 use edgetrace_proxy::{Edge, server};
-use edgetrace_store::{NewDnsRecord, Store};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -17,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
 
 /// A keep-alive origin on 127.0.0.1 answering `ok`; its address and a count of the
 /// connections it accepted.
@@ -77,26 +78,7 @@ async fn get(stream: &mut TcpStream) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_threads_serve_a_burst_of_clients_in_turn_each_with_its_own_origin_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_data_dir(dir.path()).await.unwrap();
-    let account = store.create_account("threads").await.unwrap();
-    let zone = store
-        .create_zone(&account.id, "shop.test", "full")
-        .await
-        .unwrap();
-    store
-        .create_dns_record(
-            &zone.id,
-            &NewDnsRecord {
-                r#type: "A".into(),
-                name: "www.shop.test".into(),
-                content: "127.0.0.1".into(),
-                proxied: true,
-                ttl: 1,
-                comment: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (store, _, _) = common::shop(dir.path(), "127.0.0.1").await;
     let (origin, accepted) = origin().await;
     let mut edge = Edge::new(store);
     edge.origin_port = Some(origin.port());
