@@ -237,6 +237,18 @@ impl Prefilter {
             let Some(value) = eval(&key.node, ctx) else {
                 continue;
             };
+            if let Searcher::Ips(ranges) = &key.searcher {
+                each_ip(&value, &mut |ip| {
+                    for (k, (first, last)) in ranges.iter().enumerate() {
+                        // A range is of one family, and `IpAddr` orders every IPv4 address
+                        // before every IPv6 one: no address is in a range of the other family.
+                        if *first <= ip && ip <= *last {
+                            key.rules[k].iter().for_each(|&i| out.set(i));
+                        }
+                    }
+                });
+                continue;
+            }
             each_bytes(&value, &mut |haystack| match &key.searcher {
                 Searcher::One(finder) => {
                     if finder.find(haystack).is_some() {
@@ -255,19 +267,8 @@ impl Prefilter {
                             .for_each(|&i| out.set(i));
                     }
                 }
-                Searcher::Ips(_) => {}
+                Searcher::Ips(_) => {} // above
             });
-            if let Searcher::Ips(ranges) = &key.searcher {
-                each_ip(&value, &mut |ip| {
-                    for (k, (first, last)) in ranges.iter().enumerate() {
-                        // A range is of one family, and `IpAddr` orders every IPv4 address
-                        // before every IPv6 one: no address is in a range of the other family.
-                        if *first <= ip && ip <= *last {
-                            key.rules[k].iter().for_each(|&i| out.set(i));
-                        }
-                    }
-                });
-            }
         }
         out
     }
@@ -398,8 +399,8 @@ fn needles(op: &Op) -> Option<Vec<Needle>> {
         Op::InBytes(BytesSet::Small(items)) => items.clone(),
         Op::InBytes(BytesSet::Hashed(items)) => items.iter().cloned().collect(),
         Op::Matches(re) => regex_prefixes(re.as_str())?,
-        // An empty set matches nothing: no needle, and the rule is never a candidate.
         Op::Order(CmpOp::Eq, Value::Ip(ip)) => return Some(vec![Needle::Ip(*ip, *ip)]),
+        // An empty set matches nothing: no needle, and the rule is never a candidate.
         Op::InIp(set) => {
             return Some(set.ranges().map(|(a, b)| Needle::Ip(a, b)).collect());
         }
