@@ -5,8 +5,9 @@
 
 use edgetrace_proxy::site::{DEFAULT_TTL, Sites};
 use edgetrace_rules::Scheme;
-use edgetrace_store::{NewRuleset, Scope};
+use edgetrace_store::{NewRuleset, Scope, Store};
 use serde_json::json;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,11 @@ fn expression(sites: &edgetrace_proxy::site::Site) -> String {
     sites.config.zone[0].rules[0].expression.clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, account, zone) = common::shop(dir.path(), "127.0.0.2").await;
+/// The shop's zone (`common::shop`, origin 127.0.0.2) with a custom rules entry point of one
+/// rule, `http.host eq "a"`, and a cache of its sites: the store, the account's and the zone's
+/// ids, the entry point's id and the cache.
+async fn cached_zone(dir: &Path) -> (Store, String, String, String, Sites) {
+    let (store, account, zone) = common::shop(dir, "127.0.0.2").await;
     let scope = Scope::Zone {
         account: &account,
         zone: &zone,
@@ -39,6 +41,17 @@ async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() 
         .await
         .unwrap();
     let sites = Sites::new(store.clone(), Arc::new(Scheme::cloudflare()));
+    (store, account, zone, stored.id, sites)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, account, zone, ruleset_id, sites) = cached_zone(dir.path()).await;
+    let scope = Scope::Zone {
+        account: &account,
+        zone: &zone,
+    };
     assert!(sites.for_host("nope.shop.test").await.unwrap().is_none());
     let site = sites.for_host("www.shop.test").await.unwrap().unwrap();
     assert_eq!(expression(&site), "http.host eq \"a\"");
@@ -46,7 +59,7 @@ async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() 
 
     // Changed behind the cache's back: the cached configuration is used until the TTL...
     store
-        .update_ruleset(scope, &stored.id, &ruleset("http.host eq \"b\""), None)
+        .update_ruleset(scope, &ruleset_id, &ruleset("http.host eq \"b\""), None)
         .await
         .unwrap()
         .unwrap();
@@ -69,7 +82,7 @@ async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() 
 
     // An invalidation (the API's, after a change) is seen by the very next request.
     store
-        .update_ruleset(scope, &stored.id, &ruleset("http.host eq \"c\""), None)
+        .update_ruleset(scope, &ruleset_id, &ruleset("http.host eq \"c\""), None)
         .await
         .unwrap()
         .unwrap();
@@ -84,16 +97,11 @@ async fn expired_sites_reload_in_the_background_and_invalidation_is_immediate() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_configuration_is_not_compiled_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, account, zone) = common::shop(dir.path(), "127.0.0.2").await;
+    let (store, account, zone, ruleset_id, sites) = cached_zone(dir.path()).await;
     let scope = Scope::Zone {
         account: &account,
         zone: &zone,
     };
-    let stored = store
-        .create_ruleset(scope, &ruleset("http.host eq \"a\""))
-        .await
-        .unwrap();
-    let sites = Sites::new(store.clone(), Arc::new(Scheme::cloudflare()));
     let first = sites.for_host("www.shop.test").await.unwrap().unwrap();
     // Two TTLs, each ending in a reload (the first request after it starts one): the same
     // compiled site throughout.
@@ -107,7 +115,7 @@ async fn an_unchanged_configuration_is_not_compiled_again() {
     }
     // A change (behind the cache's back): compiled at the next reload.
     store
-        .update_ruleset(scope, &stored.id, &ruleset("http.host eq \"b\""), None)
+        .update_ruleset(scope, &ruleset_id, &ruleset("http.host eq \"b\""), None)
         .await
         .unwrap()
         .unwrap();
