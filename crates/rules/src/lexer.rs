@@ -93,6 +93,14 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Whether an IPv6 address (or CIDR, or range) that starts with a hex letter starts here
+    /// (`fe80::1`): a run of hex digits and `:./-` with a `:` in it, which no field name has.
+    pub(crate) fn at_ipv6_word(&self) -> bool {
+        let rest = self.rest();
+        let run = rest.find(|c| !is_numberish(c)).unwrap_or(rest.len());
+        rest.starts_with(|c: char| c.is_ascii_hexdigit()) && rest[..run].contains(':')
+    }
+
     /// Whether an identifier starts here (and not a raw string).
     pub(crate) fn at_ident(&self) -> bool {
         self.peek().is_some_and(is_ident_start) && !self.at_raw_string()

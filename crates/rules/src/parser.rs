@@ -387,7 +387,8 @@ impl Parser<'_> {
                 span,
             });
         }
-        if c.is_ascii_digit() || c == '-' || c == ':' {
+        // An IPv6 address may start with a letter (`fe80::1`): read it before a field name.
+        if c.is_ascii_digit() || c == '-' || c == ':' || self.lx.at_ipv6_word() {
             let (value, span) = self.lx.number_like()?;
             return Ok(Expr::Literal { value, span });
         }

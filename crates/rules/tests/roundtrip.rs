@@ -63,14 +63,13 @@ fn literal() -> impl Strategy<Value = Literal> {
     ]
 }
 
-/// Literals usable as operands: IPv6 text may start with a letter and
-/// read as a field there, so operands use IPv4 only.
+/// Literals usable as operands (IPv6 ones too, which may start with a letter: `fe80::1`).
 fn operand_literal() -> impl Strategy<Value = Literal> {
     prop_oneof![
         string().prop_map(Literal::String),
         any::<i64>().prop_map(Literal::Int),
         any::<bool>().prop_map(Literal::Bool),
-        any::<u32>().prop_map(|v| Literal::Ip(Ipv4Addr::from(v).into())),
+        ip().prop_map(Literal::Ip),
     ]
 }
 
