@@ -46,6 +46,12 @@
 #   PERF=/tmp/proxy.perf bench/proxy.sh            # perf record 3 s of each run: PERF.edgetrace, PERF.nginx
 #   PERF_OPTS="--call-graph dwarf" PERF=…          # perf record options (default -g)
 #   STRACE=/tmp/proxy.strace bench/proxy.sh        # strace -c 2 s of each run: STRACE.PEER
+#   INSTRUCTIONS=1 bench/proxy.sh                  # perf stat 3 s of each run: the proxy's user and
+#                                                  # kernel instructions per request and IPC
+#
+# Each run also shows the TCP segments sent on the machine per request (/proc/net/snmp): the
+# same for both peers (4: request and response, to the proxy and to the origin) unless one
+# of them splits a message or sends ACKs of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -299,6 +305,10 @@ cpu_ticks() { # PID
     echo "$user $system"
 }
 hz=$(getconf CLK_TCK)
+# The machine's TCP segments sent so far (/proc/net/snmp, Tcp: OutSegs).
+out_segments() {
+    awk '$1 == "Tcp:" && $2 != "RtoAlgorithm" { print $12; exit }' /proc/net/snmp
+}
 
 results=()
 run_wrk() { # PEER THREADS PORT ROUND PID
@@ -307,14 +317,15 @@ run_wrk() { # PEER THREADS PORT ROUND PID
         "http://127.0.0.1:$3$path" >/dev/null
     read -r -a t0 <<<"$(cpu_ticks "$5")"
     read -r -a s0 </proc/stat
+    segs0=$(out_segments)
     if [ -n "${PERF:-}" ]; then
         # Profile 3 s of the run (perf record; PERF.PEER is the output file; nginx: its workers).
         perf record -q -F 1999 ${PERF_OPTS:--g} -p "$({ echo "$5"; pgrep -P "$5"; } | paste -sd,)" \
             -o "$PERF.$1" -- sleep 3 >/dev/null 2>&1 &
     fi
     if [ -n "${INSTRUCTIONS:-}" ]; then
-        # Count the proxy's user-space instructions over 3 s of the run: steadier than time.
-        perf stat -x, -e instructions:u -o "$tmp/instructions.$1" \
+        # Count the proxy's instructions and cycles over 3 s of the run: steadier than time.
+        perf stat -x, -e instructions:u,instructions:k,cycles:u,cycles:k -o "$tmp/instructions.$1" \
             -p "$({ echo "$5"; pgrep -P "$5"; } | paste -sd,)" -- sleep 3 >/dev/null 2>&1 &
         stat_pid=$!
     fi
@@ -327,11 +338,13 @@ run_wrk() { # PEER THREADS PORT ROUND PID
         "http://127.0.0.1:$3$path")
     read -r -a t1 <<<"$(cpu_ticks "$5")"
     read -r -a s1 </proc/stat
+    segs1=$(out_segments)
     local insn=""
     if [ -n "${INSTRUCTIONS:-}" ]; then
         wait "$stat_pid" || true
         # Requests in those 3 s: this run's rate times 3.
-        insn=$(awk -F, -v d="$DURATION" '$3 ~ /instructions/ {print $1; exit}' "$tmp/instructions.$1")
+        # user instructions, kernel instructions, user cycles, kernel cycles (in that order).
+        insn=$(awk -F, '$3 ~ /^(instructions|cycles)/ {printf "%s ", $1}' "$tmp/instructions.$1")
     fi
     if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
         fail "$1 with $2 thread(s): $(grep -E 'Non-2xx|Socket errors' <<<"$out")"
@@ -354,10 +367,15 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     local all0=0 all1=0 i steal
     for i in 1 2 3 4 5 6 7 8; do all0=$((all0 + s0[i])) all1=$((all1 + s1[i])); done
     steal=$(awk -v d=$((s1[8] - s0[8])) -v a=$((all1 - all0)) 'BEGIN { printf "%.0f", a ? 100 * d / a : 0 }')
-    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req (user %5.2f)  busy %3s%%  steal %s%%' \
-        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu" "$user" "$busy" "$steal"
+    # TCP segments sent on the machine per request (wrk, proxy and origin; loopback): more
+    # segments for the same exchange is more kernel work, charged to whoever sends them.
+    local segs
+    segs=$(awk -v d=$((segs1 - segs0)) -v n="$n" 'BEGIN { printf "%.1f", n ? d / n : 0 }')
+    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req (user %5.2f)  busy %3s%%  steal %s%%  segments %s' \
+        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu" "$user" "$busy" "$steal" "$segs"
     if [ -n "$insn" ]; then
-        awk -v i="$insn" -v r="$rps" 'BEGIN { printf "  %.0f user instructions/req", i / (r * 3) }'
+        awk -v i="$insn" -v r="$rps" 'BEGIN { split(i, c, " "); n = r * 3;
+            printf "  instructions/req user %.0f kernel %.0f  IPC user %.2f kernel %.2f", c[1] / n, c[2] / n, (c[3] ? c[1] / c[3] : 0), (c[4] ? c[2] / c[4] : 0) }'
     fi
     echo
     results+=("$1 $2 $rps $p50 $p99 $cpu $4")

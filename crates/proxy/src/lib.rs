@@ -38,7 +38,7 @@ use std::time::Duration;
 pub use site::LoadError;
 
 /// A response body: the origin's, streamed, or one the edge wrote.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = BoxBody<Bytes, std::io::Error>;
 
 /// How long the origin may take to answer with its headers [30 s].
 pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -527,19 +527,9 @@ impl Edge {
         address: SocketAddr,
     ) -> Result<(http::response::Parts, Body), (u16, String)> {
         let body = Bytes::copy_from_slice(&outcome.request.body);
-        let request = origin_request(sent, &outcome.request, body.clone());
-        // Another attempt (rare) builds the request again, as it was built the first time.
-        let remake = || {
-            origin_request(
-                forwarded(outcome, Some(address), None),
-                &outcome.request,
-                body.clone(),
-            )
-        };
+        let request = origin_request(sent, &outcome.request, body);
         let response =
-            match tokio::time::timeout(self.origin_timeout, origin::send(address, request, remake))
-                .await
-            {
+            match tokio::time::timeout(self.origin_timeout, origin::send(address, request)).await {
                 Err(_) => {
                     return Err((
                         504,
@@ -559,8 +549,8 @@ impl Edge {
 
 /// The request to the origin in origin-form: the request line carries the path and query,
 /// `Host` the authority.
-fn origin_request(f: Forwarded, request: &Request, body: Bytes) -> http::Request<Full<Bytes>> {
-    let mut r = http::Request::new(Full::new(body));
+fn origin_request(f: Forwarded, request: &Request, body: Bytes) -> http::Request<Bytes> {
+    let mut r = http::Request::new(body);
     *r.method_mut() =
         http::Method::from_bytes(request.method.as_bytes()).unwrap_or(http::Method::GET);
     *r.uri_mut() =

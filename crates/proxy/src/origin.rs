@@ -1,30 +1,39 @@
-//! Connections to origins: HTTP/1.1 keep-alive connections made with hyper's connection API
-//! and kept per thread.
+//! Connections to origins: HTTP/1.1 keep-alive connections, kept per thread, that the
+//! request's own task writes to and reads from.
 //!
 //! Each proxy thread runs its own runtime ([`crate::server`]), so a connection made by one
 //! thread is only ever used by it: taking and returning one is a thread-local `Vec` push and
-//! pop, with no lock and no cross-thread wake-up. (hyper-util's pooled client, used before,
-//! shares one locked pool between all threads and sends each request to the connection's task
-//! through a channel; it cost a sixth of the proxy's throughput on the 2-core bench machine.)
+//! pop, with no lock and no cross-thread wake-up.
+//!
+//! Why not hyper's client (used before, as hyper-util's pooled client and then as hyper's
+//! connection API): it runs each connection in a task of its own and hands it the request, the
+//! response and every piece of the body through channels, each a wake-up of the other task;
+//! that machinery was a quarter of the proxy's user CPU per request on the bench
+//! (bench/proxy.sh). The edge writes every request it sends itself (one form: a
+//! `Content-Length` body, already read whole), so what is left is reading responses: the
+//! status line and headers parsed by `httparse` (hyper's parser), the body framed as RFC 9112
+//! §6.3 says (`Content-Length`, chunked, or until the origin closes; none for `HEAD`, 1xx, 204
+//! and 304) and streamed to the client straight from the connection's read buffer.
 //!
 //! A connection goes back to its thread's pool when the response body that came over it has
-//! been read to the end ([`OriginBody`]'s drop); one dropped earlier is closed with its body.
-//! A pooled connection the origin closed meanwhile is noticed when it is taken (or when the
-//! request fails before anything was sent on it) and the request goes out on a new one.
+//! been read to the end (and the origin did not ask to close it); one dropped earlier is
+//! closed with its body. A pooled connection the origin closed meanwhile is noticed when it
+//! is taken (its socket reads end-of-file), or, if the close arrives while the request is on
+//! its way, by the request failing before any answer: an idempotent request then goes out
+//! again on a new connection, as does one that could not be written at all.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::{Body, Frame, SizeHint};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
-
-type Sender = SendRequest<Full<Bytes>>;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// How long connecting to an origin may take [10 s].
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,40 +41,78 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDLE: usize = 256;
 /// Origin addresses with idle connections kept per thread; past it the pool starts over.
 const MAX_ORIGINS: usize = 4096;
+/// The longest status line and headers accepted from an origin [64 KiB].
+pub const MAX_HEAD: usize = 64 * 1024;
+/// The most headers accepted in a response (hyper's limit too).
+pub const MAX_HEADERS: usize = 100;
+/// The longest chunk-size line, and the most trailer bytes, accepted in a chunked body.
+const MAX_CHUNK_LINE: usize = 4096;
+/// What one read asks the socket for.
+const READ_SIZE: usize = 16 * 1024;
+
+/// One HTTP/1.1 connection to an origin, with what was read from it and not used yet.
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
 
 thread_local! {
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<Sender>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<SocketAddr, Vec<Conn>>> = RefCell::new(HashMap::new());
 }
 
-fn take(address: SocketAddr) -> Option<Sender> {
-    IDLE.with_borrow_mut(|idle| {
-        let senders = idle.get_mut(&address)?;
-        while let Some(s) = senders.pop() {
-            if !s.is_closed() {
-                return Some(s);
-            }
+/// An idle connection to `address` that is still open.
+fn take(address: SocketAddr) -> Option<Conn> {
+    loop {
+        let conn = IDLE.with_borrow_mut(|idle| idle.get_mut(&address)?.pop())?;
+        if conn.open() {
+            return Some(conn);
         }
-        None
-    })
+    }
 }
 
-fn put(address: SocketAddr, sender: Sender) {
-    if sender.is_closed() {
-        return;
-    }
+fn put(address: SocketAddr, conn: Conn) {
     IDLE.with_borrow_mut(|idle| {
         if idle.len() >= MAX_ORIGINS && !idle.contains_key(&address) {
             idle.clear();
         }
-        let senders = idle.entry(address).or_default();
-        if senders.len() < MAX_IDLE {
-            senders.push(sender);
+        let conns = idle.entry(address).or_default();
+        if conns.len() < MAX_IDLE {
+            conns.push(conn);
         }
     });
 }
 
-async fn connect(address: SocketAddr) -> Result<Sender, String> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
+impl Conn {
+    /// Whether an idle connection can carry a request: the origin has not closed it (nor sent
+    /// anything unasked). Looked at without a system call unless the socket was seen readable.
+    fn open(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // Readable: end-of-file, or bytes no request asked for; or a stale readiness.
+            Poll::Ready(Ok(())) => matches!(
+                self.stream.try_read(&mut [0u8; 1]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+
+    /// Reads what the socket has into the buffer: the number of bytes, 0 at end-of-file.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
+            self.buf.reserve(READ_SIZE);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_fill(cx)).await
+    }
+}
+
+async fn connect(address: SocketAddr) -> Result<Conn, String> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| {
             format!(
@@ -75,50 +122,10 @@ async fn connect(address: SocketAddr) -> Result<Sender, String> {
         })?
         .map_err(|e| format!("origin {address}: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("origin {address}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await; // the origin closed it, or it broke: nothing to tell
-    });
-    Ok(sender)
-}
-
-/// The response body from an origin; its connection goes back to the pool once it has been
-/// read to the end.
-pub struct OriginBody {
-    body: Incoming,
-    slot: Option<(SocketAddr, Sender)>,
-}
-
-impl Body for OriginBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for OriginBody {
-    fn drop(&mut self) {
-        if self.body.is_end_stream()
-            && let Some((address, sender)) = self.slot.take()
-        {
-            put(address, sender);
-        }
-    }
+    Ok(Conn {
+        stream,
+        buf: BytesMut::with_capacity(READ_SIZE),
+    })
 }
 
 /// Whether a request may be sent again after the connection broke while it was sent (RFC 9110
@@ -135,51 +142,523 @@ fn idempotent(method: &http::Method) -> bool {
     )
 }
 
-/// Sends `request` to `address` on a pooled connection or a new one. `remake` builds the
-/// request again for another attempt when the first one was consumed by a connection that
-/// broke while it was sent (rare: the origin closed the idle connection just then).
+/// `request` as the bytes sent: the request line in origin form (`/path?query`), the headers
+/// as they are in the map (`Host` among them), `Content-Length` when there is a body (or the
+/// method expects one), then the body.
+fn encode(request: &http::Request<Bytes>) -> Vec<u8> {
+    let body = request.body();
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut out = Vec::with_capacity(256 + request.headers().len() * 48 + body.len());
+    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let expects_body = matches!(
+        *request.method(),
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    );
+    if !body.is_empty() || expects_body {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// How a request on a connection failed.
+enum Failure {
+    /// Before the origin answered anything: the connection broke while the request was
+    /// written (nothing went out, or not all of it), or it was closed with no answer.
+    Unanswered { written: bool, error: String },
+    /// Anything else: an answer that is not HTTP, too large a head, a broken body framing.
+    Other(String),
+}
+
+/// Sends `request` to `address` on a pooled connection or a new one, and reads the response's
+/// status and headers; the body streams from the connection as the caller reads it.
 pub async fn send(
     address: SocketAddr,
-    request: http::Request<Full<Bytes>>,
-    remake: impl Fn() -> http::Request<Full<Bytes>>,
+    request: http::Request<Bytes>,
 ) -> Result<http::Response<OriginBody>, String> {
+    let bytes = encode(&request);
+    let head_only = request.method() == http::Method::HEAD;
     let retry = idempotent(request.method());
-    let mut request = Some(request);
-    // Pooled connections first; a failure on one that sent nothing (or, for an idempotent
-    // request, that the origin closed under it) tries the next, then a new connection.
-    while let Some(mut sender) = take(address) {
-        if sender.ready().await.is_err() {
-            continue;
+    // Pooled connections first; one that broke before the origin answered anything tries the
+    // next (for a request that was written whole, only when it is idempotent), then a new one.
+    while let Some(conn) = take(address) {
+        match exchange(conn, address, &bytes, head_only).await {
+            Ok(response) => return Ok(response),
+            Err(Failure::Unanswered { written, error }) => {
+                if written && !retry {
+                    return Err(format!("origin {address}: {error}"));
+                }
+            }
+            Err(Failure::Other(e)) => return Err(format!("origin {address}: {e}")),
         }
-        let attempt = request.take().unwrap_or_else(&remake);
-        match sender.try_send_request(attempt).await {
-            Ok(response) => return Ok(wrap(response, address, sender)),
-            Err(mut e) => {
-                request = e.take_message();
-                let e = e.into_error();
-                if !(e.is_canceled() || (retry && e.is_incomplete_message())) {
-                    return Err(format!("origin {address}: {e}"));
+    }
+    let conn = connect(address).await?;
+    match exchange(conn, address, &bytes, head_only).await {
+        Ok(response) => Ok(response),
+        Err(Failure::Unanswered { error, .. } | Failure::Other(error)) => {
+            Err(format!("origin {address}: {error}"))
+        }
+    }
+}
+
+/// Writes a request on `conn` and reads the response's head.
+async fn exchange(
+    mut conn: Conn,
+    address: SocketAddr,
+    request: &[u8],
+    head_only: bool,
+) -> Result<http::Response<OriginBody>, Failure> {
+    if let Err(e) = conn.stream.write_all(request).await {
+        return Err(Failure::Unanswered {
+            written: false,
+            error: e.to_string(),
+        });
+    }
+    conn.buf.clear();
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_head(&mut conn.buf, head_only).map_err(Failure::Other)? {
+                Head::Final(parts, framing, reusable) => {
+                    let body = OriginBody {
+                        conn: Some(conn),
+                        address,
+                        framing,
+                        reusable,
+                    };
+                    let mut response = http::Response::new(body);
+                    *response.status_mut() = parts.status;
+                    *response.version_mut() = parts.version;
+                    *response.headers_mut() = parts.headers;
+                    return Ok(response);
+                }
+                Head::Interim => continue,
+                Head::Partial => {}
+            }
+        }
+        match conn.fill().await {
+            Ok(0) if conn.buf.is_empty() => {
+                return Err(Failure::Unanswered {
+                    written: true,
+                    error: "the connection was closed before a response".into(),
+                });
+            }
+            Ok(0) => return Err(Failure::Other("the response was cut short".into())),
+            Ok(_) => {}
+            Err(e) if conn.buf.is_empty() => {
+                return Err(Failure::Unanswered {
+                    written: true,
+                    error: e.to_string(),
+                });
+            }
+            Err(e) => return Err(Failure::Other(e.to_string())),
+        }
+    }
+}
+
+/// A response's status, version and headers.
+struct Parts {
+    status: http::StatusCode,
+    version: http::Version,
+    headers: http::HeaderMap,
+}
+
+enum Head {
+    /// The response (its head consumed from the buffer), how its body is framed, and whether
+    /// the connection can carry another request after it.
+    Final(Parts, Framing, bool),
+    /// A 1xx response other than 101, consumed: the final one follows.
+    Interim,
+    /// More bytes are needed.
+    Partial,
+}
+
+/// Parses the response head at the start of `buf`.
+fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            return Err(format!(
+                "the response's status line and headers are longer than {} KiB",
+                MAX_HEAD >> 10
+            ));
+        }
+        Ok(httparse::Status::Partial) => return Ok(Head::Partial),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(format!("the response has more than {MAX_HEADERS} headers"));
+        }
+        Err(e) => return Err(format!("the response is not valid HTTP/1.1: {e}")),
+    };
+    let code = response.code.unwrap_or(0);
+    let status = http::StatusCode::from_u16(code)
+        .map_err(|_| format!("the response's status {code} is not valid"))?;
+    if status == http::StatusCode::SWITCHING_PROTOCOLS {
+        return Err("the origin switched protocols (101); upgrades are not proxied".into());
+    }
+    if status.is_informational() {
+        buf.advance(len);
+        return Ok(Head::Interim);
+    }
+    let version = if response.version == Some(0) {
+        http::Version::HTTP_10
+    } else {
+        http::Version::HTTP_11
+    };
+    // Where each header's name and value are in the buffer: once the head is split off the
+    // buffer, the values become slices of its bytes (no copy).
+    let base = buf.as_ptr() as usize;
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let count = response.headers.len();
+    for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
+        *span = (
+            h.name.as_ptr() as usize - base,
+            h.name.len(),
+            h.value.as_ptr() as usize - base,
+            h.value.len(),
+        );
+    }
+    let head = buf.split_to(len).freeze();
+    let mut framing = if head_only
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else {
+        Framing::Close
+    };
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut close = version == http::Version::HTTP_10;
+    let mut headers = http::HeaderMap::with_capacity(count);
+    for &(name_at, name_len, value_at, value_len) in &spans[..count] {
+        let name = &head[name_at..name_at + name_len];
+        let value = &head[value_at..value_at + value_len];
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = content_length(value)
+                .ok_or_else(|| "the response's content-length is not a number".to_string())?;
+            if length.is_some_and(|l| l != n) {
+                return Err("the response has two different content-lengths".into());
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            transfer_encoding = true;
+            // The last coding decides: chunked, or the body ends when the connection does.
+            chunked = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive")
+                    && version == http::Version::HTTP_10
+                {
+                    close = false;
+                }
+            }
+        }
+        let name = http::HeaderName::from_bytes(name).map_err(|_| {
+            format!(
+                "the response's header name {:?} is not valid",
+                String::from_utf8_lossy(name)
+            )
+        })?;
+        let value =
+            http::HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+                .map_err(|_| format!("the response's header {name} has an invalid value"))?;
+        headers.append(name, value);
+    }
+    if !matches!(framing, Framing::Empty) {
+        framing = if transfer_encoding {
+            // With a content-length too, the transfer coding wins and the connection is not
+            // used again (RFC 9112 §6.3): the two disagreed about where the body ends.
+            close |= length.is_some() || !chunked;
+            if chunked {
+                Framing::Chunked(Chunk::Size)
+            } else {
+                Framing::Close
+            }
+        } else {
+            match length {
+                Some(n) => Framing::Length(n),
+                None => Framing::Close,
+            }
+        };
+    }
+    let reusable = !close && !matches!(framing, Framing::Close);
+    Ok(Head::Final(
+        Parts {
+            status,
+            version,
+            headers,
+        },
+        framing,
+        reusable,
+    ))
+}
+
+/// A `Content-Length` value: digits, or a list of equal ones (RFC 9110 §8.6).
+fn content_length(value: &[u8]) -> Option<u64> {
+    let mut length = None;
+    for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n: u64 = std::str::from_utf8(part).ok()?.parse().ok()?;
+        if length.is_some_and(|l| l != n) {
+            return None;
+        }
+        length = Some(n);
+    }
+    length
+}
+
+/// How a response body ends.
+#[derive(Debug)]
+enum Framing {
+    /// No body (`HEAD`, 204, 304), or one read to its end.
+    Empty,
+    /// This many bytes are left.
+    Length(u64),
+    /// Chunked, at this point of it.
+    Chunked(Chunk),
+    /// When the origin closes the connection.
+    Close,
+}
+
+#[derive(Debug)]
+enum Chunk {
+    /// A chunk-size line is next.
+    Size,
+    /// This many bytes of the chunk's data are left.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// Trailer lines (dropped) up to the empty line; the bytes of them seen.
+    Trailers(usize),
+}
+
+/// The response body from an origin, read from its connection as it is polled; the connection
+/// goes back to the pool once the body has been read to the end.
+pub struct OriginBody {
+    conn: Option<Conn>,
+    address: SocketAddr,
+    framing: Framing,
+    reusable: bool,
+}
+
+impl OriginBody {
+    /// The body is complete: the connection goes back to the pool when it can carry another
+    /// request (nothing else was sent on it).
+    fn finish(&mut self) {
+        self.framing = Framing::Empty;
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+            && conn.buf.is_empty()
+        {
+            put(self.address, conn);
+        }
+    }
+
+    /// The next frame's bytes, or `None` at the end.
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, io::Error>> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(Ok(None));
+            };
+            match &mut self.framing {
+                Framing::Empty => {
+                    self.finish();
+                    return Poll::Ready(Ok(None));
+                }
+                Framing::Length(0) => {
+                    self.finish();
+                    return Poll::Ready(Ok(None));
+                }
+                Framing::Length(left) | Framing::Chunked(Chunk::Data(left)) => {
+                    if !conn.buf.is_empty() {
+                        let n = conn
+                            .buf
+                            .len()
+                            .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                        *left -= n as u64;
+                        if let Framing::Chunked(c @ Chunk::Data(0)) = &mut self.framing {
+                            *c = Chunk::DataEnd;
+                        }
+                        return Poll::Ready(Ok(Some(conn.buf.split_to(n).freeze())));
+                    }
+                    if ready!(conn.poll_fill(cx))? == 0 {
+                        return Poll::Ready(Err(cut_short()));
+                    }
+                }
+                Framing::Close => {
+                    if !conn.buf.is_empty() {
+                        return Poll::Ready(Ok(Some(conn.buf.split().freeze())));
+                    }
+                    if ready!(conn.poll_fill(cx))? == 0 {
+                        self.reusable = false;
+                        self.finish();
+                        return Poll::Ready(Ok(None));
+                    }
+                }
+                Framing::Chunked(chunk) => {
+                    let next = match chunk {
+                        Chunk::Size => match httparse::parse_chunk_size(&conn.buf) {
+                            Ok(httparse::Status::Complete((used, 0))) => {
+                                conn.buf.advance(used);
+                                Some(Chunk::Trailers(0))
+                            }
+                            Ok(httparse::Status::Complete((used, size))) => {
+                                conn.buf.advance(used);
+                                Some(Chunk::Data(size))
+                            }
+                            Ok(httparse::Status::Partial) if conn.buf.len() > MAX_CHUNK_LINE => {
+                                return Poll::Ready(Err(invalid("a chunk-size line too long")));
+                            }
+                            Ok(httparse::Status::Partial) => None,
+                            Err(_) => return Poll::Ready(Err(invalid("an invalid chunk size"))),
+                        },
+                        Chunk::DataEnd => match conn.buf.get(..2) {
+                            Some(b"\r\n") => {
+                                conn.buf.advance(2);
+                                Some(Chunk::Size)
+                            }
+                            Some(_) => {
+                                return Poll::Ready(Err(invalid("no CRLF after a chunk's data")));
+                            }
+                            None => None,
+                        },
+                        Chunk::Trailers(seen) => {
+                            match conn.buf.windows(2).position(|w| w == b"\r\n") {
+                                Some(0) => {
+                                    conn.buf.advance(2);
+                                    self.finish();
+                                    return Poll::Ready(Ok(None));
+                                }
+                                Some(end) if *seen + end <= MAX_CHUNK_LINE => {
+                                    conn.buf.advance(end + 2);
+                                    Some(Chunk::Trailers(*seen + end + 2))
+                                }
+                                None if *seen + conn.buf.len() <= MAX_CHUNK_LINE => None,
+                                _ => return Poll::Ready(Err(invalid("trailers too long"))),
+                            }
+                        }
+                        Chunk::Data(_) => unreachable!("handled above"),
+                    };
+                    match next {
+                        Some(next) => *chunk = next,
+                        None => {
+                            if ready!(conn.poll_fill(cx))? == 0 {
+                                return Poll::Ready(Err(cut_short()));
+                            }
+                        }
+                    }
                 }
             }
         }
     }
-    let mut sender = connect(address).await?;
-    match sender
-        .send_request(request.take().unwrap_or_else(&remake))
-        .await
-    {
-        Ok(response) => Ok(wrap(response, address, sender)),
-        Err(e) => Err(format!("origin {address}: {e}")),
+}
+
+fn cut_short() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the origin closed the connection before the end of the response body",
+    )
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the origin's chunked response body has {what}"),
+    )
+}
+
+impl Body for OriginBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        match ready!(this.poll_data(cx)) {
+            Ok(Some(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Ok(None) => Poll::Ready(None),
+            Err(e) => {
+                // The connection is in an unknown state: closed with the body.
+                this.conn = None;
+                Poll::Ready(Some(Err(e)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.is_none() || matches!(self.framing, Framing::Empty | Framing::Length(0))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Empty => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
     }
 }
 
-fn wrap(
-    response: http::Response<Incoming>,
-    address: SocketAddr,
-    sender: Sender,
-) -> http::Response<OriginBody> {
-    response.map(|body| OriginBody {
-        body,
-        slot: Some((address, sender)),
-    })
+impl Drop for OriginBody {
+    fn drop(&mut self) {
+        // A body with nothing left to read (none, or all of it read) frees its connection
+        // even when it was never polled to its end.
+        if matches!(self.framing, Framing::Empty | Framing::Length(0)) {
+            self.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_takes_digits_and_lists_of_one_value() {
+        assert_eq!(content_length(b"42"), Some(42));
+        assert_eq!(content_length(b"42, 42"), Some(42));
+        assert_eq!(content_length(b"42, 43"), None);
+        assert_eq!(content_length(b"+42"), None);
+        assert_eq!(content_length(b""), None);
+        assert_eq!(content_length(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn requests_are_written_in_origin_form_with_a_length_when_there_is_a_body() {
+        let mut request = http::Request::new(Bytes::from_static(b"hi"));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = http::Uri::from_static("/a?b=1");
+        request
+            .headers_mut()
+            .insert("host", http::HeaderValue::from_static("example.test"));
+        assert_eq!(
+            encode(&request),
+            b"POST /a?b=1 HTTP/1.1\r\nhost: example.test\r\ncontent-length: 2\r\n\r\nhi"
+        );
+        let mut get = http::Request::new(Bytes::new());
+        *get.uri_mut() = http::Uri::from_static("/");
+        assert_eq!(encode(&get), b"GET / HTTP/1.1\r\n\r\n");
+    }
 }
