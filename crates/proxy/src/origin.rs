@@ -28,6 +28,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
@@ -164,9 +165,8 @@ fn encode(request: &http::Request<Bytes>) -> Vec<u8> {
         http::Method::POST | http::Method::PUT | http::Method::PATCH
     );
     if !body.is_empty() || expects_body {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(body.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "content-length: {}\r\n", body.len());
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
@@ -226,7 +226,7 @@ async fn exchange(
             error: e.to_string(),
         });
     }
-    conn.buf.clear();
+    // The buffer is empty: a connection goes back to the pool only with nothing unread.
     loop {
         if !conn.buf.is_empty() {
             match parse_head(&mut conn.buf, head_only).map_err(Failure::Other)? {
@@ -463,6 +463,11 @@ pub struct OriginBody {
 }
 
 impl OriginBody {
+    /// Whether no byte of the body is left to read (none was sent, or all of it was read).
+    fn nothing_left(&self) -> bool {
+        matches!(self.framing, Framing::Empty | Framing::Length(0))
+    }
+
     /// The body is complete: the connection goes back to the pool when it can carry another
     /// request (nothing else was sent on it).
     fn finish(&mut self) {
@@ -482,11 +487,7 @@ impl OriginBody {
                 return Poll::Ready(Ok(None));
             };
             match &mut self.framing {
-                Framing::Empty => {
-                    self.finish();
-                    return Poll::Ready(Ok(None));
-                }
-                Framing::Length(0) => {
+                Framing::Empty | Framing::Length(0) => {
                     self.finish();
                     return Poll::Ready(Ok(None));
                 }
@@ -609,7 +610,7 @@ impl Body for OriginBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.conn.is_none() || matches!(self.framing, Framing::Empty | Framing::Length(0))
+        self.conn.is_none() || self.nothing_left()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -625,7 +626,7 @@ impl Drop for OriginBody {
     fn drop(&mut self) {
         // A body with nothing left to read (none, or all of it read) frees its connection
         // even when it was never polled to its end.
-        if matches!(self.framing, Framing::Empty | Framing::Length(0)) {
+        if self.nothing_left() {
             self.finish();
         }
     }

@@ -223,7 +223,8 @@ async fn a_body_without_length_ends_with_the_connection() {
     let (address, accepted, _) = scripted(vec![b"HTTP/1.1 200 OK\r\n\r\nuntil the end"]).await;
     let (status, _, body) = exchange(address, get(address)).await;
     assert_eq!((status, body.unwrap().as_str()), (200, "until the end"));
-    // Not reusable: the next request has a connection of its own.
+    // Such a body ends only when the origin closes: the next request has a connection of
+    // its own.
     let (_, _, body) = exchange(address, get(address)).await;
     assert_eq!(body.unwrap(), "until the end");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
