@@ -189,6 +189,10 @@ pub async fn send(
     request: http::Request<Bytes>,
 ) -> Result<http::Response<OriginBody>, String> {
     let bytes = encode(&request);
+    // The thread's other ready requests run their rules first: the requests to origins then
+    // go out one after the other, and an origin that went idle is woken once for them all
+    // rather than once each (see `crate::server::proxy`).
+    tokio::task::yield_now().await;
     let head_only = request.method() == http::Method::HEAD;
     let retry = idempotent(request.method());
     // Pooled connections first; one that broke before the origin answered anything tries the
