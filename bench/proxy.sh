@@ -52,7 +52,8 @@
 #
 # Each run also shows the TCP segments sent on the machine per request (/proc/net/snmp): the
 # same for both peers (4: request and response, to the proxy and to the origin) unless one
-# of them splits a message or sends ACKs of its own.
+# of them splits a message or sends ACKs of its own; and the whole machine's CPU time per
+# request (wrk, proxy and origin together): with 2 threads, what bounds req/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -367,12 +368,18 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     local all0=0 all1=0 i steal
     for i in 1 2 3 4 5 6 7 8; do all0=$((all0 + s0[i])) all1=$((all1 + s1[i])); done
     steal=$(awk -v d=$((s1[8] - s0[8])) -v a=$((all1 - all0)) 'BEGIN { printf "%.0f", a ? 100 * d / a : 0 }')
+    # The whole machine's CPU time per request (every process: wrk, the proxy, the origin;
+    # idle, iowait and steal left out): with 2 threads, where the three share the 2 cores,
+    # what bounds req/s; it also shows what the proxy's ways cost the other two.
+    local machine
+    machine=$(awk -v d=$((all1 - all0 - (s1[4] - s0[4]) - (s1[5] - s0[5]) - (s1[8] - s0[8]))) -v hz="$hz" -v n="$n" \
+        'BEGIN { printf "%.2f", n ? d * 1e6 / hz / n : 0 }')
     # TCP segments sent on the machine per request (wrk, proxy and origin; loopback): more
     # segments for the same exchange is more kernel work, charged to whoever sends them.
     local segs
     segs=$(awk -v d=$((segs1 - segs0)) -v n="$n" 'BEGIN { printf "%.1f", n ? d / n : 0 }')
-    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req (user %5.2f)  busy %3s%%  steal %s%%  segments %s' \
-        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu" "$user" "$busy" "$steal" "$segs"
+    printf '  round %d  %-10s %d thread(s): %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %6.2f us/req (user %5.2f)  busy %3s%%  steal %s%%  segments %s  machine %5.2f us/req' \
+        "$4" "$1" "$2" "$rps" "$p50" "$p99" "$cpu" "$user" "$busy" "$steal" "$segs" "$machine"
     if [ -n "$insn" ]; then
         awk -v i="$insn" -v r="$rps" 'BEGIN { printf "  %.0f user instructions/req", i / (r * 3) }'
     fi
