@@ -982,12 +982,16 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         // rules runs them all: ruling them out would cost more.)
         let candidates = (!self.pipeline.options.all_rules && ruleset.prefilter.pays())
             .then(|| ruleset.prefilter.candidates(ctx));
-        for (i, rule) in ruleset.rules.iter().enumerate() {
+        let mut next = 0;
+        loop {
+            // The next rule to run: the next candidate, when the prefilter ruled some out.
+            let i = candidates.as_ref().map_or(next, |c| c.next_from(next));
+            let Some(rule) = ruleset.rules.get(i) else {
+                break;
+            };
+            next = i + 1;
             if self.answer.is_some() || self.skipped_rulesets.contains(&ruleset.id) {
                 break;
-            }
-            if candidates.as_ref().is_some_and(|c| !c.may_match(i)) {
-                continue;
             }
             let (enabled, action) = overridden(rule, overrides);
             if !enabled || self.skipped_rules.contains(&rule.id) {

@@ -125,6 +125,27 @@ impl Candidates {
     pub fn may_match(&self, i: usize) -> bool {
         self.0.get(i / 64).is_none_or(|w| w & (1 << (i % 64)) != 0)
     }
+
+    /// The first rule from `i` on that may match ([`may_match`](Self::may_match)): `i` itself
+    /// when it is out of range. A loop over the candidates skips the others a word at a time.
+    #[inline]
+    pub fn next_from(&self, i: usize) -> usize {
+        let mut w = i / 64;
+        let Some(&first) = self.0.get(w) else {
+            return i;
+        };
+        let mut bits = first & (u64::MAX << (i % 64));
+        loop {
+            if bits != 0 {
+                return w * 64 + bits.trailing_zeros() as usize;
+            }
+            w += 1;
+            match self.0.get(w) {
+                Some(&b) => bits = b,
+                None => return w * 64,
+            }
+        }
+    }
 }
 
 impl Prefilter {

@@ -221,6 +221,17 @@ fn rules_sharing_a_key_are_told_apart_by_needle() {
     let kept: Vec<usize> = (0..300).filter(|&i| candidates.may_match(i)).collect();
     // "/admin/secret-4" and "/admin/secret-42" occur in the path; only the second matches.
     assert_eq!(kept, [4, 42]);
+    // Walking the candidates (as the pipeline does) visits the same ones, then runs out:
+    // past the last word of 64 rules, every index is a candidate again (out of range).
+    let mut walked = Vec::new();
+    let mut i = candidates.next_from(0);
+    while i < 300 {
+        walked.push(i);
+        i = candidates.next_from(i + 1);
+    }
+    assert_eq!(walked, kept);
+    assert_eq!(candidates.next_from(43), 320);
+    assert_eq!(candidates.next_from(1000), 1000);
     assert!(filters[42].execute(&ctx) && !filters[4].execute(&ctx));
 }
 
