@@ -31,6 +31,7 @@ use http::header::{HeaderName, HeaderValue};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use site::{Site, Sites};
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -627,9 +628,15 @@ fn forwarded(
                 map.remove(&k);
             }
             match host_value {
-                Some(v) => map.insert(http::header::HOST, v),
-                None => map.remove(http::header::HOST),
-            };
+                // Usually the client's own `Host`: left as it is.
+                Some(v) if map.get(http::header::HOST) != Some(&v) => {
+                    map.insert(http::header::HOST, v);
+                }
+                Some(_) => {}
+                None => {
+                    map.remove(http::header::HOST);
+                }
+            }
             // Room for the forwarding headers below: the map grows (and rehashes) once, if
             // at all, instead of on one of the appends.
             map.reserve(6);
@@ -663,8 +670,7 @@ fn forwarded(
     let mut append = |name: &HeaderName, value: HeaderValue| {
         headers.append(name.clone(), value);
     };
-    // An address is always a valid header value.
-    let ip = HeaderValue::try_from(r.client_ip.to_string()).expect("an address is ASCII");
+    let ip = address_value(r.client_ip);
     match forwarded_for.map(|f| HeaderValue::try_from(format!("{f}, {}", r.client_ip))) {
         Some(Ok(v)) => append(&X_FORWARDED_FOR, v),
         Some(Err(_)) => {} // the client's value was not valid to begin with
@@ -692,6 +698,32 @@ fn forwarded(
     Forwarded { address, headers }
 }
 
+/// `ip` as a header value. The last one is kept per thread: the requests of a connection (and
+/// of a client's connections) come from one address, and writing an address out is a good
+/// part of what building the forwarding headers costs.
+fn address_value(ip: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let make = || {
+        // Bytes its clones (CF-Connecting-IP, the cache's) share rather than copy.
+        let text = Bytes::from(ip.to_string());
+        HeaderValue::from_maybe_shared(text).expect("an address is a valid header value")
+    };
+    LAST.try_with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((cached, value)) if *cached == ip => value.clone(),
+            _ => {
+                let value = make();
+                *last = Some((ip, value.clone()));
+                value
+            }
+        }
+    })
+    .unwrap_or_else(|_| make())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,6 +747,15 @@ mod tests {
                 ("x-bin".to_string(), "a\u{fffd}b".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn the_cached_address_value_follows_the_address() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        for ip in [a, a, b, a, b, b] {
+            assert_eq!(address_value(ip), ip.to_string().as_str());
+        }
     }
 
     #[test]
