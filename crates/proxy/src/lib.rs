@@ -31,6 +31,7 @@ use http::header::{HeaderName, HeaderValue};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use site::{Site, Sites};
+use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -228,11 +229,11 @@ fn unreachable_origin(status: u16, why: &str) -> http::Response<Body> {
 }
 
 /// Removes the headers that belong to the origin's connection (and the ones hyper writes),
-/// and the ones its `Connection` header names. No allocation for the usual response (one such
-/// header, `content-length`): each is found by a scan of the names and removed.
+/// and the ones its `Connection` header names. No allocation for the usual response (a
+/// `content-length`, a `connection`): one scan of the names finds them, then each is removed.
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     // Usually `keep-alive` or `close`: hop-by-hop anyway, removed below with the others.
-    let nominated: Vec<HeaderName> = headers
+    let mut gone: SmallVec<[HeaderName; 4]> = headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -241,10 +242,8 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
         .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
-    for k in nominated {
-        headers.remove(&k);
-    }
-    while let Some(k) = headers.keys().find(|k| hop_by_hop(k.as_str())).cloned() {
+    gone.extend(headers.keys().filter(|k| hop_by_hop(k.as_str())).cloned());
+    for k in gone {
         headers.remove(&k);
     }
 }

@@ -23,12 +23,14 @@
 //! again on a new connection, as does one that could not be written at all.
 
 use bytes::{Buf, Bytes, BytesMut};
+use smallvec::SmallVec;
 use hyper::body::{Body, Frame, SizeHint};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
 use std::io::Write as _;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
@@ -290,9 +292,16 @@ enum Head {
 
 /// Parses the response head at the start of `buf`.
 fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let len = match response.parse(buf) {
+    // Room for the most headers a response may have, left uninitialized (httparse fills what
+    // it parses; zeroing it all first was a good part of a parse).
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut slots,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
             return Err(format!(
@@ -324,16 +333,18 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
     // Where each header's name and value are in the buffer: once the head is split off the
     // buffer, the values become slices of its bytes (no copy).
     let base = buf.as_ptr() as usize;
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let count = response.headers.len();
-    for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
-        *span = (
-            h.name.as_ptr() as usize - base,
-            h.name.len(),
-            h.value.as_ptr() as usize - base,
-            h.value.len(),
-        );
-    }
+    let spans: SmallVec<[(usize, usize, usize, usize); 16]> = response
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.as_ptr() as usize - base,
+                h.name.len(),
+                h.value.as_ptr() as usize - base,
+                h.value.len(),
+            )
+        })
+        .collect();
     let head = buf.split_to(len).freeze();
     let mut framing = if head_only
         || status == http::StatusCode::NO_CONTENT
@@ -347,8 +358,8 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut close = version == http::Version::HTTP_10;
-    let mut headers = http::HeaderMap::with_capacity(count);
-    for &(name_at, name_len, value_at, value_len) in &spans[..count] {
+    let mut headers = http::HeaderMap::with_capacity(spans.len());
+    for &(name_at, name_len, value_at, value_len) in &spans {
         let name = &head[name_at..name_at + name_len];
         let value = &head[value_at..value_at + value_len];
         if name.eq_ignore_ascii_case(b"content-length") {
