@@ -42,7 +42,8 @@ pub use site::LoadError;
 /// A response body: the origin's, streamed, or one the edge wrote.
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
-/// How long the origin may take to answer with its headers [30 s].
+/// How long the origin may take to answer with its headers, and then go without sending a
+/// byte of the body [30 s].
 pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether a (lowercase) header belongs to one connection and is not forwarded (RFC 9110
@@ -163,6 +164,8 @@ pub struct Edge {
     /// The origins' port when no `route` rule names one; `None`: the port the request came in
     /// on (for a trace: the URL's port).
     pub origin_port: Option<u16>,
+    /// How long the origin may take to answer with its headers, and then go silent in the
+    /// middle of the body (the client's response is then cut off) [`DEFAULT_ORIGIN_TIMEOUT`].
     pub origin_timeout: Duration,
 }
 
@@ -528,7 +531,7 @@ impl Edge {
     ) -> Result<(http::response::Parts, Body), (u16, String)> {
         let body = Bytes::copy_from_slice(&outcome.request.body);
         let request = origin_request(sent, &outcome.request, body);
-        let response =
+        let mut response =
             match tokio::time::timeout(self.origin_timeout, origin::send(address, request)).await {
                 Err(_) => {
                     return Err((
@@ -542,6 +545,7 @@ impl Edge {
                 Ok(Err(e)) => return Err((502, e)),
                 Ok(Ok(r)) => r,
             };
+        response.body_mut().idle_timeout(self.origin_timeout);
         let (parts, body) = response.into_parts();
         Ok((parts, body.boxed()))
     }

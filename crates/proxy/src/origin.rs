@@ -15,6 +15,10 @@
 //! §6.3 says (`Content-Length`, chunked, or until the origin closes; none for `HEAD`, 1xx, 204
 //! and 304) and streamed to the client straight from the connection's read buffer.
 //!
+//! The body may be given an idle timeout ([`OriginBody::idle_timeout`]; the proxy's is its
+//! origin timeout): an origin that goes silent in the middle of a body then fails it rather
+//! than holding the client's response open for as long as it likes.
+//!
 //! A connection goes back to its thread's pool when the response body that came over it has
 //! been read to the end (and the origin did not ask to close it); one dropped earlier is
 //! closed with its body. A pooled connection the origin closed meanwhile is noticed when it
@@ -23,11 +27,11 @@
 //! again on a new connection, as does one that could not be written at all.
 
 use bytes::{Buf, Bytes, BytesMut};
-use smallvec::SmallVec;
 use hyper::body::{Body, Frame, SizeHint};
+use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::io::Write as _;
 use std::mem::MaybeUninit;
@@ -242,6 +246,7 @@ async fn exchange(
                         address,
                         framing,
                         reusable,
+                        idle: None,
                     };
                     let mut response = http::Response::new(body);
                     *response.status_mut() = parts.status;
@@ -475,9 +480,29 @@ pub struct OriginBody {
     address: SocketAddr,
     framing: Framing,
     reusable: bool,
+    /// How long the body may go without a byte ([`idle_timeout`](Self::idle_timeout)).
+    idle: Option<Idle>,
+}
+
+/// A body's idle timeout: armed when a read has to wait, disarmed by the next bytes. The timer
+/// is made the first time a read waits: a body that came with its head (most) never needs one.
+struct Idle {
+    after: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
 }
 
 impl OriginBody {
+    /// Fails the body (an error frame; its connection closed) when the origin sends nothing
+    /// for `after` in the middle of it. Without one, a body waits as long as the origin does.
+    pub fn idle_timeout(&mut self, after: Duration) {
+        self.idle = Some(Idle {
+            after,
+            timer: None,
+            armed: false,
+        });
+    }
+
     /// Whether no byte of the body is left to read (none was sent, or all of it was read).
     fn nothing_left(&self) -> bool {
         matches!(self.framing, Framing::Empty | Framing::Length(0))
@@ -613,7 +638,36 @@ impl Body for OriginBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
-        match ready!(this.poll_data(cx)) {
+        let data = match (this.poll_data(cx), &mut this.idle) {
+            (Poll::Ready(data), idle) => {
+                if let Some(idle) = idle {
+                    idle.armed = false;
+                }
+                data
+            }
+            (Poll::Pending, None) => return Poll::Pending,
+            (Poll::Pending, Some(idle)) => {
+                let after = idle.after;
+                let timer = idle
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                if !idle.armed {
+                    timer.as_mut().reset(tokio::time::Instant::now() + after);
+                    idle.armed = true;
+                }
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the origin sent nothing for {} s in the middle of the response body",
+                        idle.after.as_secs_f64()
+                    ),
+                ))
+            }
+        };
+        match data {
             Ok(Some(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
             Ok(None) => Poll::Ready(None),
             Err(e) => {

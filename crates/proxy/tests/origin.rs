@@ -2,7 +2,8 @@
 //! connection for a run of requests; an origin that closes after every response (saying so,
 //! or silently once the connection is idle) gets each request on a working connection; a
 //! response body dropped before its end does not put its connection back. Against scripted
-//! origins: every way a response body is framed, and responses that are not HTTP.
+//! origins: every way a response body is framed, responses that are not HTTP, and bodies
+//! that trickle or stop under an idle timeout.
 
 use bytes::Bytes;
 use edgetrace_proxy::origin;
@@ -352,4 +353,66 @@ async fn responses_that_are_not_http_are_errors_that_say_why() {
     let (address, _, _) = scripted(vec![huge]).await;
     let e = origin::send(address, get(address)).await.err().unwrap();
     assert!(e.contains("longer than 64 KiB"), "{e}");
+}
+
+/// An origin that answers the first request with `head` and then `pieces` of body, each
+/// after `gap`, and keeps the connection open (silent) afterwards; returns its address.
+async fn trickling(head: &'static [u8], pieces: Vec<&'static [u8]>, gap: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        if stream.write_all(head).await.is_err() {
+            return;
+        }
+        for piece in pieces {
+            tokio::time::sleep(gap).await;
+            if stream.write_all(piece).await.is_err() {
+                return;
+            }
+        }
+        // Silent from here on, the connection open until the test is over.
+        let _ = stream.read(&mut chunk).await;
+    });
+    address
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_body_that_goes_silent_fails_after_the_idle_timeout_and_one_that_trickles_does_not() {
+    let head: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
+    // Two more bytes every 150 ms, under a 400 ms idle timeout: the whole body arrives,
+    // although it takes longer than the timeout (the timer starts again with each piece).
+    let address = trickling(head, vec![b"de", b"fg", b"hi"], Duration::from_millis(150)).await;
+    let mut response = origin::send(address, get(address)).await.unwrap();
+    response.body_mut().idle_timeout(Duration::from_millis(400));
+    let started = std::time::Instant::now();
+    let body = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+        .await
+        .expect("the body ends within 5 s")
+        .expect("a trickling body is not cut off");
+    assert_eq!(body.to_bytes(), "abcdefghi");
+    assert!(started.elapsed() >= Duration::from_millis(440));
+
+    // Three bytes, then nothing: an error once the origin has been silent for 200 ms.
+    let address = trickling(head, vec![b"def"], Duration::from_millis(50)).await;
+    let mut response = origin::send(address, get(address)).await.unwrap();
+    response.body_mut().idle_timeout(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+        .await
+        .expect("the body fails within 5 s")
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("sent nothing for 0.2 s"),
+        "{error}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
 }
