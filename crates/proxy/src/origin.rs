@@ -298,7 +298,7 @@ enum Head {
 /// Parses the response head at the start of `buf`.
 fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
     // Room for the most headers a response may have, left uninitialized (httparse fills what
-    // it parses; zeroing it all first was a good part of a parse).
+    // it parses; zeroing 100 slots first is work a response of a few headers does not need).
     let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(

@@ -38,14 +38,10 @@ async fn origin(close: Close, body_len: usize) -> (SocketAddr, Arc<AtomicUsize>)
             count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
                 loop {
                     // One request: headers only (GET), up to the blank line.
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
+                    if !read_head(&mut stream, &mut buf).await {
+                        return;
                     }
                     let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
                     buf.drain(..end);
@@ -74,6 +70,19 @@ async fn origin(close: Close, body_len: usize) -> (SocketAddr, Arc<AtomicUsize>)
         }
     });
     (address, accepted)
+}
+
+/// Reads into `buf` until it holds a request head (up to its blank line); false when the
+/// connection ended first.
+async fn read_head(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
 }
 
 fn get(address: SocketAddr) -> http::Request<Bytes> {
@@ -363,14 +372,7 @@ async fn trickling(head: &'static [u8], pieces: Vec<&'static [u8]>, gap: Duratio
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        if stream.write_all(head).await.is_err() {
+        if !read_head(&mut stream, &mut buf).await || stream.write_all(head).await.is_err() {
             return;
         }
         for piece in pieces {
@@ -380,7 +382,7 @@ async fn trickling(head: &'static [u8], pieces: Vec<&'static [u8]>, gap: Duratio
             }
         }
         // Silent from here on, the connection open until the test is over.
-        let _ = stream.read(&mut chunk).await;
+        let _ = stream.read(&mut [0u8; 64]).await;
     });
     address
 }
@@ -391,28 +393,36 @@ async fn a_body_that_goes_silent_fails_after_the_idle_timeout_and_one_that_trick
     // Two more bytes every 150 ms, under a 400 ms idle timeout: the whole body arrives,
     // although it takes longer than the timeout (the timer starts again with each piece).
     let address = trickling(head, vec![b"de", b"fg", b"hi"], Duration::from_millis(150)).await;
-    let mut response = origin::send(address, get(address)).await.unwrap();
-    response.body_mut().idle_timeout(Duration::from_millis(400));
     let started = std::time::Instant::now();
-    let body = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+    let body = body_under_idle_timeout(address, Duration::from_millis(400))
         .await
-        .expect("the body ends within 5 s")
         .expect("a trickling body is not cut off");
-    assert_eq!(body.to_bytes(), "abcdefghi");
+    assert_eq!(body, "abcdefghi");
     assert!(started.elapsed() >= Duration::from_millis(440));
 
     // Three bytes, then nothing: an error once the origin has been silent for 200 ms.
     let address = trickling(head, vec![b"def"], Duration::from_millis(50)).await;
-    let mut response = origin::send(address, get(address)).await.unwrap();
-    response.body_mut().idle_timeout(Duration::from_millis(200));
     let started = std::time::Instant::now();
-    let error = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+    let error = body_under_idle_timeout(address, Duration::from_millis(200))
         .await
-        .expect("the body fails within 5 s")
         .unwrap_err();
     assert!(
         error.to_string().contains("sent nothing for 0.2 s"),
         "{error}"
     );
     assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+/// A GET's response body from `address`, read to its end under an idle timeout of `idle`
+/// (and, for the test's sake, within 5 s in all).
+async fn body_under_idle_timeout(
+    address: SocketAddr,
+    idle: Duration,
+) -> Result<Bytes, std::io::Error> {
+    let mut response = origin::send(address, get(address)).await.unwrap();
+    response.body_mut().idle_timeout(idle);
+    tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+        .await
+        .expect("the body ends or fails within 5 s")
+        .map(|b| b.to_bytes())
 }
