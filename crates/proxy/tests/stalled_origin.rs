@@ -1,0 +1,70 @@
+//! The proxy gives an origin's response body its origin timeout as an idle timeout: an origin
+//! that sends its head and part of the body, then nothing, has the client's response cut off
+//! (the connection closed after the part that came) once it has been silent that long, rather
+//! than holding the client for as long as the origin likes. Real proxy, real origin socket,
+//! both on loopback.
+
+use edgetrace_proxy::{Edge, server};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+mod common;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_the_origin_stops_sending_is_cut_off_after_the_origin_timeout() {
+    // The origin: reads a request head, answers with 3 of 9 bytes of body, then keeps the
+    // connection open without a word.
+    let origin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin_port = origin.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut stream, _) = origin.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+            .await;
+        let _ = stream.read(&mut chunk).await; // silent until the proxy lets go
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _) = common::shop(dir.path(), "127.0.0.1").await;
+    let mut edge = Edge::new(store);
+    edge.origin_port = Some(origin_port);
+    edge.origin_timeout = Duration::from_millis(300);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap();
+    server::spawn(Arc::new(edge), listener, None, 1).unwrap();
+
+    let mut client = TcpStream::connect(proxy).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: www.shop.test\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Until the proxy closes the connection (or resets it); a proxy that waited on the origin
+    // would leave this read pending past the 5 s.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match client.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the proxy cuts the response off within 5 s");
+    let received = String::from_utf8_lossy(&received);
+    assert!(received.starts_with("HTTP/1.1 200 OK\r\n"), "{received}");
+    assert!(received.ends_with("\r\n\r\nabc"), "{received}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
