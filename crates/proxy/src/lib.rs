@@ -2,7 +2,7 @@
 //! ([`server`]) and in trace mode by the Request Trace API.
 //!
 //! ```text
-//!   proxy listener ──► server::proxy ─┐                      ┌─► origin (hyper client)
+//!   proxy listener ──► server::proxy ─┐                      ┌─► origin (origin.rs)
 //!                                     ├─► Edge::handle ──────┤
 //!   POST …/request-tracer/trace ──────┘   request phases,    └─► response phases
 //!                                         page rules (edge::pipeline)
@@ -15,7 +15,9 @@
 //! origin only without `skip_response`. Because the code is the same, a trace cannot drift
 //! from what the proxy does.
 
+mod chunked;
 pub mod effects;
+mod h1;
 pub mod origin;
 pub mod server;
 pub mod site;
@@ -47,7 +49,7 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether a (lowercase) header belongs to one connection and is not forwarded (RFC 9110
-/// §7.6.1), or is one hyper writes itself (`content-length`). A `match`: it runs for every
+/// §7.6.1), or is one the server writes itself (`content-length`). A `match`: it runs for every
 /// header of every request and response.
 fn hop_by_hop(lower: &str) -> bool {
     matches!(
@@ -231,7 +233,7 @@ fn unreachable_origin(status: u16, why: &str) -> http::Response<Body> {
     text_response(status, format!("edgetrace: origin unreachable: {why}\n"))
 }
 
-/// Removes the headers that belong to the origin's connection (and the ones hyper writes),
+/// Removes the headers that belong to the origin's connection (and the ones the server writes),
 /// and the ones its `Connection` header names. No allocation for the usual response (a
 /// `content-length`, a `connection`): one scan of the names finds them, then each is removed.
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {

@@ -26,6 +26,7 @@
 //! its way, by the request failing before any answer: an idempotent request then goes out
 //! again on a new connection, as does one that could not be written at all.
 
+use crate::chunked::Chunk;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
 use smallvec::SmallVec;
@@ -52,8 +53,6 @@ const MAX_ORIGINS: usize = 4096;
 pub const MAX_HEAD: usize = 64 * 1024;
 /// The most headers accepted in a response (hyper's limit too).
 pub const MAX_HEADERS: usize = 100;
-/// The longest chunk-size line, and the most trailer bytes, accepted in a chunked body.
-const MAX_CHUNK_LINE: usize = 4096;
 /// What one read asks the socket for.
 const READ_SIZE: usize = 16 * 1024;
 
@@ -433,7 +432,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
 }
 
 /// A `Content-Length` value: digits, or a list of equal ones (RFC 9110 §8.6).
-fn content_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let mut length = None;
     for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
         if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
@@ -459,18 +458,6 @@ enum Framing {
     Chunked(Chunk),
     /// When the origin closes the connection.
     Close,
-}
-
-#[derive(Debug)]
-enum Chunk {
-    /// A chunk-size line is next.
-    Size,
-    /// This many bytes of the chunk's data are left.
-    Data(u64),
-    /// The CRLF after a chunk's data.
-    DataEnd,
-    /// Trailer lines (dropped) up to the empty line; the bytes of them seen.
-    Trailers(usize),
 }
 
 /// The response body from an origin, read from its connection as it is polled; the connection
@@ -557,59 +544,19 @@ impl OriginBody {
                         return Poll::Ready(Ok(None));
                     }
                 }
-                Framing::Chunked(chunk) => {
-                    let next = match chunk {
-                        Chunk::Size => match httparse::parse_chunk_size(&conn.buf) {
-                            Ok(httparse::Status::Complete((used, 0))) => {
-                                conn.buf.advance(used);
-                                Some(Chunk::Trailers(0))
-                            }
-                            Ok(httparse::Status::Complete((used, size))) => {
-                                conn.buf.advance(used);
-                                Some(Chunk::Data(size))
-                            }
-                            Ok(httparse::Status::Partial) if conn.buf.len() > MAX_CHUNK_LINE => {
-                                return Poll::Ready(Err(invalid("a chunk-size line too long")));
-                            }
-                            Ok(httparse::Status::Partial) => None,
-                            Err(_) => return Poll::Ready(Err(invalid("an invalid chunk size"))),
-                        },
-                        Chunk::DataEnd => match conn.buf.get(..2) {
-                            Some(b"\r\n") => {
-                                conn.buf.advance(2);
-                                Some(Chunk::Size)
-                            }
-                            Some(_) => {
-                                return Poll::Ready(Err(invalid("no CRLF after a chunk's data")));
-                            }
-                            None => None,
-                        },
-                        Chunk::Trailers(seen) => {
-                            match conn.buf.windows(2).position(|w| w == b"\r\n") {
-                                Some(0) => {
-                                    conn.buf.advance(2);
-                                    self.finish();
-                                    return Poll::Ready(Ok(None));
-                                }
-                                Some(end) if *seen + end <= MAX_CHUNK_LINE => {
-                                    conn.buf.advance(end + 2);
-                                    Some(Chunk::Trailers(*seen + end + 2))
-                                }
-                                None if *seen + conn.buf.len() <= MAX_CHUNK_LINE => None,
-                                _ => return Poll::Ready(Err(invalid("trailers too long"))),
-                            }
-                        }
-                        Chunk::Data(_) => unreachable!("handled above"),
-                    };
-                    match next {
-                        Some(next) => *chunk = next,
-                        None => {
-                            if ready!(conn.poll_fill(cx))? == 0 {
-                                return Poll::Ready(Err(cut_short()));
-                            }
+                Framing::Chunked(Chunk::End) => {
+                    self.finish();
+                    return Poll::Ready(Ok(None));
+                }
+                Framing::Chunked(chunk) => match chunk.advance(&mut conn.buf) {
+                    Ok(Some(next)) => *chunk = next,
+                    Ok(None) => {
+                        if ready!(conn.poll_fill(cx))? == 0 {
+                            return Poll::Ready(Err(cut_short()));
                         }
                     }
-                }
+                    Err(what) => return Poll::Ready(Err(invalid(what))),
+                },
             }
         }
     }

@@ -1,23 +1,31 @@
-//! The reverse proxy's listener: HTTP/1.1 and HTTP/2 (h2c with prior knowledge in plain text,
-//! ALPN over TLS) with hyper-util's auto connection builder, TLS with rustls when a
-//! certificate is configured. Each request is read (body up to [`MAX_BODY`]), turned into the
-//! pipeline's request and handed to [`Edge::handle`].
+//! The reverse proxy's listener: HTTP/1.1 ([`crate::h1`]) and HTTP/2 (hyper's; h2c with prior
+//! knowledge in plain text, ALPN over TLS), TLS with rustls when a certificate is configured.
+//! Each request is read (body up to [`MAX_BODY`]), turned into the pipeline's request and
+//! handed to [`Edge::handle`].
 
-use crate::{Body, Edge, Mode, header_pairs, text_response};
+use crate::{Body, Edge, Mode, h1, header_pairs, text_response};
+use bytes::{Bytes, BytesMut};
 use edgetrace_edge::pipeline::{Request, RunOptions};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+
+/// How an HTTP/2 connection starts (RFC 9113 §3.4): in plain text, what tells h2c with prior
+/// knowledge from HTTP/1.1.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The largest request body the proxy reads (rules can look at it) [8 MiB]; larger is a 413.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -84,7 +92,12 @@ pub fn spawn(
         let tls = tls.clone();
         std::thread::Builder::new()
             .name(format!("edgetrace-proxy-{i}"))
-            .spawn(move || runtime.block_on(serve(edge, connections, tls, i)))?;
+            .spawn(move || {
+                runtime.block_on(async move {
+                    tokio::spawn(h1::keep_date());
+                    serve(edge, connections, tls, i).await;
+                });
+            })?;
     }
     Ok(())
 }
@@ -159,32 +172,144 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
     let tls = tls.clone();
     tokio::spawn(async move {
         let https = tls.is_some();
-        let service = service_fn(move |req| {
+        let handle = move |parts, body| {
             let edge = edge.clone();
-            async move { Ok::<_, Infallible>(proxy(&edge, req, peer, local, https).await) }
-        });
-        let builder = auto::Builder::new(TokioExecutor::new());
-        let result = match tls {
-            Some(acceptor) => match acceptor.accept(stream).await {
-                Ok(s) => builder.serve_connection(TokioIo::new(s), service).await,
-                Err(_) => return, // a failed handshake: nothing to answer
-            },
-            None => {
-                builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-            }
+            async move { proxy(&edge, parts, body, peer, local, https).await }
         };
-        drop(result); // a client that went away
+        match tls {
+            Some(acceptor) => {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return; // a failed handshake: nothing to answer
+                };
+                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    http2(stream, handle).await;
+                } else {
+                    h1::serve(stream, BytesMut::new(), handle).await;
+                }
+            }
+            None => {
+                let mut stream = stream;
+                let mut first = BytesMut::with_capacity(16 * 1024);
+                // Enough of the first bytes to tell HTTP/2's preface from a request line.
+                while first.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&first) {
+                    match stream.read_buf(&mut first).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+                if first.starts_with(H2_PREFACE) {
+                    let stream = Prefixed {
+                        first: first.freeze(),
+                        io: stream,
+                    };
+                    http2(stream, handle).await;
+                } else {
+                    h1::serve(stream, first, handle).await;
+                }
+            }
+        }
     });
 }
 
+/// Serves an HTTP/2 connection with hyper, each request's body read whole before `handle`.
+async fn http2<S, H, F>(io: S, handle: H)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(http::request::Parts, Vec<u8>) -> F + Clone + Send + 'static,
+    F: Future<Output = http::Response<Body>> + Send,
+{
+    let service = service_fn(move |req: http::Request<Incoming>| {
+        let handle = handle.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            Ok::<_, Infallible>(match read_body(body).await {
+                Ok(body) => handle(parts, body).await,
+                Err(refused) => refused,
+            })
+        }
+    });
+    let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+    drop(served); // a client that went away
+}
+
+/// An HTTP/2 request's body, read whole (up to [`MAX_BODY`]), or the answer refusing it.
+async fn read_body(body: Incoming) -> Result<Vec<u8>, http::Response<Body>> {
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Vec::new()); // most requests (no body): nothing to collect
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes().to_vec()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text_response(
+            413,
+            format!(
+                "edgetrace: the request body is larger than {} MiB\n",
+                MAX_BODY >> 20
+            ),
+        )),
+        Err(_) => Err(text_response(
+            400,
+            "edgetrace: the request body was cut short\n".into(),
+        )),
+    }
+}
+
+/// A connection whose first bytes were read already (to tell HTTP/2 from HTTP/1.1): they are
+/// read from it again first.
+struct Prefixed<S> {
+    first: Bytes,
+    io: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.first.is_empty() {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let n = self.first.len().min(buf.remaining());
+        let first = self.first.split_to(n);
+        buf.put_slice(&first);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 /// `Host` without its port, lowercase; from the URI (HTTP/2) or the `Host` header.
-fn host_of(req: &http::Request<Incoming>) -> Option<String> {
-    let raw = match req.uri().authority() {
+fn host_of(req: &http::request::Parts) -> Option<String> {
+    let raw = match req.uri.authority() {
         Some(a) => a.host().to_string(),
         None => {
-            let h = req.headers().get(http::header::HOST)?.to_str().ok()?;
+            let h = req.headers.get(http::header::HOST)?.to_str().ok()?;
             match h.rsplit_once(':') {
                 Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
                 _ => h.to_string(),
@@ -208,12 +333,13 @@ fn version(v: http::Version) -> &'static str {
 /// One proxied request.
 async fn proxy(
     edge: &Edge,
-    req: http::Request<Incoming>,
+    parts: http::request::Parts,
+    body: Vec<u8>,
     peer: SocketAddr,
     local: SocketAddr,
     https: bool,
 ) -> http::Response<Body> {
-    let Some(host) = host_of(&req) else {
+    let Some(host) = host_of(&parts) else {
         return text_response(400, "edgetrace: the request has no Host\n".into());
     };
     let site = match edge.sites.for_host(&host).await {
@@ -230,26 +356,6 @@ async fn proxy(
                 500,
                 format!("edgetrace: cannot load the configuration of {host}\n"),
             );
-        }
-    };
-    let (parts, body) = req.into_parts();
-    let body = if hyper::body::Body::is_end_stream(&body) {
-        Vec::new() // most requests (no body): nothing to collect
-    } else {
-        match Limited::new(body, MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes().to_vec(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return text_response(
-                    413,
-                    format!(
-                        "edgetrace: the request body is larger than {} MiB\n",
-                        MAX_BODY >> 20
-                    ),
-                );
-            }
-            Err(_) => {
-                return text_response(400, "edgetrace: the request body was cut short\n".into());
-            }
         }
     };
     let mut headers = header_pairs(&parts.headers);

@@ -1,0 +1,555 @@
+//! The proxy's HTTP/1.1 server side: requests read from a client connection (plain or TLS),
+//! handed to the proxy whole, and its responses written back; keep-alive and pipelining.
+//! (HTTP/2 is hyper's, [`crate::server`].)
+//!
+//! Why not hyper's HTTP/1.1 server (used before): its connection machinery — dispatch, a
+//! `HeaderMap` per request and per response, the `Date` check on every poll, the
+//! protocol-sniffing wrapper of hyper-util's auto builder — was about a fifth of the proxy's
+//! user CPU per request on bench/proxy.sh, and the proxy reads every request body whole
+//! before its rules run anyway, which is the simple case of HTTP/1.1 framing. The request
+//! line and headers are parsed by `httparse` (hyper's parser); what is left is RFC 9112's
+//! message framing, done here as strictly as the RFC allows against request smuggling:
+//!
+//! - a body is framed by `Content-Length` (equal values only) or by `Transfer-Encoding:
+//!   chunked` alone; both at once, another transfer coding, or a transfer coding in an
+//!   HTTP/1.0 request is refused (400 or 501) and the connection closed;
+//! - a head larger than [`MAX_HEAD`] or with more than [`MAX_HEADERS`] headers is a 431, a
+//!   body larger than [`MAX_BODY`] a 413, anything that does not parse a 400; each refusal
+//!   closes the connection (what follows cannot be framed);
+//! - `Expect: 100-continue` is answered before the body is read;
+//! - a response is framed by its length when the body's is known, else chunked (HTTP/1.1)
+//!   or by closing the connection (HTTP/1.0); none for `HEAD`, 1xx, 204 and 304;
+//! - the connection is kept alive unless the client or the framing says otherwise; each
+//!   response is written before the next pipelined request is handled.
+
+use crate::Body;
+use crate::chunked::Chunk;
+use crate::server::MAX_BODY;
+use bytes::{Bytes, BytesMut};
+use hyper::body::Body as _;
+use std::cell::{Cell, RefCell};
+use std::future::{Future, poll_fn};
+use std::io::Write as _;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// The longest request line and headers accepted [64 KiB]; longer is a 431.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// The most headers accepted in a request (hyper's limit too); more is a 431.
+pub const MAX_HEADERS: usize = 100;
+/// What one read asks the socket for.
+const READ_SIZE: usize = 16 * 1024;
+/// Response bytes gathered before they are written even though more are ready.
+const WRITE_SIZE: usize = 64 * 1024;
+
+/// A request this side will not hand over: answered with `status` and `message`, then the
+/// connection is closed.
+#[derive(Debug)]
+struct Refusal {
+    status: http::StatusCode,
+    message: String,
+}
+
+fn refusal(status: u16, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status: http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST),
+        message: message.into(),
+    }
+}
+
+/// How a request's body is framed.
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+/// Where bytes are in a buffer: offset and length.
+type Span = (usize, usize);
+
+/// A parsed request head.
+struct Head {
+    parts: http::request::Parts,
+    framing: Option<Framing>,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// Serves the requests of one connection with `handle`, `buf` holding what was read from it
+/// already; returns when the connection is closed (by either side) or broken.
+pub async fn serve<S, H, F>(mut io: S, mut buf: BytesMut, mut handle: H)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: FnMut(http::request::Parts, Vec<u8>) -> F,
+    F: Future<Output = http::Response<Body>>,
+{
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let head = loop {
+            if !buf.is_empty() {
+                match parse(&mut buf) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(r) => return refuse(&mut io, &mut out, r).await,
+                }
+            }
+            match read(&mut io, &mut buf).await {
+                Ok(0) | Err(_) => return, // closed (in the middle of a head: nothing to answer)
+                Ok(_) => {}
+            }
+        };
+        let Head {
+            parts,
+            framing,
+            keep_alive,
+            expect_continue,
+        } = head;
+        let body = match framing {
+            None => Vec::new(),
+            Some(framing) => match read_body(&mut io, &mut buf, framing, expect_continue).await {
+                Ok(Some(body)) => body,
+                Ok(None) => return, // the client went away
+                Err(r) => return refuse(&mut io, &mut out, r).await,
+            },
+        };
+        let head_only = parts.method == http::Method::HEAD;
+        let http10 = parts.version == http::Version::HTTP_10;
+        let response = handle(parts, body).await;
+        if !respond(&mut io, &mut out, response, head_only, keep_alive, http10).await {
+            return;
+        }
+    }
+}
+
+/// Reads what the socket has into `buf`: the number of bytes, 0 at end-of-file.
+async fn read<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_SIZE / 4 {
+        buf.reserve(READ_SIZE);
+    }
+    poll_fn(|cx| tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, buf)).await
+}
+
+/// Parses the request head at the start of `buf` (consumed when complete); `None`: more
+/// bytes are needed.
+fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
+    // Left uninitialized: httparse fills what it parses.
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, &mut slots);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            return Err(refusal(
+                431,
+                format!(
+                    "the request line and headers are longer than {} KiB",
+                    MAX_HEAD >> 10
+                ),
+            ));
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(refusal(
+                431,
+                format!("the request has more than {MAX_HEADERS} headers"),
+            ));
+        }
+        Err(httparse::Error::Version) => {
+            return Err(refusal(505, "only HTTP/1.0 and HTTP/1.1 are served here"));
+        }
+        Err(e) => {
+            return Err(refusal(
+                400,
+                format!("the request is not valid HTTP/1.1: {e}"),
+            ));
+        }
+    };
+    let method = req.method.unwrap_or_default();
+    let method = http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| refusal(400, format!("the method {method:?} is not valid")))?;
+    let version = if req.version == Some(0) {
+        http::Version::HTTP_10
+    } else {
+        http::Version::HTTP_11
+    };
+    // Where the target and each header are in the buffer: once the head is split off it, they
+    // become slices of its bytes (no copy).
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
+    let target = at(req.path.unwrap_or_default().as_bytes());
+    let spans: smallvec::SmallVec<[(Span, Span); 16]> = req
+        .headers
+        .iter()
+        .map(|h| (at(h.name.as_bytes()), at(h.value)))
+        .collect();
+    let head = buf.split_to(len).freeze();
+    let slice = |(at, len): Span| head.slice(at..at + len);
+    let uri = http::Uri::from_maybe_shared(slice(target)).map_err(|_| {
+        refusal(
+            400,
+            format!(
+                "the request target {:?} is not valid",
+                String::from_utf8_lossy(&slice(target))
+            ),
+        )
+    })?;
+    let mut length: Option<usize> = None;
+    let mut transfer_encoding: Option<Bytes> = None;
+    let mut keep_alive = version == http::Version::HTTP_11;
+    let mut expect_continue = false;
+    // Room for the forwarding headers the proxy adds to them: the map does not grow then.
+    let mut headers = http::HeaderMap::with_capacity(spans.len() + 8);
+    for &(name, value) in &spans {
+        // The value shares the head's bytes; the name is copied (none for a standard one).
+        let (name, value) = (&head[name.0..name.0 + name.1], slice(value));
+        let name = http::HeaderName::from_bytes(name).map_err(|_| {
+            refusal(
+                400,
+                format!(
+                    "the header name {:?} is not valid",
+                    String::from_utf8_lossy(name)
+                ),
+            )
+        })?;
+        match name {
+            http::header::CONTENT_LENGTH => {
+                let n = crate::origin::content_length(&value)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| refusal(400, "the content-length is not a number"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(refusal(
+                        400,
+                        "the request has two different content-lengths",
+                    ));
+                }
+                length = Some(n);
+            }
+            http::header::TRANSFER_ENCODING => {
+                if transfer_encoding.is_some() {
+                    return Err(refusal(400, "the request has two transfer-encodings"));
+                }
+                transfer_encoding = Some(value.clone());
+            }
+            http::header::CONNECTION => {
+                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive")
+                        && version == http::Version::HTTP_10
+                    {
+                        keep_alive = true;
+                    }
+                }
+            }
+            http::header::EXPECT => {
+                if !value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(refusal(417, "the only expectation met is 100-continue"));
+                }
+                expect_continue = version == http::Version::HTTP_11;
+            }
+            _ => {}
+        }
+        let value = http::HeaderValue::from_maybe_shared(value)
+            .map_err(|_| refusal(400, format!("the header {name} has an invalid value")))?;
+        headers.append(name, value);
+    }
+    let framing = match (transfer_encoding, length) {
+        (None, None | Some(0)) => None,
+        (None, Some(n)) => Some(Framing::Length(n)),
+        (Some(_), Some(_)) => {
+            return Err(refusal(
+                400,
+                "the request has both a content-length and a transfer-encoding",
+            ));
+        }
+        (Some(_), None) if version == http::Version::HTTP_10 => {
+            return Err(refusal(400, "an HTTP/1.0 request has a transfer-encoding"));
+        }
+        (Some(te), None) if te.trim_ascii().eq_ignore_ascii_case(b"chunked") => {
+            Some(Framing::Chunked)
+        }
+        (Some(te), None) => {
+            return Err(refusal(
+                501,
+                format!(
+                    "the transfer-encoding {:?} is not supported (only chunked)",
+                    String::from_utf8_lossy(&te)
+                ),
+            ));
+        }
+    };
+    let mut request = http::Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    let (parts, ()) = request.into_parts();
+    Ok(Some(Head {
+        parts,
+        framing,
+        keep_alive,
+        expect_continue,
+    }))
+}
+
+fn too_large() -> Refusal {
+    refusal(
+        413,
+        format!("the request body is larger than {} MiB", MAX_BODY >> 20),
+    )
+}
+
+/// Reads a request body whole; `None` when the client closed the connection before its end.
+async fn read_body<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    buf: &mut BytesMut,
+    framing: Framing,
+    expect_continue: bool,
+) -> Result<Option<Vec<u8>>, Refusal> {
+    if let Framing::Length(n) = framing
+        && n > MAX_BODY
+    {
+        return Err(too_large());
+    }
+    if expect_continue && buf.is_empty() {
+        // The client waits for this before sending the body.
+        if io
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+    }
+    let mut body = Vec::new();
+    match framing {
+        Framing::Length(n) => {
+            body.reserve_exact(n);
+            while body.len() < n {
+                if buf.is_empty() && matches!(read(io, buf).await, Ok(0) | Err(_)) {
+                    return Ok(None);
+                }
+                let take = buf.len().min(n - body.len());
+                body.extend_from_slice(&buf.split_to(take));
+            }
+        }
+        Framing::Chunked => {
+            let mut chunk = Chunk::Size;
+            loop {
+                match chunk {
+                    Chunk::End => break,
+                    Chunk::Data(left) if !buf.is_empty() => {
+                        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                        if body.len() + take > MAX_BODY {
+                            return Err(too_large());
+                        }
+                        body.extend_from_slice(&buf.split_to(take));
+                        chunk = match left - take as u64 {
+                            0 => Chunk::DataEnd,
+                            left => Chunk::Data(left),
+                        };
+                        continue;
+                    }
+                    _ => {}
+                }
+                match chunk.advance(buf) {
+                    Ok(Some(next)) if next != chunk => chunk = next,
+                    Ok(_) => {
+                        if matches!(read(io, buf).await, Ok(0) | Err(_)) {
+                            return Ok(None);
+                        }
+                    }
+                    Err(what) => {
+                        return Err(refusal(400, format!("the chunked request body has {what}")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Some(body))
+}
+
+/// Answers a refused request and closes the connection (unread bytes are dropped with it).
+async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>, r: Refusal) {
+    let text = format!("edgetrace: {}\n", r.message);
+    let response = crate::text_response(r.status.as_u16(), text);
+    respond(io, out, response, false, false, false).await;
+    let _ = io.shutdown().await;
+}
+
+/// Writes `response`; whether the connection can carry another request.
+async fn respond<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    out: &mut Vec<u8>,
+    response: http::Response<Body>,
+    head_only: bool,
+    mut keep_alive: bool,
+    http10: bool,
+) -> bool {
+    let (parts, mut body) = response.into_parts();
+    let status = parts.status;
+    let no_body = status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED;
+    let length = body.size_hint().exact();
+    enum Write {
+        None,
+        Length(u64),
+        Chunked,
+        Close,
+    }
+    let write = match length {
+        _ if no_body || head_only => Write::None,
+        Some(n) => Write::Length(n),
+        None if http10 => Write::Close,
+        None => Write::Chunked,
+    };
+    if matches!(write, Write::Close) {
+        keep_alive = false;
+    }
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut dated = false;
+    for (name, value) in &parts.headers {
+        match *name {
+            // Written below, as this connection's framing says.
+            http::header::CONTENT_LENGTH
+            | http::header::TRANSFER_ENCODING
+            | http::header::CONNECTION => continue,
+            http::header::DATE => dated = true,
+            _ => {}
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !dated {
+        out.extend_from_slice(b"date: ");
+        date(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    match write {
+        // Writing to a Vec cannot fail.
+        Write::Length(n) => drop(write!(out, "content-length: {n}\r\n")),
+        Write::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        // A HEAD's body would have had this length.
+        Write::None if head_only && !no_body => {
+            if let Some(n) = length.filter(|&n| n > 0) {
+                drop(write!(out, "content-length: {n}\r\n"));
+            }
+        }
+        Write::None | Write::Close => {}
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if matches!(write, Write::None) {
+        return flush(io, out).await.is_ok() && keep_alive;
+    }
+    let mut left = length.unwrap_or(0);
+    loop {
+        // What the body has ready joins what is gathered; written once it would wait.
+        let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if flush(io, out).await.is_err() {
+                    return false;
+                }
+                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue, // trailers: not forwarded
+            },
+            Some(Err(_)) => {
+                // The origin failed in the middle of the body: the client's response is cut
+                // off (no last chunk; fewer bytes than its length) and the connection closed.
+                let _ = flush(io, out).await;
+                return false;
+            }
+        };
+        if data.is_empty() {
+            continue;
+        }
+        match write {
+            Write::Length(_) => {
+                if data.len() as u64 > left {
+                    // More than the body said it had: the length written cannot be kept.
+                    let _ = flush(io, out).await;
+                    return false;
+                }
+                left -= data.len() as u64;
+                out.extend_from_slice(&data);
+            }
+            Write::Chunked => {
+                drop(write!(out, "{:x}\r\n", data.len()));
+                out.extend_from_slice(&data);
+                out.extend_from_slice(b"\r\n");
+            }
+            Write::Close | Write::None => out.extend_from_slice(&data),
+        }
+        if out.len() >= WRITE_SIZE && flush(io, out).await.is_err() {
+            return false;
+        }
+    }
+    match write {
+        Write::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
+        // Fewer bytes than the length written: the client would wait for the rest.
+        Write::Length(_) if left > 0 => keep_alive = false,
+        _ => {}
+    }
+    flush(io, out).await.is_ok() && keep_alive
+}
+
+/// Writes out what is gathered in `out`.
+async fn flush<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let written = io.write_all(out).await;
+    out.clear();
+    if out.capacity() > 4 * WRITE_SIZE {
+        out.shrink_to(WRITE_SIZE);
+    }
+    written?;
+    io.flush().await
+}
+
+thread_local! {
+    /// The `Date` header's value, refreshed each second by [`keep_date`] when it runs on
+    /// the thread (each proxy thread runs it): writing a response then reads no clock.
+    static DATE: RefCell<String> = const { RefCell::new(String::new()) };
+    static DATE_KEPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Appends the current date in the form of HTTP's `Date` header.
+fn date(out: &mut Vec<u8>) {
+    if DATE_KEPT.get() {
+        DATE.with_borrow(|d| out.extend_from_slice(d.as_bytes()));
+    } else {
+        out.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
+    }
+}
+
+/// Keeps this thread's `Date` value current, each second, for as long as the runtime runs;
+/// for a runtime that runs every task on its own thread (the proxy threads').
+pub async fn keep_date() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = httpdate::fmt_http_date(SystemTime::now());
+        DATE.with_borrow_mut(|d| *d = now);
+        DATE_KEPT.set(true);
+    }
+}
