@@ -531,38 +531,33 @@ impl Edge {
         outcome: &Outcome,
         address: SocketAddr,
     ) -> Result<(http::response::Parts, Body), (u16, String)> {
-        let body = Bytes::copy_from_slice(&outcome.request.body);
-        let request = origin_request(sent, &outcome.request, body);
-        let mut response =
-            match tokio::time::timeout(self.origin_timeout, origin::send(address, request)).await {
-                Err(_) => {
-                    return Err((
-                        504,
-                        format!(
-                            "origin {address} did not answer within {} s",
-                            self.origin_timeout.as_secs()
-                        ),
-                    ));
-                }
-                Ok(Err(e)) => return Err((502, e)),
-                Ok(Ok(r)) => r,
-            };
+        let r = &outcome.request;
+        let method = http::Method::from_bytes(r.method.as_bytes()).unwrap_or(http::Method::GET);
+        // A target the rewrites made unfit for a request line is not sent as it is.
+        let target = if origin::origin_form(&r.uri) {
+            r.uri.as_str()
+        } else {
+            "/"
+        };
+        let bytes = origin::encode_parts(&method, target, &sent.headers, &r.body);
+        let sending = origin::send_encoded(address, bytes, &method);
+        let mut response = match tokio::time::timeout(self.origin_timeout, sending).await {
+            Err(_) => {
+                return Err((
+                    504,
+                    format!(
+                        "origin {address} did not answer within {} s",
+                        self.origin_timeout.as_secs()
+                    ),
+                ));
+            }
+            Ok(Err(e)) => return Err((502, e)),
+            Ok(Ok(r)) => r,
+        };
         response.body_mut().idle_timeout(self.origin_timeout);
         let (parts, body) = response.into_parts();
         Ok((parts, body.boxed()))
     }
-}
-
-/// The request to the origin in origin-form: the request line carries the path and query,
-/// `Host` the authority.
-fn origin_request(f: Forwarded, request: &Request, body: Bytes) -> http::Request<Bytes> {
-    let mut r = http::Request::new(body);
-    *r.method_mut() =
-        http::Method::from_bytes(request.method.as_bytes()).unwrap_or(http::Method::GET);
-    *r.uri_mut() =
-        http::Uri::try_from(request.uri.as_str()).unwrap_or_else(|_| http::Uri::from_static("/"));
-    *r.headers_mut() = f.headers;
-    r
 }
 
 /// The forwarding headers the edge writes (and replaces when the client sent them).

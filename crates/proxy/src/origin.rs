@@ -152,21 +152,31 @@ fn idempotent(method: &http::Method) -> bool {
 /// as they are in the map (`Host` among them), `Content-Length` when there is a body (or the
 /// method expects one), then the body.
 fn encode(request: &http::Request<Bytes>) -> Vec<u8> {
-    let body = request.body();
     let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    let mut out = Vec::with_capacity(256 + request.headers().len() * 48 + body.len());
-    out.extend_from_slice(request.method().as_str().as_bytes());
+    encode_parts(request.method(), target, request.headers(), request.body())
+}
+
+/// [`encode`] from the request's parts; `target` is written as it is (the caller checks it
+/// is a valid origin-form target, see [`origin_form`]).
+pub(crate) fn encode_parts(
+    method: &http::Method,
+    target: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + headers.len() * 48 + body.len());
+    out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in request.headers() {
+    for (name, value) in headers {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     let expects_body = matches!(
-        *request.method(),
+        *method,
         http::Method::POST | http::Method::PUT | http::Method::PATCH
     );
     if !body.is_empty() || expects_body {
@@ -176,6 +186,13 @@ fn encode(request: &http::Request<Bytes>) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
+}
+
+/// Whether `target` can go on a request line as it is: a path (and query) of visible ASCII,
+/// no space or control byte that would end the line or the request (what `http::Uri`
+/// accepts, and a little more: the origin decides about the rest); or `*` (`OPTIONS *`).
+pub(crate) fn origin_form(target: &str) -> bool {
+    target == "*" || (target.starts_with('/') && target.bytes().all(|b| b.is_ascii_graphic()))
 }
 
 /// How a request on a connection failed.
@@ -193,13 +210,21 @@ pub async fn send(
     address: SocketAddr,
     request: http::Request<Bytes>,
 ) -> Result<http::Response<OriginBody>, String> {
-    let bytes = encode(&request);
+    send_encoded(address, encode(&request), request.method()).await
+}
+
+/// [`send`] of a request already written out ([`encode_parts`]).
+pub(crate) async fn send_encoded(
+    address: SocketAddr,
+    bytes: Vec<u8>,
+    method: &http::Method,
+) -> Result<http::Response<OriginBody>, String> {
     // The thread's other ready requests run their rules first: the requests to origins then
     // go out one after the other, and an origin that went idle is woken once for them all
     // rather than once each (see `crate::server::proxy`).
     tokio::task::yield_now().await;
-    let head_only = request.method() == http::Method::HEAD;
-    let retry = idempotent(request.method());
+    let head_only = method == http::Method::HEAD;
+    let retry = idempotent(method);
     // Pooled connections first; one that broke before the origin answered anything tries the
     // next (for a request that was written whole, only when it is idempotent), then a new one.
     while let Some(conn) = take(address) {
@@ -660,6 +685,24 @@ mod tests {
         assert_eq!(content_length(b"+42"), None);
         assert_eq!(content_length(b""), None);
         assert_eq!(content_length(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn only_targets_fit_for_a_request_line_go_out_as_they_are() {
+        for ok in ["/", "/a/b?c=d&e=%20", "*", "/{x}|<y>"] {
+            assert!(origin_form(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a/b",
+            "/a b",
+            "/a\r\nx-injected: 1",
+            "/caf\u{e9}",
+            "/a\tb",
+            "/\x7f",
+        ] {
+            assert!(!origin_form(bad), "{bad:?}");
+        }
     }
 
     #[test]
