@@ -16,11 +16,17 @@
 //! - a head larger than [`MAX_HEAD`] or with more than [`MAX_HEADERS`] headers is a 431, a
 //!   body larger than [`MAX_BODY`] a 413, anything that does not parse a 400; each refusal
 //!   closes the connection (what follows cannot be framed);
+//! - a request without `Host` (HTTP/1.1) or with two is a 400 (RFC 9112 §3.2);
+//! - a client that goes silent for the client timeout in the middle of a head or a body
+//!   gets a 408 (a connection idle between requests is not timed: no timer is made for a
+//!   request that arrives whole, as nearly all do);
 //! - `Expect: 100-continue` is answered before the body is read;
 //! - a response is framed by its length when the body's is known, else chunked (HTTP/1.1)
 //!   or by closing the connection (HTTP/1.0); none for `HEAD`, 1xx, 204 and 304;
 //! - the connection is kept alive unless the client or the framing says otherwise; each
-//!   response is written before the next pipelined request is handled.
+//!   response is written before the next pipelined request is handled; a refused one is
+//!   closed gently (the client's unread bytes drained for a moment after the answer, so that
+//!   the close does not reset the connection and lose the answer).
 
 use crate::Body;
 use crate::chunked::Chunk;
@@ -80,7 +86,7 @@ struct Head {
 
 /// Serves the requests of one connection with `handle`, `buf` holding what was read from it
 /// already; returns when the connection is closed (by either side) or broken.
-pub async fn serve<S, H, F>(mut io: S, mut buf: BytesMut, mut handle: H)
+pub async fn serve<S, H, F>(mut io: S, mut buf: BytesMut, timeout: Duration, mut handle: H)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: FnMut(http::request::Parts, Vec<u8>) -> F,
@@ -96,7 +102,15 @@ where
                     Err(r) => return refuse(&mut io, &mut out, r).await,
                 }
             }
-            match read(&mut io, &mut buf).await {
+            let read = if buf.is_empty() {
+                read(&mut io, &mut buf).await // between requests: not timed
+            } else {
+                match tokio::time::timeout(timeout, read(&mut io, &mut buf)).await {
+                    Ok(read) => read,
+                    Err(_) => return refuse(&mut io, &mut out, silent(timeout, "head")).await,
+                }
+            };
+            match read {
                 Ok(0) | Err(_) => return, // closed (in the middle of a head: nothing to answer)
                 Ok(_) => {}
             }
@@ -109,11 +123,13 @@ where
         } = head;
         let body = match framing {
             None => Vec::new(),
-            Some(framing) => match read_body(&mut io, &mut buf, framing, expect_continue).await {
-                Ok(Some(body)) => body,
-                Ok(None) => return, // the client went away
-                Err(r) => return refuse(&mut io, &mut out, r).await,
-            },
+            Some(framing) => {
+                match read_body(&mut io, &mut buf, framing, expect_continue, timeout).await {
+                    Ok(Some(body)) => body,
+                    Ok(None) => return, // the client went away
+                    Err(r) => return refuse(&mut io, &mut out, r).await,
+                }
+            }
         };
         let head_only = parts.method == http::Method::HEAD;
         let http10 = parts.version == http::Version::HTTP_10;
@@ -201,6 +217,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     let mut transfer_encoding: Option<Bytes> = None;
     let mut keep_alive = version == http::Version::HTTP_11;
     let mut expect_continue = false;
+    let mut hosts = 0;
     // Room for the forwarding headers the proxy adds to them: the map does not grow then.
     let mut headers = http::HeaderMap::with_capacity(spans.len() + 8);
     for &(name, value) in &spans {
@@ -245,6 +262,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
                     }
                 }
             }
+            http::header::HOST => hosts += 1,
             http::header::EXPECT => {
                 if !value.eq_ignore_ascii_case(b"100-continue") {
                     return Err(refusal(417, "the only expectation met is 100-continue"));
@@ -256,6 +274,12 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         let value = http::HeaderValue::from_maybe_shared(value)
             .map_err(|_| refusal(400, format!("the header {name} has an invalid value")))?;
         headers.append(name, value);
+    }
+    if hosts > 1 || (hosts == 0 && version == http::Version::HTTP_11) {
+        return Err(refusal(
+            400,
+            "an HTTP/1.1 request has exactly one Host header",
+        ));
     }
     let framing = match (transfer_encoding, length) {
         (None, None | Some(0)) => None,
@@ -296,6 +320,16 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     }))
 }
 
+fn silent(timeout: Duration, what: &str) -> Refusal {
+    refusal(
+        408,
+        format!(
+            "the client sent nothing for {} s in the middle of the request {what}",
+            timeout.as_secs_f64()
+        ),
+    )
+}
+
 fn too_large() -> Refusal {
     refusal(
         413,
@@ -309,7 +343,16 @@ async fn read_body<S: AsyncRead + AsyncWrite + Unpin>(
     buf: &mut BytesMut,
     framing: Framing,
     expect_continue: bool,
+    timeout: Duration,
 ) -> Result<Option<Vec<u8>>, Refusal> {
+    // Each read that has to wait may wait `timeout`.
+    let more = async |io: &mut S, buf: &mut BytesMut| -> Result<bool, Refusal> {
+        match tokio::time::timeout(timeout, read(io, buf)).await {
+            Ok(Ok(n)) => Ok(n > 0),
+            Ok(Err(_)) => Ok(false),
+            Err(_) => Err(silent(timeout, "body")),
+        }
+    };
     if let Framing::Length(n) = framing
         && n > MAX_BODY
     {
@@ -330,7 +373,7 @@ async fn read_body<S: AsyncRead + AsyncWrite + Unpin>(
         Framing::Length(n) => {
             body.reserve_exact(n);
             while body.len() < n {
-                if buf.is_empty() && matches!(read(io, buf).await, Ok(0) | Err(_)) {
+                if buf.is_empty() && !more(io, buf).await? {
                     return Ok(None);
                 }
                 let take = buf.len().min(n - body.len());
@@ -359,7 +402,7 @@ async fn read_body<S: AsyncRead + AsyncWrite + Unpin>(
                 match chunk.advance(buf) {
                     Ok(Some(next)) if next != chunk => chunk = next,
                     Ok(_) => {
-                        if matches!(read(io, buf).await, Ok(0) | Err(_)) {
+                        if !more(io, buf).await? {
                             return Ok(None);
                         }
                     }
@@ -374,11 +417,26 @@ async fn read_body<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Answers a refused request and closes the connection (unread bytes are dropped with it).
-async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>, r: Refusal) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>, r: Refusal) {
     let text = format!("edgetrace: {}\n", r.message);
     let response = crate::text_response(r.status.as_u16(), text);
     respond(io, out, response, false, false, false).await;
     let _ = io.shutdown().await;
+    // What the client is still sending (a body refused unread) is read and dropped for a
+    // moment: closing a socket with unread bytes resets the connection, and a client that
+    // gets the reset before it read the answer loses it (RFC 9112 §9.6).
+    let mut sink = BytesMut::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut drained = 0;
+        while drained < 1 << 20 {
+            sink.clear();
+            match read(io, &mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// Writes `response`; whether the connection can carry another request.

@@ -48,6 +48,9 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 /// byte of the body [30 s].
 pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a client may go silent in the middle of a request [30 s].
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Whether a (lowercase) header belongs to one connection and is not forwarded (RFC 9110
 /// §7.6.1), or is one the server writes itself (`content-length`). A `match`: it runs for every
 /// header of every request and response.
@@ -169,6 +172,10 @@ pub struct Edge {
     /// How long the origin may take to answer with its headers, and then go silent in the
     /// middle of the body (the client's response is then cut off) [`DEFAULT_ORIGIN_TIMEOUT`].
     pub origin_timeout: Duration,
+    /// How long an HTTP/1.1 client may take to send the rest of a request head or body it
+    /// has started, between two reads (then a 408 and the connection closed)
+    /// [`DEFAULT_CLIENT_TIMEOUT`].
+    pub client_timeout: Duration,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -299,6 +306,7 @@ impl Edge {
             asn: None,
             origin_port: None,
             origin_timeout: DEFAULT_ORIGIN_TIMEOUT,
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
         }
     }
 

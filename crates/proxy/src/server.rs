@@ -170,6 +170,7 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
     let local = stream.local_addr().unwrap_or(peer);
     let edge = edge.clone();
     let tls = tls.clone();
+    let client_timeout = edge.client_timeout;
     tokio::spawn(async move {
         let https = tls.is_some();
         let handle = move |parts, body| {
@@ -184,7 +185,7 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
                 if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                     http2(stream, handle).await;
                 } else {
-                    h1::serve(stream, BytesMut::new(), handle).await;
+                    h1::serve(stream, BytesMut::new(), client_timeout, handle).await;
                 }
             }
             None => {
@@ -204,7 +205,7 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
                     };
                     http2(stream, handle).await;
                 } else {
-                    h1::serve(stream, first, handle).await;
+                    h1::serve(stream, first, client_timeout, handle).await;
                 }
             }
         }

@@ -85,12 +85,18 @@ async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
 
 /// A proxy for `www.shop.test` in front of a fresh origin, both on loopback.
 async fn proxy(dir: &std::path::Path) -> SocketAddr {
+    proxy_with(dir, edgetrace_proxy::DEFAULT_CLIENT_TIMEOUT).await
+}
+
+/// [`proxy`] with a client timeout.
+async fn proxy_with(dir: &std::path::Path, client_timeout: Duration) -> SocketAddr {
     let origin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin_port = origin_listener.local_addr().unwrap().port();
     tokio::spawn(origin(origin_listener));
     let (store, _, _) = common::shop(dir, "127.0.0.1").await;
     let mut edge = Edge::new(store);
     edge.origin_port = Some(origin_port);
+    edge.client_timeout = client_timeout;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     server::spawn(Arc::new(edge), listener, None, 1).unwrap();
@@ -304,7 +310,13 @@ async fn requests_that_cannot_be_framed_are_refused_and_the_connection_closed() 
         "GET / HTTP/1.1\r\nHost: www.shop.test\r\nx-long: {}\r\n\r\n",
         "a".repeat(70 * 1024)
     );
-    let cases: [(&[u8], u16, &str); 10] = [
+    let cases: [(&[u8], u16, &str); 12] = [
+        (
+            b"GET / HTTP/1.1\r\nHost: www.shop.test\r\nHost: other.test\r\n\r\n",
+            400,
+            "exactly one Host header",
+        ),
+        (b"GET / HTTP/1.1\r\n\r\n", 400, "exactly one Host header"),
         (
             b"POST / HTTP/1.1\r\nHost: www.shop.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             400,
@@ -357,6 +369,15 @@ async fn requests_that_cannot_be_framed_are_refused_and_the_connection_closed() 
         assert!(r.body.contains(message), "{r:?}");
         assert_eq!(r.header("connection"), Some("close"));
     }
+    // A body refused unread: the answer arrives at once, while the client is still sending.
+    let mut client = Client::connect(proxy).await;
+    let head = b"PUT / HTTP/1.1\r\nHost: www.shop.test\r\nContent-Length: 9999999999\r\n\r\n";
+    let _ = client
+        .stream
+        .write_all(&[head.as_slice(), &vec![b'x'; 1 << 20]].concat())
+        .await;
+    let r = client.response(false).await;
+    assert_eq!(r.status, 413, "{r:?}");
     // Not HTTP at all.
     let mut client = Client::connect(proxy).await;
     client.send(b"hello there\r\n\r\n").await;
@@ -369,4 +390,37 @@ async fn requests_that_cannot_be_framed_are_refused_and_the_connection_closed() 
         .send(b"GET /after HTTP/1.1\r\nHost: www.shop.test\r\n\r\n")
         .await;
     assert_eq!(client.response(false).await.body, "GET /after\nbody=");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_silent_in_the_middle_of_a_request_gets_a_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy_with(dir.path(), Duration::from_millis(200)).await;
+    for (what, partial) in [
+        ("head", b"GET / HTTP/1.1\r\nHost: www.sh".as_slice()),
+        (
+            "body",
+            b"POST / HTTP/1.1\r\nHost: www.shop.test\r\nContent-Length: 10\r\n\r\nabc",
+        ),
+    ] {
+        let mut client = Client::connect(proxy).await;
+        let started = std::time::Instant::now();
+        client.send(partial).await;
+        let r = client.response(false).await;
+        assert_eq!(r.status, 408, "{what}: {r:?}");
+        assert!(
+            r.body
+                .contains(&format!("in the middle of the request {what}")),
+            "{r:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(client.closed().await);
+    }
+    // Idle between requests is not timed out.
+    let mut client = Client::connect(proxy).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client
+        .send(b"GET /late HTTP/1.1\r\nHost: www.shop.test\r\n\r\n")
+        .await;
+    assert_eq!(client.response(false).await.body, "GET /late\nbody=");
 }
