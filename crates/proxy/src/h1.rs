@@ -252,15 +252,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
                 transfer_encoding = Some(value.clone());
             }
             http::header::CONNECTION => {
-                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                    if token.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive")
-                        && version == http::Version::HTTP_10
-                    {
-                        keep_alive = true;
-                    }
-                }
+                keep_alive = crate::keeps_alive(&value, version, keep_alive);
             }
             http::header::HOST => hosts += 1,
             http::header::EXPECT => {

@@ -68,6 +68,20 @@ fn hop_by_hop(lower: &str) -> bool {
     )
 }
 
+/// Whether an HTTP/1.x connection stays open after a message with this `Connection` header
+/// `value`, `keep_alive` being what it was before the header was seen: `close` ends it,
+/// `keep-alive` keeps an HTTP/1.0 one (HTTP/1.1 ones stay open anyway).
+fn keeps_alive(value: &[u8], version: http::Version, mut keep_alive: bool) -> bool {
+    for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        if token.eq_ignore_ascii_case(b"close") {
+            keep_alive = false;
+        } else if token.eq_ignore_ascii_case(b"keep-alive") && version == http::Version::HTTP_10 {
+            keep_alive = true;
+        }
+    }
+    keep_alive
+}
+
 /// Whether a (lowercase) header is one of the forwarding headers the edge writes to the
 /// origin ([`forwarded`]), replacing the client's.
 fn edge_written(lower: &str) -> bool {

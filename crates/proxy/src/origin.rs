@@ -406,15 +406,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
                 .next()
                 .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive")
-                    && version == http::Version::HTTP_10
-                {
-                    close = false;
-                }
-            }
+            close = !crate::keeps_alive(value, version, !close);
         }
         let name = http::HeaderName::from_bytes(name).map_err(|_| {
             format!(
