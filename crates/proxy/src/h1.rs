@@ -94,13 +94,19 @@ where
 {
     let mut out = Vec::with_capacity(4096);
     loop {
+        // Where the buffer ended when it last held part of a head only: it is parsed again
+        // only once the bytes since can end one (a head sent a byte at a time would otherwise
+        // be parsed from its start after each, up to `MAX_HEAD` times).
+        let mut partial: Option<usize> = None;
         let head = loop {
-            if !buf.is_empty() {
+            if !buf.is_empty() && partial.is_none_or(|at| may_end_head(&buf, at)) {
                 match parse(&mut buf) {
                     Ok(Some(head)) => break head,
-                    Ok(None) => {}
+                    Ok(None) => partial = Some(buf.len()),
                     Err(r) => return refuse(&mut io, &mut out, r).await,
                 }
+            } else if buf.len() >= MAX_HEAD {
+                return refuse(&mut io, &mut out, head_too_long()).await;
             }
             let read = if buf.is_empty() {
                 read(&mut io, &mut buf).await // between requests: not timed
@@ -158,15 +164,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         .parse_request_with_uninit_headers(&mut req, buf, &mut slots);
     let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
-            return Err(refusal(
-                431,
-                format!(
-                    "the request line and headers are longer than {} KiB",
-                    MAX_HEAD >> 10
-                ),
-            ));
-        }
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(head_too_long()),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(refusal(
@@ -310,6 +308,25 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         keep_alive,
         expect_continue,
     }))
+}
+
+fn head_too_long() -> Refusal {
+    refusal(
+        431,
+        format!(
+            "the request line and headers are longer than {} KiB",
+            MAX_HEAD >> 10
+        ),
+    )
+}
+
+/// Whether the bytes of `buf` from `from` on (with the two before, which may start the end)
+/// hold a line feed that ends a head: one followed by another, or by CR LF.
+fn may_end_head(buf: &[u8], from: usize) -> bool {
+    let tail = &buf[from.saturating_sub(2).min(buf.len())..];
+    tail.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && matches!(&tail[i + 1..], [b'\n', ..] | [b'\r', b'\n', ..]))
 }
 
 fn silent(timeout: Duration, what: &str) -> Refusal {
@@ -601,5 +618,29 @@ pub async fn keep_date() {
         let now = httpdate::fmt_http_date(SystemTime::now());
         DATE.with_borrow_mut(|d| *d = now);
         DATE_KEPT.set(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_end_head;
+
+    #[test]
+    fn only_bytes_that_can_end_a_head_send_it_to_the_parser_again() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        // Fed a byte at a time: the head can end only with its last byte.
+        let ends: Vec<usize> = (1..=head.len())
+            .filter(|&n| may_end_head(&head[..n], n - 1))
+            .collect();
+        assert_eq!(ends, [head.len()]);
+        // Line feeds alone end a head too, and the end may straddle two reads.
+        assert!(may_end_head(b"GET / HTTP/1.1\nHost: a\n\n", 20));
+        for last_read_ended in [24, 25, 26] {
+            assert!(may_end_head(
+                b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                last_read_ended
+            ));
+        }
+        assert!(!may_end_head(b"GET / HTTP/1.1\r\nHost: a\r\n", 0));
     }
 }
