@@ -340,10 +340,7 @@ fn silent(timeout: Duration, what: &str) -> Refusal {
 }
 
 fn too_large() -> Refusal {
-    refusal(
-        413,
-        format!("the request body is larger than {} MiB", MAX_BODY >> 20),
-    )
+    refusal(413, crate::server::body_too_large())
 }
 
 /// Reads a request body whole; `None` when the client closed the connection before its end.
@@ -567,6 +564,7 @@ async fn respond<S: AsyncWrite + Unpin>(
                 out.extend_from_slice(&data);
                 out.extend_from_slice(b"\r\n");
             }
+            // Close-delimited (a body-less response returned above).
             Write::Close | Write::None => out.extend_from_slice(&data),
         }
         if out.len() >= WRITE_SIZE && flush(io, out).await.is_err() {

@@ -555,14 +555,7 @@ impl Edge {
     ) -> Result<(http::response::Parts, Body), (u16, String)> {
         let r = &outcome.request;
         let method = http::Method::from_bytes(r.method.as_bytes()).unwrap_or(http::Method::GET);
-        // A target the rewrites made unfit for a request line is not sent as it is.
-        let target = if origin::origin_form(&r.uri) {
-            r.uri.as_str()
-        } else {
-            "/"
-        };
-        let bytes = origin::encode_parts(&method, target, &sent.headers, &r.body);
-        let sending = origin::send_encoded(address, bytes, &method);
+        let sending = origin::send(address, &method, &r.uri, &sent.headers, &r.body);
         let mut response = match tokio::time::timeout(self.origin_timeout, sending).await {
             Err(_) => {
                 return Err((

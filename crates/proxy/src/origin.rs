@@ -148,22 +148,11 @@ fn idempotent(method: &http::Method) -> bool {
     )
 }
 
-/// `request` as the bytes sent: the request line in origin form (`/path?query`), the headers
-/// as they are in the map (`Host` among them), `Content-Length` when there is a body (or the
-/// method expects one), then the body.
-fn encode(request: &http::Request<Bytes>) -> Vec<u8> {
-    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    encode_parts(request.method(), target, request.headers(), request.body())
-}
-
-/// [`encode`] from the request's parts; `target` is written as it is (the caller checks it
-/// is a valid origin-form target, see [`origin_form`]).
-pub(crate) fn encode_parts(
-    method: &http::Method,
-    target: &str,
-    headers: &http::HeaderMap,
-    body: &[u8],
-) -> Vec<u8> {
+/// A request as the bytes sent: the request line in origin form (`target`, written as it
+/// is), the headers as they are in the map
+/// (`Host` among them), `Content-Length` when there is a body (or the method expects one),
+/// then the body.
+fn encode(method: &http::Method, target: &str, headers: &http::HeaderMap, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + headers.len() * 48 + body.len());
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
@@ -191,7 +180,7 @@ pub(crate) fn encode_parts(
 /// Whether `target` can go on a request line as it is: a path (and query) of visible ASCII,
 /// no space or control byte that would end the line or the request (what `http::Uri`
 /// accepts, and a little more: the origin decides about the rest); or `*` (`OPTIONS *`).
-pub(crate) fn origin_form(target: &str) -> bool {
+fn origin_form(target: &str) -> bool {
     target == "*" || (target.starts_with('/') && target.bytes().all(|b| b.is_ascii_graphic()))
 }
 
@@ -204,21 +193,21 @@ enum Failure {
     Other(String),
 }
 
-/// Sends `request` to `address` on a pooled connection or a new one, and reads the response's
+/// Sends a request to `address` on a pooled connection or a new one, and reads the response's
 /// status and headers; the body streams from the connection as the caller reads it.
+///
+/// The request: `method`, `target` in origin form (`/path?query`; one unfit for a request
+/// line — a space, a control byte, non-ASCII, see [`origin_form`] — goes out as `/`),
+/// `headers` (`Host` among them) and `body`.
 pub async fn send(
     address: SocketAddr,
-    request: http::Request<Bytes>,
-) -> Result<http::Response<OriginBody>, String> {
-    send_encoded(address, encode(&request), request.method()).await
-}
-
-/// [`send`] of a request already written out ([`encode_parts`]).
-pub(crate) async fn send_encoded(
-    address: SocketAddr,
-    bytes: Vec<u8>,
     method: &http::Method,
+    target: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
 ) -> Result<http::Response<OriginBody>, String> {
+    let target = if origin_form(target) { target } else { "/" };
+    let bytes = encode(method, target, headers, body);
     // The thread's other ready requests run their rules first: the requests to origins then
     // go out one after the other, and an origin that went idle is woken once for them all
     // rather than once each (see `crate::server::proxy`).
@@ -699,18 +688,16 @@ mod tests {
 
     #[test]
     fn requests_are_written_in_origin_form_with_a_length_when_there_is_a_body() {
-        let mut request = http::Request::new(Bytes::from_static(b"hi"));
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = http::Uri::from_static("/a?b=1");
-        request
-            .headers_mut()
-            .insert("host", http::HeaderValue::from_static("example.test"));
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", http::HeaderValue::from_static("example.test"));
         assert_eq!(
-            encode(&request),
+            encode(&http::Method::POST, "/a?b=1", &headers, b"hi"),
             b"POST /a?b=1 HTTP/1.1\r\nhost: example.test\r\ncontent-length: 2\r\n\r\nhi"
         );
-        let mut get = http::Request::new(Bytes::new());
-        *get.uri_mut() = http::Uri::from_static("/");
-        assert_eq!(encode(&get), b"GET / HTTP/1.1\r\n\r\n");
+        let none = http::HeaderMap::new();
+        assert_eq!(
+            encode(&http::Method::GET, "/", &none, b""),
+            b"GET / HTTP/1.1\r\n\r\n"
+        );
     }
 }

@@ -30,6 +30,11 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// The largest request body the proxy reads (rules can look at it) [8 MiB]; larger is a 413.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
+/// Why a request body is refused when it is larger than [`MAX_BODY`] (HTTP/1.1 and HTTP/2).
+pub(crate) fn body_too_large() -> String {
+    format!("the request body is larger than {} MiB", MAX_BODY >> 20)
+}
+
 /// A TLS configuration problem, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -244,10 +249,7 @@ async fn read_body(body: Incoming) -> Result<Vec<u8>, http::Response<Body>> {
         Ok(b) => Ok(b.to_bytes().to_vec()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text_response(
             413,
-            format!(
-                "edgetrace: the request body is larger than {} MiB\n",
-                MAX_BODY >> 20
-            ),
+            format!("edgetrace: {}\n", body_too_large()),
         )),
         Err(_) => Err(text_response(
             400,

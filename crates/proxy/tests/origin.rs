@@ -95,7 +95,7 @@ fn get(address: SocketAddr) -> http::Request<Bytes> {
 
 /// Sends a GET and reads the whole body.
 async fn fetch(address: SocketAddr) -> String {
-    let response = origin::send(address, get(address)).await.unwrap();
+    let response = send(address, get(address)).await.unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(body.to_vec()).unwrap()
@@ -131,7 +131,7 @@ async fn origin_that_closes_gets_each_request_on_a_working_connection() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_body_dropped_before_its_end_does_not_go_back_to_the_pool() {
     let (address, accepted) = origin(Close::Never, 200_000).await;
-    let response = origin::send(address, get(address)).await.unwrap();
+    let response = send(address, get(address)).await.unwrap();
     let mut body = response.into_body();
     let first = body.frame().await.unwrap().unwrap();
     assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
@@ -197,13 +197,29 @@ async fn scripted(
     (address, accepted, received)
 }
 
+/// `origin::send` of `request`.
+async fn send(
+    address: SocketAddr,
+    request: http::Request<Bytes>,
+) -> Result<http::Response<origin::OriginBody>, String> {
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    origin::send(
+        address,
+        request.method(),
+        target,
+        request.headers(),
+        request.body(),
+    )
+    .await
+}
+
 /// Sends `request`; the status, the headers and the body read to its end (or the error that
 /// ended it).
 async fn exchange(
     address: SocketAddr,
     request: http::Request<Bytes>,
 ) -> (u16, http::HeaderMap, Result<String, String>) {
-    let response = origin::send(address, request).await.unwrap();
+    let response = send(address, request).await.unwrap();
     let (parts, body) = response.into_parts();
     // A body whose end is missed would wait for the origin to close: fail instead.
     let body = tokio::time::timeout(Duration::from_secs(5), body.collect())
@@ -292,6 +308,30 @@ async fn a_connection_the_origin_asked_to_close_is_not_used_again() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_target_unfit_for_a_request_line_goes_out_as_the_root() {
+    let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let (address, _, received) = scripted(vec![ok, ok]).await;
+    let headers = get(address).headers().clone();
+    for target in ["/a b\r\nx-injected: 1", "/fine?q=1"] {
+        let response = origin::send(address, &http::Method::GET, target, &headers, b"")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        drop(response);
+    }
+    let received = received.lock().unwrap().clone();
+    assert!(
+        received[0].starts_with("GET / HTTP/1.1\r\n"),
+        "{received:?}"
+    );
+    assert!(!received[0].contains("x-injected"), "{received:?}");
+    assert!(
+        received[1].starts_with("GET /fine?q=1 HTTP/1.1\r\n"),
+        "{received:?}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_request_body_goes_with_its_length() {
     let (address, _, received) =
         scripted(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]).await;
@@ -347,7 +387,7 @@ async fn responses_that_are_not_http_are_errors_that_say_why() {
     ];
     for (response, message) in cases {
         let (address, _, _) = scripted(vec![response]).await;
-        let e = origin::send(address, get(address)).await.err().unwrap();
+        let e = send(address, get(address)).await.err().unwrap();
         assert!(e.contains(message), "{e:?} should say {message:?}");
     }
     // A head that never ends is cut off at the limit.
@@ -360,7 +400,7 @@ async fn responses_that_are_not_http_are_errors_that_say_why() {
         .into_boxed_slice(),
     );
     let (address, _, _) = scripted(vec![huge]).await;
-    let e = origin::send(address, get(address)).await.err().unwrap();
+    let e = send(address, get(address)).await.err().unwrap();
     assert!(e.contains("longer than 64 KiB"), "{e}");
 }
 
@@ -419,7 +459,7 @@ async fn body_under_idle_timeout(
     address: SocketAddr,
     idle: Duration,
 ) -> Result<Bytes, std::io::Error> {
-    let mut response = origin::send(address, get(address)).await.unwrap();
+    let mut response = send(address, get(address)).await.unwrap();
     response.body_mut().idle_timeout(idle);
     tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
         .await
