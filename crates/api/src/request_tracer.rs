@@ -521,15 +521,15 @@ async fn result(handled: Handled, drain: std::time::Duration) -> TraceResult {
         outcome.insert("origin_error".into(), json!(e));
     }
     if let Some(response) = handled.response {
-        status_code = Some(response.status().as_u16());
-        let headers = edgetrace_proxy::header_pairs(response.headers());
+        status_code = Some(response.status.as_u16());
+        let headers = edgetrace_proxy::header_pairs(&response.headers);
         outcome.insert(
             "response_headers".into(),
             Value::Object(header_map(&headers)),
         );
         // Drain the origin's body so the connection goes back to the pool; a larger or slower
         // one is dropped instead (its connection closed).
-        let body = http_body_util::Limited::new(response.into_body(), MAX_TRACE_BODY);
+        let body = http_body_util::Limited::new(response.body, MAX_TRACE_BODY);
         let _ = tokio::time::timeout(drain, http_body_util::BodyExt::collect(body)).await;
     }
     let o = &handled.outcome;

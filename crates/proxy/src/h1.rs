@@ -28,9 +28,10 @@
 //!   closed gently (the client's unread bytes drained for a moment after the answer, so that
 //!   the close does not reset the connection and lose the answer).
 
-use crate::Body;
+use crate::Reply;
 use crate::chunked::Chunk;
-use crate::server::MAX_BODY;
+use crate::headers::Headers;
+use crate::server::{MAX_BODY, RequestHead};
 use bytes::{Bytes, BytesMut};
 use hyper::body::Body as _;
 use std::cell::{Cell, RefCell};
@@ -78,7 +79,7 @@ type Span = (usize, usize);
 
 /// A parsed request head.
 struct Head {
-    parts: http::request::Parts,
+    request: RequestHead,
     framing: Option<Framing>,
     keep_alive: bool,
     expect_continue: bool,
@@ -89,8 +90,8 @@ struct Head {
 pub async fn serve<S, H, F>(mut io: S, mut buf: BytesMut, timeout: Duration, mut handle: H)
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    H: FnMut(http::request::Parts, Vec<u8>) -> F,
-    F: Future<Output = http::Response<Body>>,
+    H: FnMut(RequestHead, Vec<u8>) -> F,
+    F: Future<Output = Reply>,
 {
     let mut out = Vec::with_capacity(4096);
     loop {
@@ -122,7 +123,7 @@ where
             }
         };
         let Head {
-            parts,
+            request,
             framing,
             keep_alive,
             expect_continue,
@@ -137,9 +138,9 @@ where
                 }
             }
         };
-        let head_only = parts.method == http::Method::HEAD;
-        let http10 = parts.version == http::Version::HTTP_10;
-        let response = handle(parts, body).await;
+        let head_only = request.method == http::Method::HEAD;
+        let http10 = request.version == http::Version::HTTP_10;
+        let response = handle(request, body).await;
         if !respond(&mut io, &mut out, response, head_only, keep_alive, http10).await {
             return;
         }
@@ -191,7 +192,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         http::Version::HTTP_11
     };
     // Where the target and each header are in the buffer: once the head is split off it, they
-    // become slices of its bytes (no copy).
+    // become slices of its bytes (no copy), the names lowercased first.
     let base = buf.as_ptr() as usize;
     let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
     let target = at(req.path.unwrap_or_default().as_bytes());
@@ -200,6 +201,9 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         .iter()
         .map(|h| (at(h.name.as_bytes()), at(h.value)))
         .collect();
+    for &((at, len), _) in &spans {
+        buf[at..at + len].make_ascii_lowercase();
+    }
     let head = buf.split_to(len).freeze();
     let slice = |(at, len): Span| head.slice(at..at + len);
     let uri = http::Uri::from_maybe_shared(slice(target)).map_err(|_| {
@@ -216,22 +220,13 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     let mut keep_alive = version == http::Version::HTTP_11;
     let mut expect_continue = false;
     let mut hosts = 0;
-    // Room for the forwarding headers the proxy adds to them: the map does not grow then.
-    let mut headers = http::HeaderMap::with_capacity(spans.len() + 8);
+    // Room for the forwarding headers the proxy adds to them: the list does not grow then.
+    let mut headers = Headers::with_capacity(spans.len() + 8);
     for &(name, value) in &spans {
-        // The value shares the head's bytes; the name is copied (none for a standard one).
-        let (name, value) = (&head[name.0..name.0 + name.1], slice(value));
-        let name = http::HeaderName::from_bytes(name).map_err(|_| {
-            refusal(
-                400,
-                format!(
-                    "the header name {:?} is not valid",
-                    String::from_utf8_lossy(name)
-                ),
-            )
-        })?;
-        match name {
-            http::header::CONTENT_LENGTH => {
+        // httparse let through only valid names (tokens) and values.
+        let (name, value) = (slice(name), slice(value));
+        match &name[..] {
+            b"content-length" => {
                 let n = crate::origin::content_length(&value)
                     .and_then(|n| usize::try_from(n).ok())
                     .ok_or_else(|| refusal(400, "the content-length is not a number"))?;
@@ -243,17 +238,17 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
                 }
                 length = Some(n);
             }
-            http::header::TRANSFER_ENCODING => {
+            b"transfer-encoding" => {
                 if transfer_encoding.is_some() {
                     return Err(refusal(400, "the request has two transfer-encodings"));
                 }
                 transfer_encoding = Some(value.clone());
             }
-            http::header::CONNECTION => {
+            b"connection" => {
                 keep_alive = crate::keeps_alive(&value, version, keep_alive);
             }
-            http::header::HOST => hosts += 1,
-            http::header::EXPECT => {
+            b"host" => hosts += 1,
+            b"expect" => {
                 if !value.eq_ignore_ascii_case(b"100-continue") {
                     return Err(refusal(417, "the only expectation met is 100-continue"));
                 }
@@ -261,9 +256,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
             }
             _ => {}
         }
-        let value = http::HeaderValue::from_maybe_shared(value)
-            .map_err(|_| refusal(400, format!("the header {name} has an invalid value")))?;
-        headers.append(name, value);
+        headers.push(name, value);
     }
     if hosts > 1 || (hosts == 0 && version == http::Version::HTTP_11) {
         return Err(refusal(
@@ -296,14 +289,13 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
             ));
         }
     };
-    let mut request = http::Request::new(());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    *request.headers_mut() = headers;
-    let (parts, ()) = request.into_parts();
     Ok(Some(Head {
-        parts,
+        request: RequestHead {
+            method,
+            uri,
+            version,
+            headers,
+        },
         framing,
         keep_alive,
         expect_continue,
@@ -449,13 +441,16 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>
 async fn respond<S: AsyncWrite + Unpin>(
     io: &mut S,
     out: &mut Vec<u8>,
-    response: http::Response<Body>,
+    response: Reply,
     head_only: bool,
     mut keep_alive: bool,
     http10: bool,
 ) -> bool {
-    let (parts, mut body) = response.into_parts();
-    let status = parts.status;
+    let Reply {
+        status,
+        headers,
+        mut body,
+    } = response;
     let no_body = status.is_informational()
         || status == http::StatusCode::NO_CONTENT
         || status == http::StatusCode::NOT_MODIFIED;
@@ -481,18 +476,16 @@ async fn respond<S: AsyncWrite + Unpin>(
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut dated = false;
-    for (name, value) in &parts.headers {
-        match *name {
+    for (name, value) in headers.iter() {
+        match name {
             // Written below, as this connection's framing says.
-            http::header::CONTENT_LENGTH
-            | http::header::TRANSFER_ENCODING
-            | http::header::CONNECTION => continue,
-            http::header::DATE => dated = true,
+            b"content-length" | b"transfer-encoding" | b"connection" => continue,
+            b"date" => dated = true,
             _ => {}
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     if !dated {

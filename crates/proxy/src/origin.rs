@@ -26,7 +26,9 @@
 //! its way, by the request failing before any answer: an idempotent request then goes out
 //! again on a new connection, as does one that could not be written at all.
 
+use crate::Reply;
 use crate::chunked::Chunk;
+use crate::headers::Headers;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
 use smallvec::SmallVec;
@@ -149,19 +151,18 @@ fn idempotent(method: &http::Method) -> bool {
 }
 
 /// A request as the bytes sent: the request line in origin form (`target`, written as it
-/// is), the headers as they are in the map
-/// (`Host` among them), `Content-Length` when there is a body (or the method expects one),
+/// is), the headers as they are in the list (`Host` among them), `Content-Length` when there is a body (or the method expects one),
 /// then the body.
-fn encode(method: &http::Method, target: &str, headers: &http::HeaderMap, body: &[u8]) -> Vec<u8> {
+fn encode(method: &http::Method, target: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + headers.len() * 48 + body.len());
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
+    for (name, value) in headers.iter() {
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     let expects_body = matches!(
@@ -203,9 +204,9 @@ pub async fn send(
     address: SocketAddr,
     method: &http::Method,
     target: &str,
-    headers: &http::HeaderMap,
+    headers: &Headers,
     body: &[u8],
-) -> Result<http::Response<OriginBody>, String> {
+) -> Result<Reply<OriginBody>, String> {
     let target = if origin_form(target) { target } else { "/" };
     let bytes = encode(method, target, headers, body);
     // The thread's other ready requests run their rules first: the requests to origins then
@@ -242,7 +243,7 @@ async fn exchange(
     address: SocketAddr,
     request: &[u8],
     head_only: bool,
-) -> Result<http::Response<OriginBody>, Failure> {
+) -> Result<Reply<OriginBody>, Failure> {
     if let Err(e) = conn.stream.write_all(request).await {
         return Err(Failure::Unanswered {
             written: false,
@@ -261,11 +262,11 @@ async fn exchange(
                         reusable,
                         idle: None,
                     };
-                    let mut response = http::Response::new(body);
-                    *response.status_mut() = parts.status;
-                    *response.version_mut() = parts.version;
-                    *response.headers_mut() = parts.headers;
-                    return Ok(response);
+                    return Ok(Reply {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body,
+                    });
                 }
                 Head::Interim => continue,
                 Head::Partial => {}
@@ -291,11 +292,10 @@ async fn exchange(
     }
 }
 
-/// A response's status, version and headers.
+/// A response's status and headers.
 struct Parts {
     status: http::StatusCode,
-    version: http::Version,
-    headers: http::HeaderMap,
+    headers: Headers,
 }
 
 enum Head {
@@ -349,7 +349,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
         http::Version::HTTP_11
     };
     // Where each header's name and value are in the buffer: once the head is split off the
-    // buffer, the values become slices of its bytes (no copy).
+    // buffer, they become slices of its bytes (no copy), the names lowercased first.
     let base = buf.as_ptr() as usize;
     let spans: SmallVec<[(usize, usize, usize, usize); 16]> = response
         .headers
@@ -363,6 +363,9 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
             )
         })
         .collect();
+    for &(at, len, ..) in &spans {
+        buf[at..at + len].make_ascii_lowercase();
+    }
     let head = buf.split_to(len).freeze();
     let mut framing = if head_only
         || status == http::StatusCode::NO_CONTENT
@@ -376,37 +379,29 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut close = version == http::Version::HTTP_10;
-    let mut headers = http::HeaderMap::with_capacity(spans.len());
+    let mut headers = Headers::with_capacity(spans.len() + 4);
     for &(name_at, name_len, value_at, value_len) in &spans {
-        let name = &head[name_at..name_at + name_len];
-        let value = &head[value_at..value_at + value_len];
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let n = content_length(value)
+        let name = head.slice(name_at..name_at + name_len);
+        let value = head.slice(value_at..value_at + value_len);
+        if *name == *b"content-length" {
+            let n = content_length(&value)
                 .ok_or_else(|| "the response's content-length is not a number".to_string())?;
             if length.is_some_and(|l| l != n) {
                 return Err("the response has two different content-lengths".into());
             }
             length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if *name == *b"transfer-encoding" {
             transfer_encoding = true;
             // The last coding decides: chunked, or the body ends when the connection does.
             chunked = value
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            close = !crate::keeps_alive(value, version, !close);
+        } else if *name == *b"connection" {
+            close = !crate::keeps_alive(&value, version, !close);
         }
-        let name = http::HeaderName::from_bytes(name).map_err(|_| {
-            format!(
-                "the response's header name {:?} is not valid",
-                String::from_utf8_lossy(name)
-            )
-        })?;
-        let value =
-            http::HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
-                .map_err(|_| format!("the response's header {name} has an invalid value"))?;
-        headers.append(name, value);
+        // httparse let through only valid names (tokens) and values.
+        headers.push(name, value);
     }
     if !matches!(framing, Framing::Empty) {
         framing = if transfer_encoding {
@@ -426,15 +421,7 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
         };
     }
     let reusable = !close && !matches!(framing, Framing::Close);
-    Ok(Head::Final(
-        Parts {
-            status,
-            version,
-            headers,
-        },
-        framing,
-        reusable,
-    ))
+    Ok(Head::Final(Parts { status, headers }, framing, reusable))
 }
 
 /// A `Content-Length` value: digits, or a list of equal ones (RFC 9110 §8.6).
@@ -688,13 +675,13 @@ mod tests {
 
     #[test]
     fn requests_are_written_in_origin_form_with_a_length_when_there_is_a_body() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("host", http::HeaderValue::from_static("example.test"));
+        let mut headers = Headers::new();
+        headers.append("Host", "example.test");
         assert_eq!(
             encode(&http::Method::POST, "/a?b=1", &headers, b"hi"),
             b"POST /a?b=1 HTTP/1.1\r\nhost: example.test\r\ncontent-length: 2\r\n\r\nhi"
         );
-        let none = http::HeaderMap::new();
+        let none = Headers::new();
         assert_eq!(
             encode(&http::Method::GET, "/", &none, b""),
             b"GET / HTTP/1.1\r\n\r\n"

@@ -3,7 +3,8 @@
 //! Each request is read (body up to [`MAX_BODY`]), turned into the pipeline's request and
 //! handed to [`Edge::handle`].
 
-use crate::{Body, Edge, Mode, h1, header_pairs, text_response};
+use crate::headers::Headers;
+use crate::{Edge, Mode, Reply, h1, header_pairs, text_response};
 use bytes::{Bytes, BytesMut};
 use edgetrace_edge::pipeline::{Request, RunOptions};
 use http_body_util::{BodyExt, Limited};
@@ -29,6 +30,14 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The largest request body the proxy reads (rules can look at it) [8 MiB]; larger is a 413.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// A request's head as a server side (HTTP/1.1's, HTTP/2's) hands it to the proxy.
+pub(crate) struct RequestHead {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub version: http::Version,
+    pub headers: Headers,
+}
 
 /// Why a request body is refused when it is larger than [`MAX_BODY`] (HTTP/1.1 and HTTP/2).
 pub(crate) fn body_too_large() -> String {
@@ -221,17 +230,27 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
 async fn http2<S, H, F>(io: S, handle: H)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    H: Fn(http::request::Parts, Vec<u8>) -> F + Clone + Send + 'static,
-    F: Future<Output = http::Response<Body>> + Send,
+    H: Fn(RequestHead, Vec<u8>) -> F + Clone + Send + 'static,
+    F: Future<Output = Reply> + Send,
 {
     let service = service_fn(move |req: http::Request<Incoming>| {
         let handle = handle.clone();
         async move {
             let (parts, body) = req.into_parts();
-            Ok::<_, Infallible>(match read_body(body).await {
-                Ok(body) => handle(parts, body).await,
+            let head = RequestHead {
+                headers: Headers::from_map(&parts.headers),
+                method: parts.method,
+                uri: parts.uri,
+                version: parts.version,
+            };
+            let reply = match read_body(body).await {
+                Ok(body) => handle(head, body).await,
                 Err(refused) => refused,
-            })
+            };
+            let mut response = http::Response::new(reply.body);
+            *response.status_mut() = reply.status;
+            *response.headers_mut() = reply.headers.to_map();
+            Ok::<_, Infallible>(response)
         }
     });
     let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -241,7 +260,7 @@ where
 }
 
 /// An HTTP/2 request's body, read whole (up to [`MAX_BODY`]), or the answer refusing it.
-async fn read_body(body: Incoming) -> Result<Vec<u8>, http::Response<Body>> {
+async fn read_body(body: Incoming) -> Result<Vec<u8>, Reply> {
     if hyper::body::Body::is_end_stream(&body) {
         return Ok(Vec::new()); // most requests (no body): nothing to collect
     }
@@ -308,11 +327,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 }
 
 /// `Host` without its port, lowercase; from the URI (HTTP/2) or the `Host` header.
-fn host_of(req: &http::request::Parts) -> Option<String> {
+fn host_of(req: &RequestHead) -> Option<String> {
     let raw = match req.uri.authority() {
         Some(a) => a.host().to_string(),
         None => {
-            let h = req.headers.get(http::header::HOST)?.to_str().ok()?;
+            let h = std::str::from_utf8(req.headers.get("host")?).ok()?;
             match h.rsplit_once(':') {
                 Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
                 _ => h.to_string(),
@@ -336,12 +355,12 @@ fn version(v: http::Version) -> &'static str {
 /// One proxied request.
 async fn proxy(
     edge: &Edge,
-    parts: http::request::Parts,
+    parts: RequestHead,
     body: Vec<u8>,
     peer: SocketAddr,
     local: SocketAddr,
     https: bool,
-) -> http::Response<Body> {
+) -> Reply {
     let Some(host) = host_of(&parts) else {
         return text_response(400, "edgetrace: the request has no Host\n".into());
     };
