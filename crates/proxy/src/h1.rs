@@ -221,11 +221,12 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     let mut expect_continue = false;
     let mut hosts = 0;
     // Room for the forwarding headers the proxy adds to them: the list does not grow then.
-    let mut headers = Headers::with_capacity(spans.len() + 8);
+    let mut headers = Headers::of(head.clone(), spans.len() + 8);
     for &(name, value) in &spans {
         // httparse let through only valid names (tokens) and values.
-        let (name, value) = (slice(name), slice(value));
-        match &name[..] {
+        headers.push_parsed(name, value);
+        let (name, value) = (&head[name.0..name.0 + name.1], slice(value));
+        match name {
             b"content-length" => {
                 let n = crate::origin::content_length(&value)
                     .and_then(|n| usize::try_from(n).ok())
@@ -256,7 +257,6 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
             }
             _ => {}
         }
-        headers.push(name, value);
     }
     if hosts > 1 || (hosts == 0 && version == http::Version::HTTP_11) {
         return Err(refusal(

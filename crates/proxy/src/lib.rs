@@ -63,17 +63,17 @@ pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Whether a (lowercase) header belongs to one connection and is not forwarded (RFC 9110
 /// §7.6.1), or is one the server writes itself (`content-length`). A `match`: it runs for every
 /// header of every request and response.
-fn hop_by_hop(lower: &str) -> bool {
+fn hop_by_hop(lower: &[u8]) -> bool {
     matches!(
         lower,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "content-length"
+        b"connection"
+            | b"keep-alive"
+            | b"proxy-connection"
+            | b"transfer-encoding"
+            | b"te"
+            | b"trailer"
+            | b"upgrade"
+            | b"content-length"
     )
 }
 
@@ -93,15 +93,15 @@ fn keeps_alive(value: &[u8], version: http::Version, mut keep_alive: bool) -> bo
 
 /// Whether a (lowercase) header is one of the forwarding headers the edge writes to the
 /// origin ([`forwarded`]), replacing the client's.
-fn edge_written(lower: &str) -> bool {
+fn edge_written(lower: &[u8]) -> bool {
     matches!(
         lower,
-        "cdn-loop"
-            | "x-forwarded-for"
-            | "x-forwarded-proto"
-            | "cf-connecting-ip"
-            | "cf-ipcountry"
-            | "cf-visitor"
+        b"cdn-loop"
+            | b"x-forwarded-for"
+            | b"x-forwarded-proto"
+            | b"cf-connecting-ip"
+            | b"cf-ipcountry"
+            | b"cf-visitor"
     )
 }
 
@@ -225,10 +225,7 @@ pub fn header_pairs(headers: &Headers) -> Vec<(String, String)> {
 /// A plain-text response written by the edge.
 pub fn text_response(status: u16, text: String) -> Reply {
     let mut headers = Headers::with_capacity(1);
-    headers.push(
-        Bytes::from_static(b"content-type"),
-        Bytes::from_static(b"text/plain; charset=utf-8"),
-    );
+    headers.push(b"content-type", b"text/plain; charset=utf-8");
     Reply {
         status: status_code(status),
         headers,
@@ -280,9 +277,7 @@ fn strip_hop_by_hop(headers: &mut Headers) {
         })
         .map(<[u8]>::to_ascii_lowercase)
         .collect();
-    headers.retain(|k, _| {
-        !std::str::from_utf8(k).is_ok_and(hop_by_hop) && !nominated.iter().any(|n| n == k)
-    });
+    headers.retain(|k, _| !hop_by_hop(k) && !nominated.iter().any(|n| n == k));
 }
 
 /// Replays the rewrites' header operations on `headers` (the headers the pipeline's list
@@ -611,11 +606,11 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>, client: Option<Head
         .map(|t| t.trim().to_ascii_lowercase())
         .collect();
     // Not forwarded as they are: this hop's own, and the ones the edge writes below.
-    let dropped = |lower: &str| {
-        lower == "host"
+    let dropped = |lower: &[u8]| {
+        lower == b"host"
             || hop_by_hop(lower)
             || edge_written(lower)
-            || (!nominated.is_empty() && nominated.iter().any(|n| n == lower))
+            || (!nominated.is_empty() && nominated.iter().any(|n| n.as_bytes() == lower))
     };
     let mut forwarded_for = None;
     let mut loops: Vec<&str> = Vec::new();
@@ -630,7 +625,7 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>, client: Option<Head
     let mut headers = match client {
         Some(mut headers) => {
             replay(&mut headers, &outcome.header_edits);
-            headers.retain(|k, _| std::str::from_utf8(k).is_ok_and(|k| k == "host" || !dropped(k)));
+            headers.retain(|k, _| k == b"host" || !dropped(k));
             if !host_ok {
                 headers.remove("host");
             } else if headers.get("host") != Some(host.as_bytes()) {
@@ -646,47 +641,45 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>, client: Option<Head
             }
             for (k, v) in &r.headers {
                 // Names from the proxy's listener are lowercase already; a trace's may not be.
-                if !dropped(&k.to_ascii_lowercase()) {
+                if !dropped(k.to_ascii_lowercase().as_bytes()) {
                     headers.append(k, v);
                 }
             }
             headers
         }
     };
-    let mut append = |name: &'static str, value: Bytes| {
-        headers.push(Bytes::from_static(name.as_bytes()), value);
-    };
+    let mut append = |name: &str, value: &[u8]| headers.push(name.as_bytes(), value);
     let ip = address_value(r.client_ip);
     match forwarded_for {
         Some(f) => {
             let value = format!("{f}, {}", r.client_ip);
             // The client's value was not valid to begin with: none sent.
             if headers::valid_value(value.as_bytes()) {
-                append("x-forwarded-for", Bytes::from(value));
+                append("x-forwarded-for", value.as_bytes());
             }
         }
-        None => append("x-forwarded-for", ip.clone()),
+        None => append("x-forwarded-for", &ip),
     }
     let (scheme, visitor) = if r.https {
         ("https", r#"{"scheme":"https"}"#)
     } else {
         ("http", r#"{"scheme":"http"}"#)
     };
-    append("x-forwarded-proto", Bytes::from_static(scheme.as_bytes()));
-    append("cf-connecting-ip", ip);
-    append("cf-visitor", Bytes::from_static(visitor.as_bytes()));
+    append("x-forwarded-proto", scheme.as_bytes());
+    append("cf-connecting-ip", &ip);
+    append("cf-visitor", visitor.as_bytes());
     if let Some(c) = r.geo.country.as_deref()
         && headers::valid_value(c.as_bytes())
     {
-        append("cf-ipcountry", Bytes::copy_from_slice(c.as_bytes()));
+        append("cf-ipcountry", c.as_bytes());
     }
     if loops.is_empty() {
-        append("cdn-loop", Bytes::from_static(CDN_LOOP.as_bytes()));
+        append("cdn-loop", CDN_LOOP.as_bytes());
     } else {
         loops.push(CDN_LOOP);
         let value = loops.join(", ");
         if headers::valid_value(value.as_bytes()) {
-            append("cdn-loop", Bytes::from(value));
+            append("cdn-loop", value.as_bytes());
         }
     }
     Forwarded { address, headers }
@@ -723,7 +716,7 @@ mod tests {
     fn parsed(fields: &[(&'static str, &'static [u8])]) -> Headers {
         let mut h = Headers::new();
         for &(k, v) in fields {
-            h.push(Bytes::from_static(k.as_bytes()), Bytes::from_static(v));
+            h.push(k.as_bytes(), v);
         }
         h
     }

@@ -379,29 +379,29 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Head, String> {
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut close = version == http::Version::HTTP_10;
-    let mut headers = Headers::with_capacity(spans.len() + 4);
+    let mut headers = Headers::of(head.clone(), spans.len() + 4);
     for &(name_at, name_len, value_at, value_len) in &spans {
-        let name = head.slice(name_at..name_at + name_len);
-        let value = head.slice(value_at..value_at + value_len);
-        if *name == *b"content-length" {
-            let n = content_length(&value)
+        // httparse let through only valid names (tokens) and values.
+        headers.push_parsed((name_at, name_len), (value_at, value_len));
+        let name = &head[name_at..name_at + name_len];
+        let value = &head[value_at..value_at + value_len];
+        if name == b"content-length" {
+            let n = content_length(value)
                 .ok_or_else(|| "the response's content-length is not a number".to_string())?;
             if length.is_some_and(|l| l != n) {
                 return Err("the response has two different content-lengths".into());
             }
             length = Some(n);
-        } else if *name == *b"transfer-encoding" {
+        } else if name == b"transfer-encoding" {
             transfer_encoding = true;
             // The last coding decides: chunked, or the body ends when the connection does.
             chunked = value
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if *name == *b"connection" {
-            close = !crate::keeps_alive(&value, version, !close);
+        } else if name == b"connection" {
+            close = !crate::keeps_alive(value, version, !close);
         }
-        // httparse let through only valid names (tokens) and values.
-        headers.push(name, value);
     }
     if !matches!(framing, Framing::Empty) {
         framing = if transfer_encoding {
