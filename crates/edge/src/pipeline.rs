@@ -611,7 +611,10 @@ pub struct Fields<'p> {
 /// What a request phase's rewrites changed since the context was brought up to date.
 #[derive(Debug, Default, Clone, Copy)]
 struct Stale {
-    uri: bool,
+    /// The path (and maybe the query).
+    path: bool,
+    /// The query alone: the path's fields (its normalization) are still right.
+    query: bool,
     headers: bool,
 }
 
@@ -895,7 +898,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         // Header fields no later rule reads (`ctx` is narrowed to what they read) keep their
         // old values: nothing sees them.
         stale.headers &= ctx.keeps_header_fields();
-        if !stale.uri && !stale.headers {
+        if !stale.path && !stale.query && !stale.headers {
             return ctx;
         }
         let r = &self.request;
@@ -907,10 +910,13 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         } else {
             Vec::new()
         };
+        if stale.query && !stale.path {
+            let _ = ctx.update_query(r.https, &r.host, &r.uri);
+        }
         let _ = ctx.update_request(
             r.https,
             &r.host,
-            stale.uri.then_some(r.uri.as_str()),
+            stale.path.then_some(r.uri.as_str()),
             stale.headers.then_some(headers.as_slice()),
         );
         ctx
@@ -1293,7 +1299,8 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         }
         let pending = std::mem::take(&mut self.pending);
         if phase.stage() == Stage::Request {
-            self.stale.uri |= pending.path.is_some() || pending.query.is_some();
+            self.stale.path |= pending.path.is_some();
+            self.stale.query |= pending.query.is_some();
             self.stale.headers |= !pending.headers.is_empty();
         } else {
             self.ctx = None;

@@ -349,7 +349,7 @@ impl<'a> ExecutionContext<'a> {
         headers: &[(&str, &str)],
     ) -> Result<()> {
         self.set_method_host(method, scheme_https, host, version)?;
-        self.set_uri_fields(scheme_https, host, uri, true)?;
+        self.set_uri_fields(scheme_https, host, uri, true, true)?;
         self.set_header_fields(headers)
     }
 
@@ -365,7 +365,7 @@ impl<'a> ExecutionContext<'a> {
         headers: Option<&[(&str, &str)]>,
     ) -> Result<()> {
         if let Some(uri) = uri {
-            self.set_uri_fields(scheme_https, host, uri, false)?;
+            self.set_uri_fields(scheme_https, host, uri, false, true)?;
         }
         if let Some(headers) = headers {
             let ids = self.scheme.request_ids();
@@ -378,6 +378,14 @@ impl<'a> ExecutionContext<'a> {
             self.set_header_fields(headers)?;
         }
         Ok(())
+    }
+
+    /// After a rewrite of the query alone (`uri`, the new target, has the path the fields
+    /// were set from): sets again the fields derived from the query, as
+    /// [`update_request`](Self::update_request) would, without the path's (its normalization
+    /// and extension are as they were).
+    pub fn update_query(&mut self, scheme_https: bool, host: &str, uri: &str) -> Result<()> {
+        self.set_uri_fields(scheme_https, host, uri, false, false)
     }
 
     /// Whether the context keeps a field [`set_request`](Self::set_request) derives from the
@@ -413,6 +421,7 @@ impl<'a> ExecutionContext<'a> {
         host: &str,
         uri: &str,
         raw: bool,
+        path_changed: bool,
     ) -> Result<()> {
         let (path, query) = match uri.split_once('?') {
             Some((p, q)) => (p, Some(q)),
@@ -422,8 +431,11 @@ impl<'a> ExecutionContext<'a> {
         // Compute only what is kept (all of it without a field mask); field ids are the
         // scheme's, looked up once ([`Scheme::request_ids`]).
         let want = |ctx: &Self, fs: &[R]| fs.iter().any(|f| ctx.want(*f).is_some());
-        let want_decoded = want(self, &[R::FullUri, R::Uri, R::Path]);
-        let want_ext = want(self, &[R::Ext, R::RawExt]);
+        // The path's own fields are set again only when it changed.
+        let want_path = path_changed && self.want(R::Path).is_some();
+        let want_decoded = want_path || want(self, &[R::FullUri, R::Uri]);
+        let want_ext = (path_changed && self.want(R::Ext).is_some())
+            || (raw && self.want(R::RawExt).is_some());
         let mut decoded_path = if want_decoded {
             normalize_path(path.as_bytes())
         } else {
@@ -468,10 +480,10 @@ impl<'a> ExecutionContext<'a> {
         set(R::Uri, &|| decoded_uri().into())?;
         set(R::Query, &|| query.unwrap_or("").into())?;
         // The last users of the path and the extension take them (no copy).
-        if let Some(id) = self.want(R::Path) {
+        if let Some(id) = self.want(R::Path).filter(|_| path_changed) {
             self.put(id, std::mem::take(&mut decoded_path))?;
         }
-        if let Some(id) = self.want(R::Ext) {
+        if let Some(id) = self.want(R::Ext).filter(|_| path_changed) {
             self.put(id, std::mem::take(&mut ext))?;
         }
         let ids = self.scheme.request_ids();

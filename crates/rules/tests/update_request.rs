@@ -1,6 +1,6 @@
-//! A context brought up to date with `update_request` after a rewrite holds the same fields
-//! as one built from the rewritten request, except `raw.*`, which keep the request as it
-//! arrived; with or without a field mask.
+//! A context brought up to date with `update_request` (or `update_query`, after a rewrite of
+//! the query alone) holds the same fields as one built from the rewritten request, except
+//! `raw.*`, which keep the request as it arrived; with or without a field mask.
 
 use edgetrace_rules::{ExecutionContext, ExprKind, Expression, Scheme};
 use proptest::prelude::*;
@@ -52,6 +52,7 @@ proptest! {
         headers_after in headers(),
         change_uri in any::<bool>(),
         change_headers in any::<bool>(),
+        query_only in any::<bool>(),
         masked in any::<bool>(),
     ) {
         let scheme = Scheme::cloudflare();
@@ -63,6 +64,8 @@ proptest! {
             "http.cookie contains \"session\"",
             "raw.http.request.uri.path eq \"/\"",
             "any(http.request.headers.names[*] eq \"X-Key\")",
+            "http.request.uri.path.extension eq \"php\" and http.request.full_uri contains \"y=\"",
+            "http.request.uri.query contains \"via\"",
         ]
         .iter()
         .map(|t| Expression::parse(&scheme, t, ExprKind::Filter).unwrap())
@@ -72,17 +75,32 @@ proptest! {
         let uri = if change_uri { after } else { before };
         let hs = if change_headers { &headers_after } else { &headers_before };
 
+        // A change of the query alone (the path of `before`, the query of `after`) is
+        // brought up to date by `update_query`.
+        let path_of = |u: &'static str| u.split_once('?').map_or(u, |(p, _)| p);
+        let query_only = change_uri && query_only;
+        let uri = if query_only {
+            match after.split_once('?') {
+                Some((_, q)) => format!("{}?{q}", path_of(before)),
+                None => path_of(before).to_string(),
+            }
+        } else {
+            uri.to_string()
+        };
         let mut updated = built(&scheme, mask, before, &headers_before);
         let memo_before: Vec<bool> = rules.iter().map(|r| r.execute(&updated)).collect();
+        if query_only {
+            updated.update_query(true, "shop.test", &uri).unwrap();
+        }
         updated
             .update_request(
                 true,
                 "shop.test",
-                change_uri.then_some(after),
+                (change_uri && !query_only).then_some(uri.as_str()),
                 change_headers.then_some(headers_after.as_slice()),
             )
             .unwrap();
-        let rebuilt = built(&scheme, mask, uri, hs);
+        let rebuilt = built(&scheme, mask, &uri, hs);
         let original = built(&scheme, mask, before, &headers_before);
         for def in scheme.fields() {
             let name = def.name.as_str();
