@@ -18,8 +18,9 @@
 //!   closes the connection (what follows cannot be framed);
 //! - a request without `Host` (HTTP/1.1) or with two is a 400 (RFC 9112 §3.2);
 //! - a client that goes silent for the client timeout in the middle of a head or a body
-//!   gets a 408 (a connection idle between requests is not timed: no timer is made for a
-//!   request that arrives whole, as nearly all do);
+//!   gets a 408 (no timer is made for a request that arrives whole, as nearly all do); a
+//!   connection that waits for its next request (or its first) longer than the keep-alive
+//!   timeout is closed ([`Idle`]);
 //! - `Expect: 100-continue` is answered before the body is read;
 //! - a response is framed by its length when the body's is known, else chunked (HTTP/1.1)
 //!   or by closing the connection (HTTP/1.0); none for `HEAD`, 1xx, 204 and 304;
@@ -85,15 +86,80 @@ struct Head {
     expect_continue: bool,
 }
 
+/// How long a client may be silent: in the middle of a request, and between requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub client: Duration,
+    pub keep_alive: Duration,
+}
+
+/// The keep-alive timeout of a connection waiting for a request. One timer per connection,
+/// made the first time it waits, that goes off every quarter of the timeout: it is closed at
+/// the fifth in a row without a request served meanwhile (after between 1 and 1¼ timeouts of
+/// idleness). A request does not touch the timer (a timer set anew for each would be a
+/// registration with the runtime's timer wheel per request); the wait polls it only when no
+/// request is there yet.
+struct Idle {
+    quarter: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Requests served when the timer last went off, and how many times in a row it went off
+    /// with none served.
+    served: u64,
+    quiet: u32,
+}
+
+impl Idle {
+    fn new(timeout: Duration) -> Idle {
+        Idle {
+            quarter: timeout / 4,
+            timer: None,
+            served: 0,
+            quiet: 0,
+        }
+    }
+
+    /// `f`'s output, or `None` when the connection has been idle too long (`served`: the
+    /// requests served on it so far).
+    async fn wait<F: Future>(&mut self, f: F, served: u64) -> Option<F::Output> {
+        let mut f = std::pin::pin!(f);
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = f.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            let quarter = self.quarter;
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(quarter)));
+            while timer.as_mut().poll(cx).is_ready() {
+                if self.served == served {
+                    self.quiet += 1;
+                    if self.quiet >= 5 {
+                        return Poll::Ready(None);
+                    }
+                } else {
+                    (self.served, self.quiet) = (served, 1);
+                }
+                timer.as_mut().reset(tokio::time::Instant::now() + quarter);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
 /// Serves the requests of one connection with `handle`, `buf` holding what was read from it
-/// already; returns when the connection is closed (by either side) or broken.
-pub async fn serve<S, H, F>(mut io: S, mut buf: BytesMut, timeout: Duration, mut handle: H)
+/// already; returns when the connection is closed (by either side, or for being idle longer
+/// than the keep-alive timeout) or broken.
+pub async fn serve<S, H, F>(mut io: S, mut buf: BytesMut, timeouts: Timeouts, mut handle: H)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: FnMut(RequestHead, Vec<u8>) -> F,
     F: Future<Output = Reply>,
 {
     let mut out = Vec::with_capacity(4096);
+    let timeout = timeouts.client;
+    let mut idle = Idle::new(timeouts.keep_alive);
+    let mut served: u64 = 0;
     loop {
         // Where the buffer ended when it last held part of a head only: it is parsed again
         // only once the bytes since can end one (a head sent a byte at a time would otherwise
@@ -110,7 +176,14 @@ where
                 return refuse(&mut io, &mut out, head_too_long()).await;
             }
             let read = if buf.is_empty() {
-                read(&mut io, &mut buf).await // between requests: not timed
+                // Between requests: the keep-alive timeout.
+                match idle.wait(read(&mut io, &mut buf), served).await {
+                    Some(read) => read,
+                    None => {
+                        let _ = io.shutdown().await;
+                        return;
+                    }
+                }
             } else {
                 match tokio::time::timeout(timeout, read(&mut io, &mut buf)).await {
                     Ok(read) => read,
@@ -144,6 +217,7 @@ where
         if !respond(&mut io, &mut out, response, head_only, keep_alive, http10).await {
             return;
         }
+        served += 1;
     }
 }
 

@@ -60,6 +60,10 @@ pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may go silent in the middle of a request [30 s].
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long an HTTP/1.1 connection may stay open without a request [75 s, as nginx's
+/// `keepalive_timeout`].
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+
 /// Whether a (lowercase) header belongs to one connection and is not forwarded (RFC 9110
 /// §7.6.1), or is one the server writes itself (`content-length`). A `match`: it runs for every
 /// header of every request and response.
@@ -199,6 +203,10 @@ pub struct Edge {
     /// has started, between two reads (then a 408 and the connection closed)
     /// [`DEFAULT_CLIENT_TIMEOUT`].
     pub client_timeout: Duration,
+    /// How long an HTTP/1.1 connection may wait for its next request (or its first) before it
+    /// is closed; checked every quarter of it, so an idle connection goes after between 1 and
+    /// 1¼ times this [`DEFAULT_KEEP_ALIVE_TIMEOUT`].
+    pub keep_alive_timeout: Duration,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -317,6 +325,7 @@ impl Edge {
             origin_port: None,
             origin_timeout: DEFAULT_ORIGIN_TIMEOUT,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
         }
     }
 

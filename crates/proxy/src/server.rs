@@ -20,7 +20,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
@@ -184,7 +184,10 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
     let local = stream.local_addr().unwrap_or(peer);
     let edge = edge.clone();
     let tls = tls.clone();
-    let client_timeout = edge.client_timeout;
+    let timeouts = h1::Timeouts {
+        client: edge.client_timeout,
+        keep_alive: edge.keep_alive_timeout,
+    };
     tokio::spawn(async move {
         let https = tls.is_some();
         let handle = move |parts, body| {
@@ -193,24 +196,37 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
         };
         match tls {
             Some(acceptor) => {
-                let Ok(stream) = acceptor.accept(stream).await else {
+                // A client silent in the middle of its handshake is let go after the client
+                // timeout.
+                let Ok(Ok(stream)) =
+                    tokio::time::timeout(timeouts.client, acceptor.accept(stream)).await
+                else {
                     return; // a failed handshake: nothing to answer
                 };
                 if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                     http2(stream, handle).await;
                 } else {
-                    h1::serve(stream, BytesMut::new(), client_timeout, handle).await;
+                    h1::serve(stream, BytesMut::new(), timeouts, handle).await;
                 }
             }
             None => {
                 let mut stream = stream;
                 let mut first = BytesMut::with_capacity(16 * 1024);
-                // Enough of the first bytes to tell HTTP/2's preface from a request line.
-                while first.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&first) {
-                    match stream.read_buf(&mut first).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
+                // Enough of the first bytes to tell HTTP/2's preface from a request line; a
+                // connection that sends none is closed after the keep-alive timeout.
+                let sniffed = tokio::time::timeout(timeouts.keep_alive, async {
+                    while first.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&first) {
+                        match stream.read_buf(&mut first).await {
+                            Ok(0) | Err(_) => return false,
+                            Ok(_) => {}
+                        }
                     }
+                    true
+                })
+                .await;
+                if sniffed != Ok(true) {
+                    let _ = stream.shutdown().await;
+                    return;
                 }
                 if first.starts_with(H2_PREFACE) {
                     let stream = Prefixed {
@@ -219,7 +235,7 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
                     };
                     http2(stream, handle).await;
                 } else {
-                    h1::serve(stream, first, client_timeout, handle).await;
+                    h1::serve(stream, first, timeouts, handle).await;
                 }
             }
         }

@@ -85,11 +85,20 @@ async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
 
 /// A proxy for `www.shop.test` in front of a fresh origin, both on loopback.
 async fn proxy(dir: &std::path::Path) -> SocketAddr {
-    proxy_with(dir, edgetrace_proxy::DEFAULT_CLIENT_TIMEOUT).await
+    proxy_with(
+        dir,
+        edgetrace_proxy::DEFAULT_CLIENT_TIMEOUT,
+        edgetrace_proxy::DEFAULT_KEEP_ALIVE_TIMEOUT,
+    )
+    .await
 }
 
-/// [`proxy`] with a client timeout.
-async fn proxy_with(dir: &std::path::Path, client_timeout: Duration) -> SocketAddr {
+/// [`proxy`] with a client timeout and a keep-alive timeout.
+async fn proxy_with(
+    dir: &std::path::Path,
+    client_timeout: Duration,
+    keep_alive_timeout: Duration,
+) -> SocketAddr {
     let origin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin_port = origin_listener.local_addr().unwrap().port();
     tokio::spawn(origin(origin_listener));
@@ -97,6 +106,7 @@ async fn proxy_with(dir: &std::path::Path, client_timeout: Duration) -> SocketAd
     let mut edge = Edge::new(store);
     edge.origin_port = Some(origin_port);
     edge.client_timeout = client_timeout;
+    edge.keep_alive_timeout = keep_alive_timeout;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     server::spawn(Arc::new(edge), listener, None, 1).unwrap();
@@ -395,7 +405,12 @@ async fn requests_that_cannot_be_framed_are_refused_and_the_connection_closed() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_silent_in_the_middle_of_a_request_gets_a_408() {
     let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy_with(dir.path(), Duration::from_millis(200)).await;
+    let proxy = proxy_with(
+        dir.path(),
+        Duration::from_millis(200),
+        edgetrace_proxy::DEFAULT_KEEP_ALIVE_TIMEOUT,
+    )
+    .await;
     for (what, partial) in [
         ("head", b"GET / HTTP/1.1\r\nHost: www.sh".as_slice()),
         (
@@ -416,11 +431,52 @@ async fn a_client_silent_in_the_middle_of_a_request_gets_a_408() {
         assert!(started.elapsed() >= Duration::from_millis(200));
         assert!(client.closed().await);
     }
-    // Idle between requests is not timed out.
+    // Idle between requests is not the client timeout's business (the keep-alive timeout's,
+    // 75 s here).
     let mut client = Client::connect(proxy).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     client
         .send(b"GET /late HTTP/1.1\r\nHost: www.shop.test\r\n\r\n")
         .await;
     assert_eq!(client.response(false).await.body, "GET /late\nbody=");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_idle_for_the_keep_alive_timeout_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep_alive = Duration::from_millis(400);
+    let proxy = proxy_with(
+        dir.path(),
+        edgetrace_proxy::DEFAULT_CLIENT_TIMEOUT,
+        keep_alive,
+    )
+    .await;
+    let request = b"GET /a HTTP/1.1\r\nHost: www.shop.test\r\n\r\n";
+
+    // A connection that never sends a request, and one idle after its request: closed after
+    // between 1 and 1¼ keep-alive timeouts (the check runs every quarter), plus scheduling.
+    let mut silent = Client::connect(proxy).await;
+    let started = std::time::Instant::now();
+    let mut served = Client::connect(proxy).await;
+    served.send(request).await;
+    assert_eq!(served.response(false).await.status, 200);
+    let answered = std::time::Instant::now();
+    assert!(silent.closed().await);
+    let waited = started.elapsed();
+    assert!(waited >= keep_alive, "closed after {waited:?}");
+    assert!(waited < keep_alive * 3, "closed after {waited:?}");
+    assert!(served.closed().await);
+    let waited = answered.elapsed();
+    assert!(waited >= keep_alive, "closed after {waited:?}");
+    assert!(waited < keep_alive * 3, "closed after {waited:?}");
+
+    // A connection with a request every half timeout stays open for several timeouts.
+    let mut busy = Client::connect(proxy).await;
+    for _ in 0..8 {
+        busy.send(request).await;
+        assert_eq!(busy.response(false).await.status, 200);
+        tokio::time::sleep(keep_alive / 2).await;
+    }
+    busy.send(request).await;
+    assert_eq!(busy.response(false).await.status, 200);
 }
