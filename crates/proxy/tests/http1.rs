@@ -480,3 +480,43 @@ async fn a_connection_idle_for_the_keep_alive_timeout_is_closed() {
     busy.send(request).await;
     assert_eq!(busy.response(false).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_that_stalls_is_dropped_after_the_client_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=www.shop.test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (store, _, _) = common::shop(dir.path(), "127.0.0.1").await;
+    let mut edge = Edge::new(store);
+    let timeout = Duration::from_millis(300);
+    edge.client_timeout = timeout;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let tls = server::tls_acceptor(&cert, &key).unwrap();
+    server::spawn(Arc::new(edge), listener, Some(tls), 1).unwrap();
+
+    // Nothing sent, and the first bytes of a ClientHello (a record header announcing more):
+    // the proxy lets go of both after the client timeout.
+    for sent in [&b""[..], b"\x16\x03\x01\x02\x00"] {
+        let mut client = Client::connect(proxy).await;
+        let started = std::time::Instant::now();
+        client.send(sent).await;
+        assert!(client.closed().await, "{sent:?}");
+        let waited = started.elapsed();
+        assert!(waited >= timeout, "{sent:?}: closed after {waited:?}");
+        assert!(waited < timeout * 5, "{sent:?}: closed after {waited:?}");
+    }
+}
