@@ -17,8 +17,9 @@
 //!   body larger than [`MAX_BODY`] a 413, anything that does not parse a 400; each refusal
 //!   closes the connection (what follows cannot be framed);
 //! - a request without `Host` (HTTP/1.1) or with two is a 400 (RFC 9112 §3.2);
-//! - a client that goes silent for the client timeout in the middle of a head or a body
-//!   gets a 408 (no timer is made for a request that arrives whole, as nearly all do); a
+//! - a client that has not sent a whole head within the client timeout of its first bytes,
+//!   or goes silent that long in the middle of a body, gets a 408 (no timer is made for a
+//!   request that arrives whole, as nearly all do); a
 //!   connection that waits for its next request (or its first) longer than the keep-alive
 //!   timeout is closed ([`Idle`]);
 //! - `Expect: 100-continue` is answered before the body is read;
@@ -165,6 +166,9 @@ where
         // only once the bytes since can end one (a head sent a byte at a time would otherwise
         // be parsed from its start after each, up to `MAX_HEAD` times).
         let mut partial: Option<usize> = None;
+        // When the head must be complete: the client timeout after its first bytes had to be
+        // waited for (a client trickling a byte now and then does not keep it open).
+        let mut deadline: Option<tokio::time::Instant> = None;
         let head = loop {
             if !buf.is_empty() && partial.is_none_or(|at| may_end_head(&buf, at)) {
                 match parse(&mut buf) {
@@ -185,9 +189,11 @@ where
                     }
                 }
             } else {
-                match tokio::time::timeout(timeout, read(&mut io, &mut buf)).await {
+                let deadline =
+                    *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
+                match tokio::time::timeout_at(deadline, read(&mut io, &mut buf)).await {
                     Ok(read) => read,
-                    Err(_) => return refuse(&mut io, &mut out, silent(timeout, "head")).await,
+                    Err(_) => return refuse(&mut io, &mut out, slow_head(timeout)).await,
                 }
             };
             match read {
@@ -393,6 +399,16 @@ fn may_end_head(buf: &[u8], from: usize) -> bool {
     tail.iter()
         .enumerate()
         .any(|(i, &b)| b == b'\n' && matches!(&tail[i + 1..], [b'\n', ..] | [b'\r', b'\n', ..]))
+}
+
+fn slow_head(timeout: Duration) -> Refusal {
+    refusal(
+        408,
+        format!(
+            "the client did not send the whole request head within {} s",
+            timeout.as_secs_f64()
+        ),
+    )
 }
 
 fn silent(timeout: Duration, what: &str) -> Refusal {

@@ -199,9 +199,9 @@ pub struct Edge {
     /// How long the origin may take to answer with its headers, and then go silent in the
     /// middle of the body (the client's response is then cut off) [`DEFAULT_ORIGIN_TIMEOUT`].
     pub origin_timeout: Duration,
-    /// How long an HTTP/1.1 client may take to send the rest of a request head or body it
-    /// has started, between two reads (then a 408 and the connection closed)
-    /// [`DEFAULT_CLIENT_TIMEOUT`].
+    /// How long an HTTP/1.1 client may take to send the rest of a request head it has
+    /// started (all of it), or of a body (between two reads); then a 408 and the connection
+    /// closed. Also how long a TLS handshake may take [`DEFAULT_CLIENT_TIMEOUT`].
     pub client_timeout: Duration,
     /// How long an HTTP/1.1 connection may wait for its next request (or its first) before it
     /// is closed; checked every quarter of it, so an idle connection goes after between 1 and
