@@ -19,9 +19,8 @@
 //! - a request without `Host` (HTTP/1.1) or with two is a 400 (RFC 9112 §3.2);
 //! - a client that has not sent a whole head within the client timeout of its first bytes,
 //!   or goes silent that long in the middle of a body, gets a 408 (no timer is made for a
-//!   request that arrives whole, as nearly all do); a
-//!   connection that waits for its next request (or its first) longer than the keep-alive
-//!   timeout is closed ([`Idle`]);
+//!   request that arrives whole, as nearly all do); a connection that waits for its next
+//!   request (or its first) longer than the keep-alive timeout is closed ([`Idle`]);
 //! - `Expect: 100-continue` is answered before the body is read;
 //! - a response is framed by its length when the body's is known, else chunked (HTTP/1.1)
 //!   or by closing the connection (HTTP/1.0); none for `HEAD`, 1xx, 204 and 304;
