@@ -60,7 +60,7 @@ pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may go silent in the middle of a request [30 s].
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long an HTTP/1.1 connection may stay open without a request [75 s, as nginx's
+/// How long a client connection may stay open without a request [75 s, as nginx's
 /// `keepalive_timeout`].
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 
@@ -203,9 +203,9 @@ pub struct Edge {
     /// started (all of it), or of a body (between two reads); then a 408 and the connection
     /// closed. Also how long a TLS handshake may take [`DEFAULT_CLIENT_TIMEOUT`].
     pub client_timeout: Duration,
-    /// How long an HTTP/1.1 connection may wait for its next request (or its first) before it
-    /// is closed; checked every quarter of it, so an idle connection goes after between 1 and
-    /// 1¼ times this [`DEFAULT_KEEP_ALIVE_TIMEOUT`].
+    /// How long a client connection may wait for its next request (or its first) before it
+    /// is closed (HTTP/2: shut down gracefully); checked every quarter of it, so an idle
+    /// connection goes after between 1 and 1¼ times this [`DEFAULT_KEEP_ALIVE_TIMEOUT`].
     pub keep_alive_timeout: Duration,
 }
 

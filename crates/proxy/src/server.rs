@@ -19,7 +19,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -204,7 +206,7 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
                     return; // a failed handshake: nothing to answer
                 };
                 if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                    http2(stream, handle).await;
+                    http2(stream, handle, timeouts.keep_alive).await;
                 } else {
                     h1::serve(stream, BytesMut::new(), timeouts, handle).await;
                 }
@@ -233,7 +235,7 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
                         first: first.freeze(),
                         io: stream,
                     };
-                    http2(stream, handle).await;
+                    http2(stream, handle, timeouts.keep_alive).await;
                 } else {
                     h1::serve(stream, first, timeouts, handle).await;
                 }
@@ -242,16 +244,48 @@ fn connection(edge: &Arc<Edge>, stream: TcpStream, peer: SocketAddr, tls: &Optio
     });
 }
 
+/// Requests of an HTTP/2 connection being handled, and handled so far: what its keep-alive
+/// check looks at.
+#[derive(Default)]
+struct Streams {
+    active: AtomicUsize,
+    served: AtomicU64,
+}
+
+/// A request being handled (dropped when its stream ends, reset ones included).
+struct Active(Arc<Streams>);
+
+impl Active {
+    fn new(streams: &Arc<Streams>) -> Active {
+        streams.active.fetch_add(1, Ordering::Relaxed);
+        Active(streams.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.0.served.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves an HTTP/2 connection with hyper, each request's body read whole before `handle`.
-async fn http2<S, H, F>(io: S, handle: H)
+/// A connection without a request for the keep-alive timeout is shut down gracefully
+/// (GOAWAY; checked every quarter of it, so after between 1 and 1¼ timeouts), as HTTP/1.1
+/// ones are closed.
+async fn http2<S, H, F>(io: S, handle: H, keep_alive: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(RequestHead, Vec<u8>) -> F + Clone + Send + 'static,
     F: Future<Output = Reply> + Send,
 {
+    let streams = Arc::new(Streams::default());
+    let counts = streams.clone();
     let service = service_fn(move |req: http::Request<Incoming>| {
         let handle = handle.clone();
+        let active = Active::new(&counts);
         async move {
+            let _active = active;
             let (parts, body) = req.into_parts();
             let head = RequestHead {
                 headers: Headers::from_map(&parts.headers),
@@ -269,10 +303,33 @@ where
             Ok::<_, Infallible>(response)
         }
     });
-    let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(io), service)
-        .await;
-    drop(served); // a client that went away
+    let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let quarter = keep_alive / 4;
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + quarter, quarter);
+    // A late check counts once (a burst of them would shorten the timeout).
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut seen, mut quiet) = (0, 0);
+    loop {
+        tokio::select! {
+            // Closed (or a client that went away).
+            _ = connection.as_mut() => return,
+            _ = check.tick() => {
+                let served = streams.served.load(Ordering::Relaxed);
+                if streams.active.load(Ordering::Relaxed) > 0 || served != seen {
+                    (seen, quiet) = (served, 0);
+                } else {
+                    quiet += 1;
+                    if quiet >= 4 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 /// An HTTP/2 request's body, read whole (up to [`MAX_BODY`]), or the answer refusing it.

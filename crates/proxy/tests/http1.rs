@@ -1,8 +1,10 @@
 //! The proxy's HTTP/1.1 server side over raw TCP: pipelining, request body framing
 //! (`Content-Length`, chunked, `Expect: 100-continue`), keep-alive (HTTP/1.0 and 1.1),
 //! `HEAD`, response framing (length, chunked, close-delimited), and the refusals that close
-//! the connection. A real proxy and a real origin, both on loopback; the origin echoes what
-//! it received (method, target, the headers it cares about, the body).
+//! the connection; and the timeouts of a client connection (a head or body not coming, a
+//! TLS handshake that stalls, keep-alive for HTTP/1.1 and HTTP/2). A real proxy and a real
+//! origin, both on loopback; the origin echoes what it received (method, target, the headers
+//! it cares about, the body).
 
 use edgetrace_proxy::{Edge, server};
 use std::net::SocketAddr;
@@ -538,4 +540,54 @@ async fn a_tls_handshake_that_stalls_is_dropped_after_the_client_timeout() {
         assert!(waited >= timeout, "{sent:?}: closed after {waited:?}");
         assert!(waited < timeout * 5, "{sent:?}: closed after {waited:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_shut_down_after_the_keep_alive_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep_alive = Duration::from_millis(400);
+    let proxy = proxy_with(
+        dir.path(),
+        edgetrace_proxy::DEFAULT_CLIENT_TIMEOUT,
+        keep_alive,
+    )
+    .await;
+    // HTTP/2 with prior knowledge (h2c), as `curl --http2-prior-knowledge`.
+    let stream = TcpStream::connect(proxy).await.unwrap();
+    let (client, connection) = h2::client::handshake(stream).await.unwrap();
+    let closed = tokio::spawn(async move {
+        let _ = connection.await;
+        std::time::Instant::now()
+    });
+    let get = |mut client: h2::client::SendRequest<bytes::Bytes>| async move {
+        let request = http::Request::get("http://www.shop.test/a")
+            .body(())
+            .unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        let response = response.await.unwrap();
+        let status = response.status();
+        let mut body = response.into_body();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        status
+    };
+    // A request every half timeout: the connection stays open over several timeouts.
+    for _ in 0..6 {
+        let ready = client.clone().ready().await.unwrap();
+        assert_eq!(get(ready).await, 200);
+        tokio::time::sleep(keep_alive / 2).await;
+    }
+    let ready = client.clone().ready().await.unwrap();
+    assert_eq!(get(ready).await, 200);
+    let answered = std::time::Instant::now();
+    // Then idle: shut down after between 1 and 1¼ timeouts (plus scheduling).
+    let closed = tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .expect("the proxy shuts the idle connection down within 5 s")
+        .unwrap();
+    let waited = closed - answered;
+    assert!(waited >= keep_alive, "shut down after {waited:?}");
+    assert!(waited < keep_alive * 3, "shut down after {waited:?}");
 }
