@@ -93,19 +93,39 @@ pub struct Timeouts {
     pub keep_alive: Duration,
 }
 
+/// The keep-alive check of a connection (HTTP/1.1's [`Idle`], HTTP/2's in
+/// `crate::server`), made every quarter of the keep-alive timeout: the connection has been
+/// idle for the whole timeout at the fourth check in a row that finds no request served since
+/// the one before and none being handled (between 1 and 1¼ timeouts after its last request).
+#[derive(Default)]
+pub(crate) struct Quiet {
+    /// Requests served at the last check, and how many checks in a row found no more.
+    served: u64,
+    checks: u32,
+}
+
+impl Quiet {
+    /// One check: `served`, the requests served on the connection so far; `busy`, whether one
+    /// is being handled. True when the connection has been idle for the timeout.
+    pub(crate) fn idle_for_timeout(&mut self, served: u64, busy: bool) -> bool {
+        if busy || served != self.served {
+            (self.served, self.checks) = (served, 0);
+            return false;
+        }
+        self.checks += 1;
+        self.checks >= 4
+    }
+}
+
 /// The keep-alive timeout of a connection waiting for a request. One timer per connection,
-/// made the first time it waits, that goes off every quarter of the timeout: it is closed at
-/// the fifth in a row without a request served meanwhile (after between 1 and 1¼ timeouts of
-/// idleness). A request does not touch the timer (a timer set anew for each would be a
-/// registration with the runtime's timer wheel per request); the wait polls it only when no
-/// request is there yet.
+/// made the first time it waits, that goes off every quarter of the timeout ([`Quiet`]). A
+/// request does not touch the timer (a timer set anew for each would be a registration with
+/// the runtime's timer wheel per request); the wait polls it only when no request is there
+/// yet.
 struct Idle {
     quarter: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Requests served when the timer last went off, and how many times in a row it went off
-    /// with none served.
-    served: u64,
-    quiet: u32,
+    quiet: Quiet,
 }
 
 impl Idle {
@@ -113,8 +133,7 @@ impl Idle {
         Idle {
             quarter: timeout / 4,
             timer: None,
-            served: 0,
-            quiet: 0,
+            quiet: Quiet::default(),
         }
     }
 
@@ -131,13 +150,8 @@ impl Idle {
                 .timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep(quarter)));
             while timer.as_mut().poll(cx).is_ready() {
-                if self.served == served {
-                    self.quiet += 1;
-                    if self.quiet >= 5 {
-                        return Poll::Ready(None);
-                    }
-                } else {
-                    (self.served, self.quiet) = (served, 1);
+                if self.quiet.idle_for_timeout(served, false) {
+                    return Poll::Ready(None);
                 }
                 timer.as_mut().reset(tokio::time::Instant::now() + quarter);
             }
@@ -410,11 +424,11 @@ fn slow_head(timeout: Duration) -> Refusal {
     )
 }
 
-fn silent(timeout: Duration, what: &str) -> Refusal {
+fn silent_body(timeout: Duration) -> Refusal {
     refusal(
         408,
         format!(
-            "the client sent nothing for {} s in the middle of the request {what}",
+            "the client sent nothing for {} s in the middle of the request body",
             timeout.as_secs_f64()
         ),
     )
@@ -437,7 +451,7 @@ async fn read_body<S: AsyncRead + AsyncWrite + Unpin>(
         match tokio::time::timeout(timeout, read(io, buf)).await {
             Ok(Ok(n)) => Ok(n > 0),
             Ok(Err(_)) => Ok(false),
-            Err(_) => Err(silent(timeout, "body")),
+            Err(_) => Err(silent_body(timeout)),
         }
     };
     if let Framing::Length(n) = framing
@@ -703,7 +717,35 @@ pub async fn keep_date() {
 
 #[cfg(test)]
 mod tests {
-    use super::may_end_head;
+    use super::{Quiet, may_end_head};
+
+    #[test]
+    fn a_connection_is_idle_for_the_timeout_at_the_fourth_quiet_check_in_a_row() {
+        let mut quiet = Quiet::default();
+        // A new connection: four checks without a request.
+        let checks: Vec<bool> = (0..4).map(|_| quiet.idle_for_timeout(0, false)).collect();
+        assert_eq!(checks, [false, false, false, true]);
+        // A request served, or one being handled, starts the count again.
+        let mut quiet = Quiet::default();
+        for (served, busy, idle) in [
+            (0, false, false),
+            (0, false, false),
+            (0, false, false),
+            (1, false, false),
+            (1, false, false),
+            (1, true, false),
+            (1, false, false),
+            (1, false, false),
+            (1, false, false),
+            (1, false, true),
+        ] {
+            assert_eq!(
+                quiet.idle_for_timeout(served, busy),
+                idle,
+                "{served} {busy}"
+            );
+        }
+    }
 
     #[test]
     fn only_bytes_that_can_end_a_head_send_it_to_the_parser_again() {

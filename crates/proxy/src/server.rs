@@ -310,20 +310,16 @@ where
     let mut check = tokio::time::interval_at(tokio::time::Instant::now() + quarter, quarter);
     // A late check counts once (a burst of them would shorten the timeout).
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut seen, mut quiet) = (0, 0);
+    let mut quiet = h1::Quiet::default();
     loop {
         tokio::select! {
             // Closed (or a client that went away).
             _ = connection.as_mut() => return,
             _ = check.tick() => {
                 let served = streams.served.load(Ordering::Relaxed);
-                if streams.active.load(Ordering::Relaxed) > 0 || served != seen {
-                    (seen, quiet) = (served, 0);
-                } else {
-                    quiet += 1;
-                    if quiet >= 4 {
-                        break;
-                    }
+                let busy = streams.active.load(Ordering::Relaxed) > 0;
+                if quiet.idle_for_timeout(served, busy) {
+                    break;
                 }
             }
         }
