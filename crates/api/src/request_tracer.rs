@@ -82,7 +82,7 @@ fn flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError
 
 /// A traced request, checked.
 struct Traced {
-    request: Request,
+    request: Request<'static>,
     url: RequestUrl,
     skip_challenge: bool,
     skip_response: bool,
@@ -342,12 +342,15 @@ fn parse(body: &Value, caller: IpAddr, state: &AppState) -> Result<Traced, ApiEr
     };
     Ok(Traced {
         request: Request {
-            method,
+            method: method.into(),
             https: url.scheme == edgetrace_edge::page_rules::Scheme::Https,
-            host: url.host.clone(),
-            uri,
-            version: protocol.unwrap_or_else(|| "HTTP/1.1".into()),
-            headers: request_headers,
+            host: url.host.clone().into(),
+            uri: uri.into(),
+            version: protocol.unwrap_or_else(|| "HTTP/1.1".into()).into(),
+            headers: request_headers
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             body: body_bytes,
             client_ip,
             geo: geo.unwrap_or_else(|| state.edge.geo_of(client_ip)),
@@ -480,17 +483,17 @@ fn geoloc(f: &Fields<'_>, errors: &mut FieldErrors) -> Geo {
     }
 }
 
-fn header_map(headers: &[(String, String)]) -> Map<String, Value> {
+fn header_map<T: AsRef<str>>(headers: &[(T, T)]) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in headers {
-        let k = k.to_ascii_lowercase();
+        let (k, v) = (k.as_ref().to_ascii_lowercase(), v.as_ref());
         match out.get_mut(&k) {
             Some(Value::String(s)) => {
                 s.push_str(", ");
                 s.push_str(v);
             }
             _ => {
-                out.insert(k, Value::String(v.clone()));
+                out.insert(k, Value::String(v.to_string()));
             }
         }
     }
@@ -500,7 +503,7 @@ fn header_map(headers: &[(String, String)]) -> Map<String, Value> {
 /// The API's `result`; the response body (when the origin was called) is drained: at most
 /// [`MAX_TRACE_BODY`] of it for at most `drain` (a stalled or endless body must not hold the
 /// trace, nor be buffered whole).
-async fn result(handled: Handled, drain: std::time::Duration) -> TraceResult {
+async fn result(handled: Handled<'_>, drain: std::time::Duration) -> TraceResult {
     let mut outcome = Map::new();
     let mut status_code = None;
     if let Some(by) = &handled.answered_by {

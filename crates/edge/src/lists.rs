@@ -809,7 +809,7 @@ mod tests {
         assert!(c.contains("office", &ip("2001:db8:ffff::1")));
         assert!(!c.contains("office", &ip("2001:db9::1")));
         assert!(!c.contains("office", &ip("::ffff:10.0.0.1")));
-        let s = |s: &str| RuleValue::Bytes(s.as_bytes().to_vec());
+        let s = |s: &str| RuleValue::bytes(s.as_bytes());
         assert!(c.contains("hosts", &s("EXAMPLE.com")));
         assert!(!c.contains("hosts", &s("www.example.com")));
         assert!(c.contains("hosts", &s("a.b.example.net")));
@@ -817,7 +817,7 @@ mod tests {
         assert!(!c.contains("hosts", &s("badexample.net")));
         assert!(c.contains("hosts", &s("example.org")));
         assert!(c.contains("hosts", &s("www.example.org")));
-        assert!(!c.contains("hosts", &RuleValue::Bytes(vec![0xff])));
+        assert!(!c.contains("hosts", &RuleValue::bytes(vec![0xff])));
         assert!(c.contains("asns", &RuleValue::Int(13335)));
         assert!(!c.contains("asns", &RuleValue::Int(-13335)));
         assert!(!c.contains("asns", &s("13335")));

@@ -44,18 +44,20 @@ pub struct Geo {
     pub asnum: Option<i64>,
 }
 
-/// A request as the pipeline sees it.
+/// A request as the pipeline sees it. Its text either borrows the request as received
+/// (`'r`: the rules' fields then borrow it too, no copy) or is its own (`Request<'static>`;
+/// and what rewrites write).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Request {
-    pub method: String,
+pub struct Request<'r> {
+    pub method: Cow<'r, str>,
     pub https: bool,
     /// Lowercase, without port.
-    pub host: String,
+    pub host: Cow<'r, str>,
     /// Path and query, as sent (`/a/b?x=1`).
-    pub uri: String,
+    pub uri: Cow<'r, str>,
     /// `HTTP/1.1`, `HTTP/2`, …
-    pub version: String,
-    pub headers: Vec<(String, String)>,
+    pub version: Cow<'r, str>,
+    pub headers: Vec<(Cow<'r, str>, Cow<'r, str>)>,
     pub body: Vec<u8>,
     pub client_ip: IpAddr,
     pub geo: Geo,
@@ -64,7 +66,7 @@ pub struct Request {
     pub threat_score: Option<i64>,
 }
 
-impl Request {
+impl Request<'_> {
     /// The path, without the query.
     pub fn path(&self) -> &str {
         self.uri.split_once('?').map_or(&self.uri, |(p, _)| p)
@@ -137,7 +139,7 @@ impl Source {
         (source.expression.is_some() || source.value.is_some()).then_some(source)
     }
 
-    fn get(&self, rule: &Rule, ctx: &ExecutionContext<'_>) -> Option<String> {
+    fn get(&self, rule: &Rule, ctx: &ExecutionContext<'_, '_>) -> Option<String> {
         self.expression
             .and_then(|i| rule.values[i].1.evaluate(ctx))
             .or_else(|| self.value.clone())
@@ -443,7 +445,7 @@ pub trait Effects {
     fn challenge(&mut self, kind: &str) -> bool;
     /// Whether the rate limit of `rule` is exceeded for this request (the proxy counts it;
     /// a trace only reads the counter).
-    fn rate_limited(&mut self, rule: &Rule, request: &Request) -> bool;
+    fn rate_limited(&mut self, rule: &Rule, request: &Request<'_>) -> bool;
     /// A `log` rule matched.
     fn log(&mut self, rule: &Rule) {
         let _ = rule;
@@ -500,11 +502,11 @@ pub struct Route {
 
 /// What the request phases decided.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
+pub struct Outcome<'r> {
     /// The request as it goes to the origin (rewrites applied).
-    pub request: Request,
+    pub request: Request<'r>,
     /// Its path and query as it arrived (the `raw.*` fields of the response phases too).
-    pub raw_uri: String,
+    pub raw_uri: Cow<'r, str>,
     /// Set when a terminating action answered; the origin is not called.
     pub answer: Option<Answer>,
     pub route: Route,
@@ -570,18 +572,19 @@ struct Pending<'p> {
     headers: Vec<(&'p str, Operation, Option<String>)>,
 }
 
-/// Evaluation state of one request.
-struct Run<'p, 'e, 'r> {
+/// Evaluation state of one request (whose text lives for `'r`).
+struct Run<'p, 'e, 'o, 'r> {
     pipeline: &'p Pipeline<'p>,
     effects: &'e mut dyn Effects,
     /// Owned by the request phases (they rewrite it), borrowed by the response phases.
-    request: Cow<'r, Request>,
+    request: Cow<'o, Request<'r>>,
     /// `raw.*` fields: the path and query as the request arrived.
     raw_uri: Cow<'r, str>,
     /// The context of the current field values; after a request phase's rewrites, only the
     /// fields of what changed are set again ([`Stale`]), before the next phase that runs
-    /// rules; after a response phase's, it is built anew.
-    ctx: Option<ExecutionContext<'p>>,
+    /// rules; after a response phase's, it is built anew. Its values borrow the request's
+    /// text where it is the request's as received.
+    ctx: Option<ExecutionContext<'p, 'r>>,
     stale: Stale,
     response: Option<Response>,
     answer: Option<Answer>,
@@ -603,8 +606,8 @@ struct Run<'p, 'e, 'r> {
 /// The field values the request phases ended with, for the response phases
 /// ([`Pipeline::request_keeping`]); opaque.
 #[derive(Default)]
-pub struct Fields<'p> {
-    ctx: Option<ExecutionContext<'p>>,
+pub struct Fields<'p, 'r> {
+    ctx: Option<ExecutionContext<'p, 'r>>,
     stale: Stale,
 }
 
@@ -625,8 +628,8 @@ fn phase_bit(phase: Phase) -> u32 {
 
 /// Sets field `id` (when the scheme has it, the context keeps it and there is a value),
 /// computing the value only then.
-fn set_opt<V: Into<edgetrace_rules::Value>>(
-    ctx: &mut ExecutionContext<'_>,
+fn set_opt<'v, V: Into<edgetrace_rules::Value<'v>>>(
+    ctx: &mut ExecutionContext<'_, 'v>,
     id: Option<FieldId>,
     v: impl FnOnce() -> Option<V>,
 ) {
@@ -639,19 +642,19 @@ fn set_opt<V: Into<edgetrace_rules::Value>>(
 
 impl Pipeline<'_> {
     /// Runs the request phases.
-    pub fn request(&self, request: Request, effects: &mut dyn Effects) -> Outcome {
+    pub fn request<'r>(&self, request: Request<'r>, effects: &mut dyn Effects) -> Outcome<'r> {
         self.request_keeping(request, effects).0
     }
 
     /// Runs the request phases, and keeps the field values they ended with for
     /// [`response_from`](Self::response_from) (which then sets only the response's fields
     /// and what the last rewrites changed, instead of every field again).
-    pub fn request_keeping<'s>(
+    pub fn request_keeping<'s, 'r>(
         &'s self,
-        request: Request,
+        request: Request<'r>,
         effects: &mut dyn Effects,
-    ) -> (Outcome, Fields<'s>) {
-        let raw_uri = Cow::Owned(request.uri.clone());
+    ) -> (Outcome<'r>, Fields<'s, 'r>) {
+        let raw_uri = request.uri.clone();
         let mut run = Run::new(self, Cow::Owned(request), raw_uri, None, effects);
         let mut trace = Vec::new();
         let present = self.phases_present();
@@ -672,7 +675,7 @@ impl Pipeline<'_> {
         };
         let outcome = Outcome {
             request: run.request.into_owned(),
-            raw_uri: run.raw_uri.into_owned(),
+            raw_uri: run.raw_uri,
             answer: run.answer,
             route: run.route,
             config: run.config,
@@ -725,7 +728,7 @@ impl Pipeline<'_> {
     /// answered, that answer) and appends the steps to `trace`.
     pub fn response(
         &self,
-        outcome: &Outcome,
+        outcome: &Outcome<'_>,
         response: Response,
         effects: &mut dyn Effects,
         trace: &mut Vec<Step>,
@@ -735,10 +738,10 @@ impl Pipeline<'_> {
 
     /// [`response`](Self::response), starting from the field values the request phases
     /// ended with (`fields`, from [`request_keeping`](Self::request_keeping) of `outcome`).
-    pub fn response_from<'s>(
+    pub fn response_from<'s, 'r>(
         &'s self,
-        outcome: &Outcome,
-        fields: Fields<'s>,
+        outcome: &Outcome<'r>,
+        fields: Fields<'s, 'r>,
         response: Response,
         effects: &mut dyn Effects,
         trace: &mut Vec<Step>,
@@ -754,7 +757,7 @@ impl Pipeline<'_> {
         let mut run = Run::new(
             self,
             Cow::Borrowed(&outcome.request),
-            Cow::Borrowed(&outcome.raw_uri),
+            outcome.raw_uri.clone(),
             Some(response),
             effects,
         );
@@ -795,10 +798,10 @@ impl Pipeline<'_> {
     }
 }
 
-impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
+impl<'p, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
     fn new(
         pipeline: &'p Pipeline<'p>,
-        request: Cow<'r, Request>,
+        request: Cow<'o, Request<'r>>,
         raw_uri: Cow<'r, str>,
         response: Option<Response>,
         effects: &'e mut dyn Effects,
@@ -828,7 +831,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         }
     }
 
-    fn context(&self, phase: Phase) -> ExecutionContext<'p> {
+    fn context(&self, phase: Phase) -> ExecutionContext<'p, 'r> {
         let scheme = self.pipeline.scheme;
         let mut ctx = ExecutionContext::new(scheme).with_lists(self.pipeline.config.lists.as_ref());
         if let Some(mask) = self
@@ -840,20 +843,15 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         {
             ctx = ctx.with_fields(mask);
         }
-        let r = &self.request;
-        let headers: Vec<(&str, &str)> = r
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let _ = ctx.set_request(&r.method, r.https, &r.host, &r.uri, &r.version, &headers);
+        let r = &*self.request;
+        let _ = ctx.set_request(&r.method, r.https, &r.host, &r.uri, &r.version, &r.headers);
         let ids = &*self.ids;
         // raw.* keep the request as it arrived (set_request set them from the current URI).
         if self.raw_uri != r.uri {
             let raw = self.raw_uri.as_ref();
             let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
             for (id, v) in ids.raw_uri.into_iter().zip([raw, path, query]) {
-                set_opt(&mut ctx, id, || Some(v));
+                set_opt(&mut ctx, id, || Some(v.to_string()));
             }
             set_opt(&mut ctx, ids.raw_full_uri, || {
                 let scheme = if r.https { "https" } else { "http" };
@@ -873,7 +871,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             &g.timezone,
         ];
         for (id, v) in ids.geo.into_iter().zip(geo) {
-            set_opt(&mut ctx, id, || v.as_deref());
+            set_opt(&mut ctx, id, || v.clone());
         }
         set_opt(&mut ctx, ids.lat, || g.latitude.map(|v| v.to_string()));
         set_opt(&mut ctx, ids.lon, || g.longitude.map(|v| v.to_string()));
@@ -890,7 +888,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
     }
 
     /// The `http.response.*` fields, in the response phases.
-    fn set_response_fields(&self, ctx: &mut ExecutionContext<'_>) {
+    fn set_response_fields(&self, ctx: &mut ExecutionContext<'_, 'r>) {
         let Some(resp) = &self.response else {
             return;
         };
@@ -898,11 +896,8 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         if !self.pipeline.reads_response_headers() {
             return; // none of the fields below is read (the field masks say so)
         }
-        let pairs: Vec<(&str, &str)> = resp
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        // Copied: the context outlives the response.
+        let pairs = resp.headers.iter().map(|(k, v)| (k.clone(), v.clone()));
         let _ = ctx.set_headers("http.response.headers", pairs);
         set_opt(ctx, self.ids.media_type, || {
             let (_, ct) = resp
@@ -916,7 +911,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
 
     /// `ctx` with the fields of what the rewrites since it was built (or last refreshed)
     /// changed set again.
-    fn refreshed(&mut self, mut ctx: ExecutionContext<'p>) -> ExecutionContext<'p> {
+    fn refreshed(&mut self, mut ctx: ExecutionContext<'p, 'r>) -> ExecutionContext<'p, 'r> {
         let mut stale = std::mem::take(&mut self.stale);
         // Header fields no later rule reads (`ctx` is narrowed to what they read) keep their
         // old values: nothing sees them.
@@ -924,23 +919,15 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         if !stale.path && !stale.query && !stale.headers {
             return ctx;
         }
-        let r = &self.request;
-        let headers: Vec<(&str, &str)> = if stale.headers {
-            r.headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let r = &*self.request;
         if stale.query && !stale.path {
             let _ = ctx.update_query(r.https, &r.host, &r.uri);
         }
         let _ = ctx.update_request(
             r.https,
             &r.host,
-            stale.path.then_some(r.uri.as_str()),
-            stale.headers.then_some(headers.as_slice()),
+            stale.path.then_some(&r.uri),
+            stale.headers.then_some(r.headers.as_slice()),
         );
         ctx
     }
@@ -987,7 +974,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
     fn ruleset(
         &mut self,
         ruleset: &'p Ruleset,
-        ctx: &ExecutionContext<'_>,
+        ctx: &ExecutionContext<'_, '_>,
         overrides: Option<&Value>,
     ) -> Option<Step> {
         // No steps in lean mode (the proxy's): only the decisions.
@@ -1068,7 +1055,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         &mut self,
         rule: &'p Rule,
         action: &str,
-        ctx: &ExecutionContext<'_>,
+        ctx: &ExecutionContext<'_, '_>,
         step: Option<&mut Step>,
     ) -> bool {
         let params = rule.action_parameters.as_ref().unwrap_or(&Value::Null);
@@ -1305,7 +1292,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
         });
     }
 
-    fn value(&self, rule: &Rule, pointer: &str, ctx: &ExecutionContext<'_>) -> Option<String> {
+    fn value(&self, rule: &Rule, pointer: &str, ctx: &ExecutionContext<'_, '_>) -> Option<String> {
         rule.values
             .iter()
             .find(|(p, _)| p == pointer)
@@ -1335,7 +1322,7 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
             let query = pending
                 .query
                 .unwrap_or_else(|| self.request.query().to_string());
-            self.request.to_mut().uri = if query.is_empty() {
+            self.request.to_mut().uri = Cow::Owned(if query.is_empty() {
                 path
             } else {
                 let mut uri = path;
@@ -1343,32 +1330,43 @@ impl<'p, 'e, 'r> Run<'p, 'e, 'r> {
                 uri.push('?');
                 uri.push_str(&query);
                 uri
-            };
+            });
         }
-        let headers = match (phase.stage(), &mut self.response) {
-            (Stage::Response, Some(r)) => &mut r.headers,
-            _ => &mut self.request.to_mut().headers,
-        };
         for (name, op, value) in pending.headers {
-            let edit = match (op, value) {
-                (Operation::Remove, _) => {
-                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-                    HeaderEdit::Remove(name.to_string())
-                }
-                (Operation::Set, Some(v)) => {
-                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-                    headers.push((name.to_string(), v.clone()));
-                    HeaderEdit::Set(name.to_string(), v)
-                }
-                (Operation::Add, Some(v)) => {
-                    headers.push((name.to_string(), v.clone()));
-                    HeaderEdit::Add(name.to_string(), v)
-                }
-                _ => continue,
+            let edit = match (phase.stage(), &mut self.response) {
+                (Stage::Response, Some(r)) => edit_headers(&mut r.headers, name, op, value),
+                _ => edit_headers(&mut self.request.to_mut().headers, name, op, value),
             };
-            self.edits.push(edit);
+            self.edits.extend(edit);
         }
     }
+}
+
+/// Applies a header operation to a list of headers (the request's or the response's);
+/// returns it as an edit to replay, `None` when it does nothing (a value missing).
+fn edit_headers<T: From<String> + AsRef<str>>(
+    headers: &mut Vec<(T, T)>,
+    name: &str,
+    op: Operation,
+    value: Option<String>,
+) -> Option<HeaderEdit> {
+    let named = |k: &T| k.as_ref().eq_ignore_ascii_case(name);
+    Some(match (op, value) {
+        (Operation::Remove, _) => {
+            headers.retain(|(k, _)| !named(k));
+            HeaderEdit::Remove(name.to_string())
+        }
+        (Operation::Set, Some(v)) => {
+            headers.retain(|(k, _)| !named(k));
+            headers.push((name.to_string().into(), v.clone().into()));
+            HeaderEdit::Set(name.to_string(), v)
+        }
+        (Operation::Add, Some(v)) => {
+            headers.push((name.to_string().into(), v.clone().into()));
+            HeaderEdit::Add(name.to_string(), v)
+        }
+        _ => return None,
+    })
 }
 
 /// A rule's `enabled` and `action` after an `execute`'s overrides (ruleset-wide, then per rule).

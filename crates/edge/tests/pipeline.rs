@@ -36,7 +36,7 @@ fn compile(scheme: &Scheme, id: &str, kind: &str, phase: &str, rules: Value) -> 
     Ruleset::compile(&stored, scheme, &lists).unwrap()
 }
 
-fn request(uri: &str) -> Request {
+fn request(uri: &str) -> Request<'_> {
     Request {
         method: "GET".into(),
         https: true,
@@ -95,10 +95,10 @@ fn config(account: Vec<Ruleset>, zone: Vec<Ruleset>, custom: Vec<Ruleset>) -> Co
 fn run(
     config: &Config,
     scheme: &Scheme,
-    req: Request,
+    req: Request<'static>,
     effects: &mut Recorder,
     all: bool,
-) -> Outcome {
+) -> Outcome<'static> {
     Pipeline {
         scheme,
         config,

@@ -38,11 +38,11 @@ fn now_secs() -> u64 {
 }
 
 /// The value of one rate-limit characteristic for a request.
-fn characteristic(name: &str, request: &Request) -> String {
+fn characteristic(name: &str, request: &Request<'_>) -> String {
     match name {
         "ip.src" | "cf.unique_visitor_id" => request.client_ip.to_string(),
         "cf.colo.id" | "cf.colo.name" => String::new(),
-        "http.host" => request.host.clone(),
+        "http.host" => request.host.to_string(),
         "http.request.uri.path" => request.path().to_string(),
         "ip.src.country" => request.geo.country.clone().unwrap_or_default(),
         "ip.src.asnum" => request.geo.asnum.map(|a| a.to_string()).unwrap_or_default(),
@@ -58,7 +58,7 @@ fn characteristic(name: &str, request: &Request) -> String {
                     .headers
                     .iter()
                     .filter(|(k, _)| k.eq_ignore_ascii_case(&h))
-                    .map(|(_, v)| v.as_str())
+                    .map(|(_, v)| v.as_ref())
                     .collect::<Vec<_>>()
                     .join(",")
             } else if let Some(c) = inner("http.request.cookies[\"") {
@@ -172,7 +172,7 @@ mod tests {
         .unwrap()
     }
 
-    fn request(ip: &str, header: &str) -> Request {
+    fn request<'a>(ip: &str, header: &'a str) -> Request<'a> {
         Request {
             method: "GET".into(),
             https: false,

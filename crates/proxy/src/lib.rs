@@ -35,6 +35,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use site::{Site, Sites};
 use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -116,7 +117,7 @@ pub const CDN_LOOP: &str = "edgetrace";
 pub const MAX_LOOPS: usize = 8;
 
 /// How many times `request` went through edgetrace already, by its `CDN-Loop` headers.
-fn loops(request: &Request) -> usize {
+fn loops(request: &Request<'_>) -> usize {
     request
         .headers
         .iter()
@@ -156,7 +157,7 @@ pub struct Forwarded {
 impl Forwarded {
     /// `http://HOST/path?query` for `request` (the outcome's: its path and query are what is
     /// sent), HOST being the `Host` header the origin receives.
-    pub fn url(&self, request: &Request) -> String {
+    pub fn url(&self, request: &Request<'_>) -> String {
         let host = self
             .headers
             .get("host")
@@ -167,11 +168,11 @@ impl Forwarded {
 }
 
 /// The result of one request through the edge.
-pub struct Handled {
+pub struct Handled<'r> {
     /// Every step, request phases then page rules then response phases, in evaluation order.
     pub trace: Vec<Step>,
     /// What the request phases decided (`trace` moved out).
-    pub outcome: Outcome,
+    pub outcome: Outcome<'r>,
     /// What was sent to the origin (in a trace; the proxy sends it without keeping a copy);
     /// `None` when a rule answered, and for the proxy.
     pub forwarded: Option<Forwarded>,
@@ -216,18 +217,31 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// Headers as the pipeline sees them: lowercase names, values decoded lossily (a byte that is
-/// not UTF-8 becomes U+FFFD), in order, repeated names kept.
-pub fn header_pairs(headers: &Headers) -> Vec<(String, String)> {
+/// not UTF-8 becomes U+FFFD), in order, repeated names kept; borrowed from `headers` (the
+/// lossily decoded ones are copies).
+pub fn header_pairs(headers: &Headers) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
     // Room for a few more: the headers rewrites add (and HTTP/2's `host`) need no new list.
     let mut pairs = Vec::with_capacity(headers.len() + 4);
-    // Valid UTF-8 (nearly always; names always) is checked by the standard library's fast
-    // path; the lossy decoding looks at every byte on its own.
-    let text = |b: &[u8]| match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
-    };
-    pairs.extend(headers.iter().map(|(k, v)| (text(k), text(v))));
+    pairs.extend(headers.iter().map(|(k, v)| (lossy(k), lossy(v))));
     pairs
+}
+
+/// [`header_pairs`] as text of its own (the pipeline's list of a response's headers).
+fn owned_header_pairs(headers: &Headers) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (lossy(k).into_owned(), lossy(v).into_owned()))
+        .collect()
+}
+
+/// `b` as text: borrowed when it is UTF-8 (nearly always; names always: the standard
+/// library's fast path checks it), else decoded lossily (a byte that is not UTF-8 becomes
+/// U+FFFD).
+fn lossy(b: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 /// A plain-text response written by the edge.
@@ -357,15 +371,15 @@ impl Edge {
     /// request came with, when there are (the proxy's; the origin's request starts from
     /// them, see [`forwarded`]). `port` is the port the request came in on (the origin's port
     /// unless configured otherwise).
-    pub async fn handle(
+    pub async fn handle<'r>(
         &self,
         site: &Site,
-        request: Request,
+        request: Request<'r>,
         client_headers: Option<Headers>,
         port: u16,
         mode: Mode,
         options: RunOptions,
-    ) -> Handled {
+    ) -> Handled<'r> {
         if loops(&request) >= MAX_LOOPS {
             let response = text_response(
                 508,
@@ -485,7 +499,7 @@ impl Edge {
         let origin = Response {
             status,
             headers: match &origin_headers {
-                Some(h) if pipeline.reads_response_headers() => header_pairs(h),
+                Some(h) if pipeline.reads_response_headers() => owned_header_pairs(h),
                 _ => Vec::new(),
             },
             body: Vec::new(),
@@ -525,7 +539,7 @@ impl Edge {
     async fn origin_address(
         &self,
         site: &Site,
-        outcome: &Outcome,
+        outcome: &Outcome<'_>,
         port: u16,
     ) -> Result<SocketAddr, String> {
         let port = outcome
@@ -560,7 +574,7 @@ impl Edge {
     async fn fetch(
         &self,
         sent: Forwarded,
-        outcome: &Outcome,
+        outcome: &Outcome<'_>,
         address: SocketAddr,
     ) -> Result<Reply, (u16, String)> {
         let r = &outcome.request;
@@ -596,7 +610,11 @@ impl Edge {
 /// applied ([`replay`]), instead of being made again one by one from the pipeline's list;
 /// the headers are the same either way (a value that is not UTF-8 and that no rule touched
 /// keeps its bytes), `host` keeps its place among them.
-fn forwarded(outcome: &Outcome, address: Option<SocketAddr>, client: Option<Headers>) -> Forwarded {
+fn forwarded(
+    outcome: &Outcome<'_>,
+    address: Option<SocketAddr>,
+    client: Option<Headers>,
+) -> Forwarded {
     let r = &outcome.request;
     let host: &str = match &outcome.route.host_header {
         Some(h) => h,
@@ -604,7 +622,7 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>, client: Option<Head
             .headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("host"))
-            .map_or(r.host.as_str(), |(_, v)| v.as_str()),
+            .map_or(r.host.as_ref(), |(_, v)| v.as_ref()),
     };
     // Headers the client's `Connection` header names are for this hop only (RFC 9110 §7.6.1).
     let nominated: Vec<String> = r
@@ -627,7 +645,7 @@ fn forwarded(outcome: &Outcome, address: Option<SocketAddr>, client: Option<Head
         if k.eq_ignore_ascii_case("cdn-loop") {
             loops.push(v);
         } else if k.eq_ignore_ascii_case("x-forwarded-for") {
-            forwarded_for = Some(v.as_str());
+            forwarded_for = Some(v.as_ref());
         }
     }
     let host_ok = headers::valid_value(host.as_bytes());
@@ -738,15 +756,23 @@ mod tests {
             ("x-a", b"2"),
             ("x-bin", b"a\xffb"),
         ]);
+        let pairs = header_pairs(&h);
         assert_eq!(
-            header_pairs(&h),
+            pairs,
             [
-                ("x-a".to_string(), "1".to_string()),
-                ("x-utf8".to_string(), "café".to_string()),
-                ("x-a".to_string(), "2".to_string()),
-                ("x-bin".to_string(), "a\u{fffd}b".to_string()),
+                ("x-a".into(), "1".into()),
+                ("x-utf8".into(), "café".into()),
+                ("x-a".into(), "2".into()),
+                ("x-bin".into(), "a\u{fffd}b".into()),
             ]
         );
+        // Text that is UTF-8 is borrowed from the message, not copied; the rest decoded.
+        let borrowed: Vec<bool> = pairs
+            .iter()
+            .map(|(_, v)| matches!(v, Cow::Borrowed(_)))
+            .collect();
+        assert_eq!(borrowed, [true, true, true, false]);
+        assert!(pairs.iter().all(|(k, _)| matches!(k, Cow::Borrowed(_))));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -449,24 +450,22 @@ async fn proxy(
             );
         }
     };
+    // The pipeline's request borrows the request's text (its rules' fields too).
     let mut headers = header_pairs(&parts.headers);
     if !headers.iter().any(|(k, _)| k == "host") {
         // HTTP/2 carries the host in :authority; rules see it as the Host header.
-        let authority = parts
-            .uri
-            .authority()
-            .map_or_else(|| host.clone(), |a| a.to_string());
+        let authority = match parts.uri.authority() {
+            Some(a) => Cow::Borrowed(a.as_str()),
+            None => Cow::Owned(host.clone()),
+        };
         headers.insert(0, ("host".into(), authority));
     }
     let request = Request {
-        method: parts.method.as_str().to_string(),
+        method: Cow::Borrowed(parts.method.as_str()),
         https,
-        host,
-        uri: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-        version: version(parts.version).to_string(),
+        host: Cow::Owned(host),
+        uri: Cow::Borrowed(parts.uri.path_and_query().map_or("/", |p| p.as_str())),
+        version: Cow::Borrowed(version(parts.version)),
         headers,
         body,
         client_ip: peer.ip(),
@@ -479,7 +478,8 @@ async fn proxy(
         .handle(
             &site,
             request,
-            Some(parts.headers),
+            // The origin's headers start from these (the list is copied, the bytes shared).
+            Some(parts.headers.clone()),
             local.port(),
             Mode::Proxy,
             RunOptions {

@@ -33,7 +33,7 @@ fn ours() -> (Scheme, Expression) {
     (scheme, expr)
 }
 
-fn ours_ctx(scheme: &Scheme) -> ExecutionContext<'_> {
+fn ours_ctx(scheme: &Scheme) -> ExecutionContext<'_, '_> {
     let mut ctx = ExecutionContext::new(scheme);
     ctx.set("http.host", HOST).expect("set host");
     ctx.set("http.request.uri.path", PATH).expect("set path");
@@ -68,7 +68,7 @@ fn thousand_rules() -> Vec<String> {
         .collect()
 }
 
-fn request_ctx(scheme: &Scheme) -> ExecutionContext<'_> {
+fn request_ctx(scheme: &Scheme) -> ExecutionContext<'_, '_> {
     let mut ctx = ExecutionContext::new(scheme);
     ctx.set_request(
         "GET",

@@ -28,7 +28,7 @@ pub(crate) enum Key {
 
 #[derive(Debug, Clone)]
 pub(crate) enum NodeKind {
-    Lit(Value),
+    Lit(Value<'static>),
     Field {
         index: usize,
         name: String,
@@ -150,7 +150,7 @@ impl Checker<'_> {
             Expr::Field { name, span } => self.field(name, *span),
             Expr::Literal { value, span } => {
                 let (v, ty) = match value {
-                    Literal::String(s) => (Value::Bytes(s.clone()), Type::Bytes),
+                    Literal::String(s) => (Value::bytes(s.clone()), Type::Bytes),
                     Literal::Int(i) => (Value::Int(*i), Type::Int),
                     Literal::Bool(b) => (Value::Bool(*b), Type::Bool),
                     Literal::Ip(ip) => (Value::Ip(*ip), Type::Ip),
@@ -491,7 +491,7 @@ impl Checker<'_> {
                             )
                         })
                 }
-                _ => Ok(Op::Order(op, Value::Bytes(s.clone()))),
+                _ => Ok(Op::Order(op, Value::bytes(s.clone()))),
             },
             (Type::Int, Literal::Int(i)) => Ok(Op::Order(op, Value::Int(*i))),
             (Type::Bool, Literal::Bool(b)) => Ok(Op::Order(op, Value::Bool(*b))),
@@ -1123,7 +1123,7 @@ impl CallCheck<'_> {
 
     fn lit_bytes(&self, i: usize) -> Result<Vec<u8>> {
         match &self.nodes[i].kind {
-            NodeKind::Lit(Value::Bytes(b)) => Ok(b.clone()),
+            NodeKind::Lit(Value::Bytes(b)) => Ok(b.to_vec()),
             _ => Err(err(
                 ErrorKind::Argument,
                 self.nodes[i].span,

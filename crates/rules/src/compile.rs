@@ -13,7 +13,7 @@ use crate::interp::{eval, truthy};
 use crate::ops::{Op, regex_is_match};
 use crate::types::Value;
 
-pub(crate) type BoolFn = Box<dyn Fn(&ExecutionContext<'_>) -> bool + Send + Sync>;
+pub(crate) type BoolFn = Box<dyn Fn(&ExecutionContext<'_, '_>) -> bool + Send + Sync>;
 
 /// `neg` negates the result (for `not field op value`), so that the
 /// common `not ip.src in {…}` costs a single call.
@@ -163,7 +163,7 @@ fn field_and_literal(args: &[Node]) -> Option<(usize, Vec<u8>)> {
                 kind: NodeKind::Lit(Value::Bytes(lit)),
                 ..
             },
-        ] => Some((*index, lit.clone())),
+        ] => Some((*index, lit.to_vec())),
         _ => None,
     }
 }

@@ -4,19 +4,27 @@ use crate::error::{Error, ErrorKind, Result, Span};
 use crate::lists::Lists;
 use crate::scheme::{FieldId, Scheme};
 use crate::types::Value;
+use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 
 /// Field values for one evaluation. Fields never set are *missing*:
 /// comparisons against them are false, functions given them return missing.
-pub struct ExecutionContext<'a> {
+///
+/// `'a` is the scheme's (and the lists') lifetime, `'v` the values': a value set from text
+/// that lives for `'v` (a request's, [`set_request`](Self::set_request)) borrows it instead
+/// of copying it.
+pub struct ExecutionContext<'a, 'v> {
     pub(crate) scheme: &'a Scheme,
-    pub(crate) values: Vec<Option<Value>>,
-    /// The ids of the fields set (repeats allowed): what is emptied when the context is
-    /// dropped, so that its `values` can serve the next context of the thread.
-    set: Vec<usize>,
+    /// For each field of the scheme, 1 + the place of its value in `values`; 0 when it was
+    /// never set. Kept for the next context of the thread (the fields set are put back to 0).
+    slots: Vec<u32>,
+    /// The values set and their fields' ids, in the order first set (`None`: unset since).
+    /// Not indexed by field, so that a new context (whose values borrow for another `'v`)
+    /// has no vector as long as the scheme's fields to make: it has as many as it sets.
+    values: Vec<(usize, Option<Value<'v>>)>,
     /// Results of the calls the scheme gave a memo slot, computed at their first use; emptied
     /// whenever a field is set.
-    pub(crate) memo: Vec<OnceCell<Option<Value>>>,
+    pub(crate) memo: Vec<OnceCell<Option<Value<'v>>>>,
     /// Whether a memo cell may be filled (so that setting fields, which empties them, need not
     /// look at each one every time).
     pub(crate) memo_used: Cell<bool>,
@@ -25,11 +33,11 @@ pub struct ExecutionContext<'a> {
     wanted: Option<&'a [bool]>,
 }
 
-impl std::fmt::Debug for ExecutionContext<'_> {
+impl std::fmt::Debug for ExecutionContext<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut m = f.debug_map();
-        for (def, v) in self.scheme.fields().iter().zip(&self.values) {
-            if let Some(v) = v {
+        for (id, v) in &self.values {
+            if let (Some(def), Some(v)) = (self.scheme.fields().get(*id), v) {
                 m.entry(&def.name, &format_args!("{v}"));
             }
         }
@@ -41,10 +49,12 @@ impl std::fmt::Debug for ExecutionContext<'_> {
 /// request (or per phase) would otherwise allocate a slot for every field of the scheme, a
 /// memo slot for every memoized call and grow its list of fields set, when a request sets a
 /// few of them.
+/// Kept empty (no elements, the capacity only): a value kept would borrow what the next
+/// context cannot.
 struct Spare {
-    values: Vec<Option<Value>>,
-    set: Vec<usize>,
-    memo: Vec<OnceCell<Option<Value>>>,
+    slots: Vec<u32>,
+    values: Vec<(usize, Option<Value<'static>>)>,
+    memo: Vec<OnceCell<Option<Value<'static>>>>,
 }
 
 thread_local! {
@@ -56,37 +66,45 @@ const MAX_SPARE: usize = 8;
 
 /// Empty vectors for a context of `scheme`: spare ones or new ones.
 fn spare(scheme: &Scheme) -> Spare {
-    let (len, memo_len) = (scheme.fields().len(), scheme.memo_len());
+    let len = scheme.fields().len();
     let mut spare = SPARE
         .try_with(|spare| spare.borrow_mut().pop())
         .ok()
         .flatten()
-        .filter(|s| s.values.len() == len)
         .unwrap_or_else(|| Spare {
-            values: vec![None; len],
-            set: Vec::new(),
+            slots: Vec::new(),
+            values: Vec::new(),
             memo: Vec::new(),
         });
-    // The scheme can gain memo slots (a rule compiled meanwhile); the cells are empty.
-    spare.memo.resize_with(memo_len, OnceCell::new);
+    // All 0: only a new vector (or a scheme with more fields) is written to.
+    spare.slots.resize(len, 0);
     spare
 }
 
-impl Drop for ExecutionContext<'_> {
+/// `v`, emptied, as a vector of another element type of the same size (its allocation is
+/// kept: the standard library collects in place).
+fn emptied<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
+}
+
+impl Drop for ExecutionContext<'_, '_> {
     fn drop(&mut self) {
-        let mut values = std::mem::take(&mut self.values);
-        let mut set = std::mem::take(&mut self.set);
-        for &id in &set {
-            values[id] = None;
+        let mut slots = std::mem::take(&mut self.slots);
+        let values = std::mem::take(&mut self.values);
+        for (id, _) in &values {
+            slots[*id] = 0;
         }
-        set.clear();
-        let mut memo = std::mem::take(&mut self.memo);
+        let memo = std::mem::take(&mut self.memo);
         self.memo_used.set(false);
-        memo.iter_mut().for_each(|m| drop(m.take()));
         let _ = SPARE.try_with(|spare| {
             let mut spare = spare.borrow_mut();
             if spare.len() < MAX_SPARE {
-                spare.push(Spare { values, set, memo });
+                spare.push(Spare {
+                    slots,
+                    values: emptied(values),
+                    memo: emptied(memo),
+                });
             }
         });
     }
@@ -96,14 +114,22 @@ fn context_error(message: String) -> Error {
     Error::new(ErrorKind::Context, Span::default(), message)
 }
 
-impl<'a> ExecutionContext<'a> {
+impl<'a, 'v> ExecutionContext<'a, 'v> {
     /// An empty context (every field missing) for `scheme`.
     pub fn new(scheme: &'a Scheme) -> Self {
-        let Spare { values, set, memo } = spare(scheme);
+        let Spare {
+            slots,
+            values,
+            memo,
+        } = spare(scheme);
+        // Memo cells are invariant in the lifetime of their value: the spare vector is
+        // converted (empty, so only its allocation is kept).
+        let mut memo: Vec<OnceCell<Option<Value<'v>>>> = emptied(memo);
+        memo.resize_with(scheme.memo_len(), OnceCell::new);
         ExecutionContext {
             scheme,
+            slots,
             values,
-            set,
             memo,
             memo_used: Cell::new(false),
             lists: None,
@@ -144,7 +170,7 @@ impl<'a> ExecutionContext<'a> {
 
     /// Sets a field by name. Fails if the field is unknown or the value does
     /// not have the field's type.
-    pub fn set(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
+    pub fn set(&mut self, name: &str, value: impl Into<Value<'v>>) -> Result<()> {
         let id = self
             .scheme
             .field(name)
@@ -153,7 +179,7 @@ impl<'a> ExecutionContext<'a> {
     }
 
     /// Sets a field by id.
-    pub fn set_id(&mut self, id: FieldId, value: impl Into<Value>) -> Result<()> {
+    pub fn set_id(&mut self, id: FieldId, value: impl Into<Value<'v>>) -> Result<()> {
         if !self.keeps(id) {
             return Ok(());
         }
@@ -175,7 +201,7 @@ impl<'a> ExecutionContext<'a> {
     /// [`set_id`](Self::set_id) for the values this module derives from a request, whose type
     /// is the field's by construction: the type is not checked again (a `Map<Array<String>>`
     /// of headers would be walked whole), except in debug builds.
-    fn put(&mut self, id: FieldId, value: impl Into<Value>) -> Result<()> {
+    fn put(&mut self, id: FieldId, value: impl Into<Value<'v>>) -> Result<()> {
         if !self.keeps(id) {
             return Ok(());
         }
@@ -197,45 +223,67 @@ impl<'a> ExecutionContext<'a> {
             .is_none_or(|w| w.get(id.0).copied().unwrap_or(false))
     }
 
-    fn store(&mut self, id: FieldId, value: Value) {
-        self.values[id.0] = Some(value);
-        self.set.push(id.0);
+    fn store(&mut self, id: FieldId, value: Value<'v>) {
+        match self.slots[id.0] {
+            0 => {
+                self.values.push((id.0, Some(value)));
+                self.slots[id.0] = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
+            }
+            slot => self.values[slot as usize - 1].1 = Some(value),
+        }
         self.forget_memo();
+    }
+
+    /// Makes field `id` missing.
+    fn clear(&mut self, id: usize) {
+        if let Some(&slot) = self.slots.get(id)
+            && slot != 0
+        {
+            self.values[slot as usize - 1].1 = None;
+        }
     }
 
     /// Makes a field missing again.
     pub fn unset(&mut self, name: &str) {
         if let Some(id) = self.scheme.field(name) {
-            self.values[id.0] = None;
+            self.clear(id.0);
             self.forget_memo();
         }
     }
 
     /// The value of a field, if set.
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.scheme
-            .field(name)
-            .and_then(|id| self.values[id.0].as_ref())
+    pub fn get(&self, name: &str) -> Option<&Value<'v>> {
+        self.scheme.field(name).and_then(|id| self.value(id.0))
     }
 
     /// Sets a header-style map field (`Map<Array<String>>`) from name/value
     /// pairs: names are lowercased, repeated names collect their values in
     /// order. Also sets `<field>.names` (original case) and `<field>.values`
     /// when the scheme has them.
-    pub fn set_headers<'h>(
+    pub fn set_headers<K: Into<Cow<'v, str>>, V: Into<Cow<'v, str>>>(
         &mut self,
         field: &str,
-        pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
+        pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Result<()> {
         self.set_multimap(field, pairs, true)
     }
 
-    /// Sets a `Map<Array<String>>` field and its `.names`/`.values` companions;
-    /// `lowercase` folds the map keys (headers) or keeps them (arguments, cookies).
-    fn set_multimap<'h>(
+    /// Like [`set_headers`](Self::set_headers) but keeps names as given
+    /// (query arguments and cookies are case-sensitive).
+    pub fn set_args<K: Into<Cow<'v, str>>, V: Into<Cow<'v, str>>>(
         &mut self,
         field: &str,
-        pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<()> {
+        self.set_multimap(field, pairs, false)
+    }
+
+    /// Sets a `Map<Array<String>>` field and its `.names`/`.values` companions;
+    /// `lowercase` folds the map keys (headers) or keeps them (arguments, cookies).
+    fn set_multimap<K: Into<Cow<'v, str>>, V: Into<Cow<'v, str>>>(
+        &mut self,
+        field: &str,
+        pairs: impl IntoIterator<Item = (K, V)>,
         lowercase: bool,
     ) -> Result<()> {
         let [names_field, values_field] = companions(field);
@@ -253,15 +301,18 @@ impl<'a> ExecutionContext<'a> {
                 def.name, def.ty
             )));
         }
+        let pairs = pairs
+            .into_iter()
+            .map(|(k, v)| (into_bytes(k.into()), into_bytes(v.into())));
         self.set_multimap_ids(ids, pairs, lowercase)
     }
 
     /// A map field and its `.names` / `.values` companions, by id (`None`: not in the
     /// scheme); only the wanted ones are computed.
-    fn set_multimap_ids<'h>(
+    fn set_multimap_ids(
         &mut self,
         [map_id, names_id, values_id]: [Option<FieldId>; 3],
-        pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
+        pairs: impl Iterator<Item = (Cow<'v, [u8]>, Cow<'v, [u8]>)>,
         lowercase: bool,
     ) -> Result<()> {
         let want_map = self.wanted_id(map_id);
@@ -277,30 +328,29 @@ impl<'a> ExecutionContext<'a> {
         if want_map.is_none() && want_names.is_none() && want_values.is_none() {
             return Ok(());
         }
-        let pairs = pairs.into_iter();
         let n = pairs.size_hint().0;
         let capacity = |wanted: Option<FieldId>| if wanted.is_some() { n } else { 0 };
-        let mut map: Vec<(Vec<u8>, Value)> = Vec::with_capacity(capacity(want_map));
+        let mut map: Vec<(Cow<'v, [u8]>, Value<'v>)> = Vec::with_capacity(capacity(want_map));
         let mut names = Vec::with_capacity(capacity(want_names));
         let mut values = Vec::with_capacity(capacity(want_values));
         for (name, value) in pairs {
             if want_names.is_some() {
-                names.push(Value::from(name));
+                names.push(Value::Bytes(name.clone()));
             }
             if want_values.is_some() {
-                values.push(Value::from(value));
+                values.push(Value::Bytes(value.clone()));
             }
             if want_map.is_none() {
                 continue;
             }
-            let key = if lowercase {
-                name.to_ascii_lowercase().into_bytes()
+            let key = if lowercase && name.iter().any(u8::is_ascii_uppercase) {
+                Cow::Owned(name.to_ascii_lowercase())
             } else {
-                name.as_bytes().to_vec()
+                name
             };
             match map.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, Value::Array(items))) => items.push(value.into()),
-                _ => map.push((key, Value::Array(vec![value.into()]))),
+                Some((_, Value::Array(items))) => items.push(Value::Bytes(value)),
+                _ => map.push((key, Value::Array(vec![Value::Bytes(value)]))),
             }
         }
         if let Some(id) = want_map {
@@ -339,17 +389,22 @@ impl<'a> ExecutionContext<'a> {
     /// merge, percent-encoded unreserved characters are decoded (other
     /// escapes get uppercase hex), and `.` / `..` segments are resolved.
     /// Fields the scheme lacks are skipped.
-    pub fn set_request(
+    ///
+    /// Text given borrowed for `'v` is not copied: the fields hold parts of it (all but
+    /// those computed from it, such as a normalized path that differs or a decoded
+    /// argument); text given owned is copied as needed.
+    pub fn set_request<H: Text<'v>>(
         &mut self,
-        method: &str,
+        method: impl Text<'v>,
         scheme_https: bool,
-        host: &str,
-        uri: &str,
-        version: &str,
-        headers: &[(&str, &str)],
+        host: impl Text<'v>,
+        uri: impl Text<'v>,
+        version: impl Text<'v>,
+        headers: &[(H, H)],
     ) -> Result<()> {
-        self.set_method_host(method, scheme_https, host, version)?;
-        self.set_uri_fields(scheme_https, host, uri, true, true)?;
+        let host = host.text();
+        self.set_uri_fields(scheme_https, &host, uri.text(), true, true)?;
+        self.set_method_host(method.text(), scheme_https, host, version.text())?;
         self.set_header_fields(headers)
     }
 
@@ -357,21 +412,21 @@ impl<'a> ExecutionContext<'a> {
     /// the URI (when `uri` is given; the `raw.*` fields keep the request as it arrived) and
     /// from the headers (when `headers` are given; fields of headers no longer there are
     /// unset). The other fields stay as they are, so an update costs only what changed.
-    pub fn update_request(
+    pub fn update_request<U: Text<'v>, H: Text<'v>>(
         &mut self,
         scheme_https: bool,
-        host: &str,
-        uri: Option<&str>,
-        headers: Option<&[(&str, &str)]>,
+        host: impl Text<'v>,
+        uri: Option<U>,
+        headers: Option<&[(H, H)]>,
     ) -> Result<()> {
         if let Some(uri) = uri {
-            self.set_uri_fields(scheme_https, host, uri, false, true)?;
+            self.set_uri_fields(scheme_https, host.as_str(), uri.text(), false, true)?;
         }
         if let Some(headers) = headers {
             let ids = self.scheme.request_ids();
             for f in HEADER_FIELDS {
                 if let Some(id) = ids[f as usize] {
-                    self.values[id.0] = None;
+                    self.clear(id.0);
                 }
             }
             self.forget_memo();
@@ -384,8 +439,13 @@ impl<'a> ExecutionContext<'a> {
     /// were set from): sets again the fields derived from the query, as
     /// [`update_request`](Self::update_request) would, without the path's (its normalization
     /// and extension are as they were).
-    pub fn update_query(&mut self, scheme_https: bool, host: &str, uri: &str) -> Result<()> {
-        self.set_uri_fields(scheme_https, host, uri, false, false)
+    pub fn update_query(
+        &mut self,
+        scheme_https: bool,
+        host: impl Text<'v>,
+        uri: impl Text<'v>,
+    ) -> Result<()> {
+        self.set_uri_fields(scheme_https, host.as_str(), uri.text(), false, false)
     }
 
     /// Whether the context keeps a field [`set_request`](Self::set_request) derives from the
@@ -397,21 +457,21 @@ impl<'a> ExecutionContext<'a> {
 
     fn set_method_host(
         &mut self,
-        method: &str,
+        method: Cow<'v, str>,
         scheme_https: bool,
-        host: &str,
-        version: &str,
+        host: Cow<'v, str>,
+        version: Cow<'v, str>,
     ) -> Result<()> {
-        let mut set = |f: R, v: &dyn Fn() -> Value| -> Result<()> {
+        let mut set = |f: R, v: &dyn Fn() -> Value<'v>| -> Result<()> {
             match self.want(f) {
                 Some(id) => self.put(id, v()),
                 None => Ok(()),
             }
         };
-        set(R::Method, &|| method.into())?;
-        set(R::Host, &|| host.into())?;
+        set(R::Method, &|| Value::Bytes(bytes_of(&method)))?;
+        set(R::Host, &|| Value::Bytes(bytes_of(&host)))?;
         set(R::Ssl, &|| scheme_https.into())?;
-        set(R::Version, &|| version.into())
+        set(R::Version, &|| Value::Bytes(bytes_of(&version)))
     }
 
     /// The URI's fields (with `raw`, the `raw.*` ones too).
@@ -419,13 +479,15 @@ impl<'a> ExecutionContext<'a> {
         &mut self,
         scheme_https: bool,
         host: &str,
-        uri: &str,
+        uri: Cow<'v, str>,
         raw: bool,
         path_changed: bool,
     ) -> Result<()> {
-        let (path, query) = match uri.split_once('?') {
+        let uri = &uri;
+        let whole: &str = uri;
+        let (path, query) = match whole.split_once('?') {
             Some((p, q)) => (p, Some(q)),
-            None => (uri, None),
+            None => (whole, None),
         };
         let scheme_name = if scheme_https { "https" } else { "http" };
         // Compute only what is kept (all of it without a field mask); field ids are the
@@ -436,21 +498,28 @@ impl<'a> ExecutionContext<'a> {
         let want_decoded = want_path || want(self, &[R::FullUri, R::Uri]);
         let want_ext = (path_changed && self.want(R::Ext).is_some())
             || (raw && self.want(R::RawExt).is_some());
-        let mut decoded_path = if want_decoded {
-            normalize_path(path.as_bytes())
-        } else {
-            Vec::new()
+        // Most paths need no normalization: then the field is the path itself.
+        let plain = want_decoded && is_plain_path(path.as_bytes());
+        let mut decoded_path: Cow<'v, [u8]> = match (want_decoded, plain) {
+            (false, _) => Cow::Borrowed(&[]),
+            (true, true) => part(uri, path),
+            (true, false) => Cow::Owned(normalize_path_fully(path.as_bytes())),
         };
-        let mut ext = if want_ext {
-            path.rsplit('/')
-                .next()
-                .and_then(|seg| seg.rsplit_once('.'))
-                .map(|(_, e)| e.to_ascii_lowercase())
-                .unwrap_or_default()
-        } else {
-            String::new()
+        let mut ext: Cow<'v, [u8]> = match want_ext {
+            false => Cow::Borrowed(&[]),
+            true => match path.rsplit('/').next().and_then(|s| s.rsplit_once('.')) {
+                Some((_, e)) if e.bytes().any(|b| b.is_ascii_uppercase()) => {
+                    Cow::Owned(e.to_ascii_lowercase().into_bytes())
+                }
+                Some((_, e)) => part(uri, e),
+                None => Cow::Borrowed(&[]),
+            },
         };
-        let mut set = |f: R, v: &dyn Fn() -> Value| -> Result<()> {
+        let query_part = || match query {
+            Some(q) => part(uri, q),
+            None => Cow::Borrowed(&[][..]),
+        };
+        let mut set = |f: R, v: &dyn Fn() -> Value<'v>| -> Result<()> {
             match self.want(f) {
                 Some(id) => self.put(id, v()),
                 None => Ok(()),
@@ -458,33 +527,32 @@ impl<'a> ExecutionContext<'a> {
         };
         if raw {
             set(R::RawFullUri, &|| {
-                format!("{scheme_name}://{host}{uri}").into()
+                format!("{scheme_name}://{host}{whole}").into()
             })?;
-            set(R::RawUri, &|| uri.into())?;
-            set(R::RawPath, &|| path.into())?;
-            set(R::RawExt, &|| ext.clone().into())?;
-            set(R::RawQuery, &|| query.unwrap_or("").into())?;
+            set(R::RawUri, &|| Value::Bytes(bytes_of(uri)))?;
+            set(R::RawPath, &|| Value::Bytes(part(uri, path)))?;
+            set(R::RawExt, &|| Value::Bytes(ext.clone()))?;
+            set(R::RawQuery, &|| Value::Bytes(query_part()))?;
         }
-        let decoded_uri = || match query {
-            Some(q) => [decoded_path.as_slice(), b"?", q.as_bytes()].concat(),
-            None => decoded_path.clone(),
+        // The normalized path and the query: the URI itself when the path is as it was.
+        let decoded_uri = || -> Cow<'v, [u8]> {
+            match (plain, query) {
+                (true, _) => bytes_of(uri),
+                (false, Some(q)) => Cow::Owned([&decoded_path[..], b"?", q.as_bytes()].concat()),
+                (false, None) => decoded_path.clone(),
+            }
         };
         set(R::FullUri, &|| {
-            [
-                format!("{scheme_name}://{host}").into_bytes(),
-                decoded_uri(),
-            ]
-            .concat()
-            .into()
+            Value::bytes([format!("{scheme_name}://{host}").as_bytes(), &decoded_uri()].concat())
         })?;
-        set(R::Uri, &|| decoded_uri().into())?;
-        set(R::Query, &|| query.unwrap_or("").into())?;
+        set(R::Uri, &|| Value::Bytes(decoded_uri()))?;
+        set(R::Query, &|| Value::Bytes(query_part()))?;
         // The last users of the path and the extension take them (no copy).
         if let Some(id) = self.want(R::Path).filter(|_| path_changed) {
-            self.put(id, std::mem::take(&mut decoded_path))?;
+            self.put(id, Value::Bytes(std::mem::take(&mut decoded_path)))?;
         }
         if let Some(id) = self.want(R::Ext).filter(|_| path_changed) {
-            self.put(id, std::mem::take(&mut ext))?;
+            self.put(id, Value::Bytes(std::mem::take(&mut ext)))?;
         }
         let ids = self.scheme.request_ids();
         let group = |f: [R; 3]| f.map(|f| ids[f as usize]);
@@ -492,37 +560,33 @@ impl<'a> ExecutionContext<'a> {
             group([R::Args, R::ArgsNames, R::ArgsValues]),
             group([R::RawArgs, R::RawArgsNames, R::RawArgsValues]),
         );
-        if self.want_group(args_ids) {
-            let args: Vec<(String, String)> = query
-                .unwrap_or("")
-                .split('&')
-                .filter(|s| !s.is_empty())
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    let dec = |s: &str| {
-                        String::from_utf8_lossy(&crate::functions::percent_decode(
-                            s.as_bytes(),
-                            true,
-                        ))
-                        .into_owned()
-                    };
-                    (dec(k), dec(v))
-                })
-                .collect();
-            self.set_multimap_ids(
-                args_ids,
-                args.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                false,
-            )?;
-        }
-        if raw && self.want_group(raw_args_ids) {
-            let raw: Vec<(&str, &str)> = query
+        let args = || {
+            query
                 .unwrap_or("")
                 .split('&')
                 .filter(|s| !s.is_empty())
                 .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-                .collect();
-            self.set_multimap_ids(raw_args_ids, raw, false)?;
+        };
+        if self.want_group(args_ids) {
+            // Decoded (a part with nothing to decode is itself).
+            let dec = |s: &str| -> Cow<'v, [u8]> {
+                if s.contains(['%', '+']) {
+                    let decoded = crate::functions::percent_decode(s.as_bytes(), true);
+                    Cow::Owned(match String::from_utf8(decoded) {
+                        Ok(s) => s.into_bytes(),
+                        Err(e) => String::from_utf8_lossy(e.as_bytes())
+                            .into_owned()
+                            .into_bytes(),
+                    })
+                } else {
+                    part(uri, s)
+                }
+            };
+            self.set_multimap_ids(args_ids, args().map(|(k, v)| (dec(k), dec(v))), false)?;
+        }
+        if raw && self.want_group(raw_args_ids) {
+            let pairs = args().map(|(k, v)| (part(uri, k), part(uri, v)));
+            self.set_multimap_ids(raw_args_ids, pairs, false)?;
         }
         Ok(())
     }
@@ -533,23 +597,26 @@ impl<'a> ExecutionContext<'a> {
 
     /// The headers' fields: the map and its names/values, the user agent, referer,
     /// X-Forwarded-For and cookies.
-    fn set_header_fields(&mut self, headers: &[(&str, &str)]) -> Result<()> {
+    fn set_header_fields<H: Text<'v>>(&mut self, headers: &[(H, H)]) -> Result<()> {
         let ids = self.scheme.request_ids();
         let group = |f: [R; 3]| f.map(|f| ids[f as usize]);
         let (header_ids, cookie_ids) = (
             group([R::Headers, R::HeadersNames, R::HeadersValues]),
             group([R::Cookies, R::CookiesNames, R::CookiesValues]),
         );
-        self.set_multimap_ids(header_ids, headers.iter().copied(), true)?;
+        let pairs = headers
+            .iter()
+            .map(|(k, v)| (into_bytes(k.text()), into_bytes(v.text())));
+        self.set_multimap_ids(header_ids, pairs, true)?;
         let header = |name: &str| {
             headers
                 .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| *v)
+                .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
         };
-        let mut set = |f: R, v: Option<&str>| -> Result<()> {
+        let mut set = |f: R, v: Option<&H>| -> Result<()> {
             match (v, self.want(f)) {
-                (Some(v), Some(id)) => self.put(id, v),
+                (Some(v), Some(id)) => self.put(id, Value::Bytes(into_bytes(v.text()))),
                 _ => Ok(()),
             }
         };
@@ -561,38 +628,36 @@ impl<'a> ExecutionContext<'a> {
         if !want_cookies && want_cookie.is_none() {
             return Ok(());
         }
-        let joined_cookies: Vec<&str> = headers
+        let mut cookies = headers
             .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
-            .map(|(_, v)| *v)
-            .collect();
-        let cookie = match joined_cookies.as_slice() {
-            [one] => std::borrow::Cow::Borrowed(*one),
-            more => std::borrow::Cow::Owned(more.join("; ")),
+            .filter(|(k, _)| k.as_str().eq_ignore_ascii_case("cookie"))
+            .map(|(_, v)| v);
+        // One Cookie header (nearly always) is the field as it is; more are joined.
+        let cookie: Cow<'v, str> = match (cookies.next(), cookies.next()) {
+            (None, _) => return Ok(()),
+            (Some(one), None) => one.text(),
+            (Some(a), Some(b)) => {
+                let mut joined = [a.as_str(), b.as_str()].join("; ");
+                for more in cookies {
+                    joined.push_str("; ");
+                    joined.push_str(more.as_str());
+                }
+                Cow::Owned(joined)
+            }
         };
-        if let Some(id) = want_cookie.filter(|_| !joined_cookies.is_empty()) {
-            self.put(id, &*cookie)?;
+        if let Some(id) = want_cookie {
+            self.put(id, Value::Bytes(bytes_of(&cookie)))?;
         }
         if want_cookies {
-            let pairs: Vec<(&str, &str)> = cookie
+            let pairs = cookie
                 .split(';')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-                .collect();
+                .map(|(k, v)| (part(&cookie, k), part(&cookie, v)));
             self.set_multimap_ids(cookie_ids, pairs, false)?;
         }
         Ok(())
-    }
-
-    /// Like [`set_headers`](Self::set_headers) but keeps names as given
-    /// (query arguments and cookies are case-sensitive).
-    pub fn set_args<'h>(
-        &mut self,
-        field: &str,
-        pairs: impl IntoIterator<Item = (&'h str, &'h str)>,
-    ) -> Result<()> {
-        self.set_multimap(field, pairs, false)
     }
 
     #[inline]
@@ -604,9 +669,9 @@ impl<'a> ExecutionContext<'a> {
         }
     }
 
-    pub(crate) fn value(&self, index: usize) -> Option<&Value> {
-        match self.values.get(index) {
-            Some(Some(v)) => Some(v),
+    pub(crate) fn value(&self, index: usize) -> Option<&Value<'v>> {
+        match self.slots.get(index) {
+            Some(&slot) if slot != 0 => self.values[slot as usize - 1].1.as_ref(),
             _ => None,
         }
     }
@@ -728,14 +793,83 @@ fn companions(field: &str) -> [std::borrow::Cow<'static, str>; 2] {
     }
 }
 
-/// Cloudflare-style URL path normalization (see [`ExecutionContext::set_request`]).
-pub(crate) fn normalize_path(path: &[u8]) -> Vec<u8> {
-    // Most paths have nothing to normalize: no escapes, backslashes, repeated slashes or
-    // dot segments.
-    let plain = !path.iter().any(|&b| b == b'%' || b == b'\\')
+/// Text that fields are set from ([`ExecutionContext::set_request`]): a `&'v str`, which the
+/// fields borrow, or a `Cow<'v, str>` (or a reference to one), borrowed when it is, else
+/// copied.
+pub trait Text<'v> {
+    /// The text.
+    fn as_str(&self) -> &str;
+    /// The text, borrowed for `'v` if it can be.
+    fn text(&self) -> Cow<'v, str>;
+}
+
+impl<'v> Text<'v> for &'v str {
+    fn as_str(&self) -> &str {
+        self
+    }
+    fn text(&self) -> Cow<'v, str> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl<'v> Text<'v> for Cow<'v, str> {
+    fn as_str(&self) -> &str {
+        self
+    }
+    fn text(&self) -> Cow<'v, str> {
+        self.clone()
+    }
+}
+
+impl<'v> Text<'v> for &Cow<'v, str> {
+    fn as_str(&self) -> &str {
+        self
+    }
+    fn text(&self) -> Cow<'v, str> {
+        (*self).clone()
+    }
+}
+
+/// The bytes of `s`, borrowed for `'v` when `s` is.
+fn bytes_of<'v>(s: &Cow<'v, str>) -> Cow<'v, [u8]> {
+    match s {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.as_bytes().to_vec()),
+    }
+}
+
+/// The bytes of `s`.
+fn into_bytes(s: Cow<'_, str>) -> Cow<'_, [u8]> {
+    match s {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    }
+}
+
+/// `part`, a part of `whole`, borrowed for `'v` when `whole` is (else copied).
+fn part<'v>(whole: &Cow<'v, str>, part: &str) -> Cow<'v, [u8]> {
+    if let Cow::Borrowed(w) = whole {
+        let start = (part.as_ptr() as usize).wrapping_sub(w.as_ptr() as usize);
+        if let Some(p) = w.as_bytes().get(start..start.saturating_add(part.len())) {
+            return Cow::Borrowed(p);
+        }
+    }
+    Cow::Owned(part.as_bytes().to_vec())
+}
+
+/// Whether `path` has nothing to normalize (most paths): no escapes, backslashes, repeated
+/// slashes or dot segments.
+fn is_plain_path(path: &[u8]) -> bool {
+    !path.iter().any(|&b| b == b'%' || b == b'\\')
         && !path.windows(2).any(|w| w == b"//" || w == b"/.")
-        && path.first() != Some(&b'.');
-    if plain {
+        && path.first() != Some(&b'.')
+}
+
+/// Cloudflare-style URL path normalization (see [`ExecutionContext::set_request`]): what
+/// the fields hold, [`is_plain_path`]'s shortcut and [`normalize_path_fully`].
+#[cfg(test)]
+fn normalize_path(path: &[u8]) -> Vec<u8> {
+    if is_plain_path(path) {
         return path.to_vec();
     }
     normalize_path_fully(path)

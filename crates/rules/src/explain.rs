@@ -46,7 +46,7 @@ pub struct Explanation {
     /// produced a value.
     pub matched: bool,
     /// The produced value (a Boolean for filters; missing is `None`).
-    pub value: Option<Value>,
+    pub value: Option<Value<'static>>,
     /// The evaluation tree.
     pub root: Step,
 }
@@ -144,12 +144,12 @@ fn phrase(cmp: CmpOp, result: bool) -> &'static str {
     }
 }
 
-pub(crate) struct Explainer<'a, 'c> {
+pub(crate) struct Explainer<'a, 'c, 'v> {
     pub text: &'a str,
-    pub ctx: &'a ExecutionContext<'c>,
+    pub ctx: &'a ExecutionContext<'c, 'v>,
 }
 
-impl Explainer<'_, '_> {
+impl Explainer<'_, '_, '_> {
     fn src(&self, span: Span) -> String {
         self.text.get(span.start..span.end).unwrap_or("").to_owned()
     }

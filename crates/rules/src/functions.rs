@@ -224,13 +224,13 @@ pub(crate) enum JsonKey {
     Pos(usize),
 }
 
-type Arg<'a> = Option<Cow<'a, Value>>;
+type Arg<'a, 'v> = Option<Cow<'a, Value<'v>>>;
 
-fn bytes<'v>(a: &'v Arg<'_>) -> Option<&'v [u8]> {
+fn bytes<'a>(a: &'a Arg<'_, '_>) -> Option<&'a [u8]> {
     a.as_deref().and_then(Value::as_bytes)
 }
 
-fn int(a: &Arg<'_>) -> Option<i64> {
+fn int(a: &Arg<'_, '_>) -> Option<i64> {
     match a.as_deref() {
         Some(Value::Int(i)) => Some(*i),
         _ => None,
@@ -308,7 +308,7 @@ fn remove_query_args(query: &[u8], names: &[Vec<u8>]) -> Vec<u8> {
     kept.join(&b'&')
 }
 
-fn lookup_json(doc: &[u8], keys: &[JsonKey], integer: bool) -> Option<Value> {
+fn lookup_json(doc: &[u8], keys: &[JsonKey], integer: bool) -> Option<Value<'static>> {
     let root: serde_json::Value = serde_json::from_slice(doc).ok()?;
     let mut cur = &root;
     for k in keys {
@@ -325,7 +325,7 @@ fn lookup_json(doc: &[u8], keys: &[JsonKey], integer: bool) -> Option<Value> {
             _ => None,
         }
     } else {
-        cur.as_str().map(Value::from)
+        cur.as_str().map(Value::bytes)
     }
 }
 
@@ -348,7 +348,7 @@ fn substring(b: &[u8], start: i64, end: Option<i64>) -> Vec<u8> {
 impl Func {
     /// Applies the function to evaluated arguments (missing → `None`).
     /// Returns `None` (missing) when a required argument is missing.
-    pub(crate) fn apply(&self, args: &[Arg<'_>]) -> Option<Value> {
+    pub(crate) fn apply<'v>(&self, args: &[Arg<'_, 'v>]) -> Option<Value<'v>> {
         let first = args.first()?;
         match self {
             Func::Any | Func::All => {
@@ -363,8 +363,8 @@ impl Func {
                     items.iter().all(t)
                 }))
             }
-            Func::Lower => Some(Value::Bytes(bytes(first)?.to_ascii_lowercase())),
-            Func::Upper => Some(Value::Bytes(bytes(first)?.to_ascii_uppercase())),
+            Func::Lower => Some(Value::bytes(bytes(first)?.to_ascii_lowercase())),
+            Func::Upper => Some(Value::bytes(bytes(first)?.to_ascii_uppercase())),
             Func::Len => match first.as_deref()? {
                 Value::Bytes(b) => i64::try_from(b.len()).ok().map(Value::Int),
                 Value::Array(a) => i64::try_from(a.len()).ok().map(Value::Int),
@@ -390,7 +390,7 @@ impl Func {
                     for a in args {
                         out.extend_from_slice(bytes(a)?);
                     }
-                    Some(Value::Bytes(out))
+                    Some(Value::bytes(out))
                 }
             }
             Func::StartsWith => Some(Value::Bool(bytes(first)?.starts_with(bytes(args.get(1)?)?))),
@@ -401,7 +401,7 @@ impl Func {
                     Some(a) => Some(int(a)?),
                     None => None,
                 };
-                Some(Value::Bytes(substring(bytes(first)?, start, end)))
+                Some(Value::bytes(substring(bytes(first)?, start, end)))
             }
             Func::Split { sep, limit } => {
                 let b = bytes(first)?;
@@ -410,13 +410,13 @@ impl Func {
                 while parts.len() + 1 < *limit {
                     match memchr::memmem::find(rest, sep) {
                         Some(i) => {
-                            parts.push(Value::Bytes(rest[..i].to_vec()));
+                            parts.push(Value::bytes(&rest[..i]));
                             rest = &rest[i + sep.len()..];
                         }
                         None => break,
                     }
                 }
-                parts.push(Value::Bytes(rest.to_vec()));
+                parts.push(Value::bytes(rest));
                 Some(Value::Array(parts))
             }
             Func::Join => {
@@ -425,9 +425,9 @@ impl Func {
                     return None;
                 };
                 let parts: Vec<&[u8]> = items.iter().filter_map(Value::as_bytes).collect();
-                Some(Value::Bytes(parts.join(sep)))
+                Some(Value::bytes(parts.join(sep)))
             }
-            Func::UrlDecode { recursive, unicode } => Some(Value::Bytes(url_decode(
+            Func::UrlDecode { recursive, unicode } => Some(Value::bytes(url_decode(
                 bytes(first)?,
                 *recursive,
                 *unicode,
@@ -448,7 +448,7 @@ impl Func {
                 engines
                     .iter()
                     .find_map(|e| e.decode(&trimmed).ok())
-                    .map(Value::Bytes)
+                    .map(Value::bytes)
             }
             Func::EncodeBase64 { url_safe, pad } => {
                 use base64::engine::general_purpose as gp;
@@ -465,12 +465,15 @@ impl Func {
             Func::RemoveBytes => {
                 let b = bytes(first)?;
                 let remove = bytes(args.get(1)?)?;
-                Some(Value::Bytes(
-                    b.iter().copied().filter(|c| !remove.contains(c)).collect(),
+                Some(Value::bytes(
+                    b.iter()
+                        .copied()
+                        .filter(|c| !remove.contains(c))
+                        .collect::<Vec<u8>>(),
                 ))
             }
             Func::RemoveQueryArgs { names } => {
-                Some(Value::Bytes(remove_query_args(bytes(first)?, names)))
+                Some(Value::bytes(remove_query_args(bytes(first)?, names)))
             }
             Func::ToString => Some(Value::from(match first.as_deref()? {
                 Value::Int(i) => i.to_string(),
@@ -478,13 +481,13 @@ impl Func {
                 Value::Ip(ip) => ip.to_string(),
                 _ => return None,
             })),
-            Func::RegexReplace { re, replacement } => Some(Value::Bytes(
+            Func::RegexReplace { re, replacement } => Some(Value::bytes(
                 re.replace(bytes(first)?, replacement.as_slice())
                     .into_owned(),
             )),
             Func::WildcardReplace { re, replacement } => {
                 let b = bytes(first)?;
-                Some(Value::Bytes(if re.is_match(b) {
+                Some(Value::bytes(if re.is_match(b) {
                     re.replace(b, replacement.as_slice()).into_owned()
                 } else {
                     b.to_vec()
@@ -511,7 +514,7 @@ impl Func {
             }
             Func::Sha256 => {
                 use sha2::Digest;
-                Some(Value::Bytes(sha2::Sha256::digest(bytes(first)?).to_vec()))
+                Some(Value::bytes(sha2::Sha256::digest(bytes(first)?).to_vec()))
             }
         }
     }

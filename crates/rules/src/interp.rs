@@ -10,9 +10,9 @@ use crate::context::ExecutionContext;
 use crate::functions::Func;
 use crate::types::Value;
 
-type Val<'c> = Option<Cow<'c, Value>>;
+type Val<'c, 'v> = Option<Cow<'c, Value<'v>>>;
 
-fn index<'v>(v: &'v Value, key: &Key) -> Option<&'v Value> {
+fn index<'c, 'v>(v: &'c Value<'v>, key: &Key) -> Option<&'c Value<'v>> {
     match (v, key) {
         (Value::Array(items), Key::Pos(i)) => items.get(*i),
         (Value::Map(_), Key::Name(k)) => v.map_get(k),
@@ -20,12 +20,12 @@ fn index<'v>(v: &'v Value, key: &Key) -> Option<&'v Value> {
     }
 }
 
-pub(crate) fn truthy(v: &Val<'_>) -> bool {
+pub(crate) fn truthy(v: &Val<'_, '_>) -> bool {
     matches!(v.as_deref(), Some(Value::Bool(true)))
 }
 
 /// Evaluates `node`; `None` means missing.
-pub(crate) fn eval<'c>(node: &'c Node, ctx: &'c ExecutionContext<'_>) -> Val<'c> {
+pub(crate) fn eval<'c, 'v>(node: &'c Node, ctx: &'c ExecutionContext<'_, 'v>) -> Val<'c, 'v> {
     match &node.kind {
         NodeKind::Lit(v) => Some(Cow::Borrowed(v)),
         NodeKind::Field { index, .. } => ctx.value(*index).map(Cow::Borrowed),
@@ -99,25 +99,29 @@ pub(crate) fn eval<'c>(node: &'c Node, ctx: &'c ExecutionContext<'_>) -> Val<'c>
 }
 
 /// A function call's value, computed.
-fn call<'c>(func: &'c Func, args: &'c [Node], ctx: &'c ExecutionContext<'_>) -> Val<'c> {
+fn call<'c, 'v>(
+    func: &'c Func,
+    args: &'c [Node],
+    ctx: &'c ExecutionContext<'_, 'v>,
+) -> Val<'c, 'v> {
     let mapped = args.first().is_some_and(|a| a.each);
     // Most calls have a few arguments: their values on the stack, not in a new vector.
     const INLINE: usize = 4;
     if !mapped && args.len() <= INLINE {
-        let mut vals: [Val<'c>; INLINE] = [None, None, None, None];
+        let mut vals: [Val<'c, 'v>; INLINE] = [None, None, None, None];
         for (v, a) in vals.iter_mut().zip(args) {
             *v = eval(a, ctx);
         }
         return func.apply(&vals[..args.len()]).map(Cow::Owned);
     }
-    let mut vals: Vec<Val<'c>> = args.iter().map(|a| eval(a, ctx)).collect();
+    let mut vals: Vec<Val<'c, 'v>> = args.iter().map(|a| eval(a, ctx)).collect();
     if mapped {
         let rest = vals.split_off(1);
         let first = vals.pop()??;
         let Value::Array(items) = first.as_ref() else {
             return None;
         };
-        let mut local: Vec<Val<'_>> = Vec::with_capacity(rest.len() + 1);
+        let mut local: Vec<Val<'_, 'v>> = Vec::with_capacity(rest.len() + 1);
         local.push(None);
         local.extend(rest.iter().map(|v| v.as_deref().map(Cow::Borrowed)));
         let mut out = Vec::with_capacity(items.len());

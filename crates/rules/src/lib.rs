@@ -93,7 +93,7 @@ mod types;
 use std::fmt;
 
 pub use ast::{CmpOp, Expr, Index, Literal, LogicalOp, Rhs};
-pub use context::ExecutionContext;
+pub use context::{ExecutionContext, Text};
 pub use error::{Error, ErrorKind, Result, Span};
 pub use explain::{Explanation, Step, StepKind};
 pub use lists::{ListKind, Lists, MemoryLists};
@@ -206,26 +206,26 @@ impl Expression {
     /// Runs a filter. Always `false` for a value expression or for a
     /// context built from another scheme.
     #[inline]
-    pub fn execute(&self, ctx: &ExecutionContext<'_>) -> bool {
+    pub fn execute(&self, ctx: &ExecutionContext<'_, '_>) -> bool {
         ctx.scheme.id() == self.scheme_id && (self.exec)(ctx)
     }
 
     /// Evaluates the expression to a value (`None`: missing, or a context
     /// from another scheme). Filters give a Boolean.
-    pub fn evaluate_value(&self, ctx: &ExecutionContext<'_>) -> Option<Value> {
+    pub fn evaluate_value(&self, ctx: &ExecutionContext<'_, '_>) -> Option<Value<'static>> {
         if ctx.scheme.id() != self.scheme_id {
             return None;
         }
-        interp::eval(&self.node, ctx).map(std::borrow::Cow::into_owned)
+        interp::eval(&self.node, ctx).map(|v| v.into_owned().into_owned())
     }
 
     /// Evaluates a value expression to a string (bytes that are not UTF-8
     /// are replaced by U+FFFD). `None` if a value it needs is missing.
-    pub fn evaluate(&self, ctx: &ExecutionContext<'_>) -> Option<String> {
+    pub fn evaluate(&self, ctx: &ExecutionContext<'_, '_>) -> Option<String> {
         match self.evaluate_value(ctx)? {
             // Valid UTF-8 (nearly always) becomes the string without a copy.
             Value::Bytes(b) => Some(
-                String::from_utf8(b)
+                String::from_utf8(b.into_owned())
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             ),
             other => Some(other.to_string()),
@@ -235,7 +235,7 @@ impl Expression {
     /// Evaluates with a record of every Boolean step: what each comparison
     /// saw, and which operands short-circuiting skipped. Slower than
     /// [`execute`](Self::execute), which does no recording.
-    pub fn explain(&self, ctx: &ExecutionContext<'_>) -> Explanation {
+    pub fn explain(&self, ctx: &ExecutionContext<'_, '_>) -> Explanation {
         let explainer = explain::Explainer {
             text: &self.text,
             ctx,

@@ -33,7 +33,7 @@ pub trait Lists: Send + Sync {
     /// The kind of list `name`, or `None` if there is no such list.
     fn kind(&self, name: &str) -> Option<ListKind>;
     /// Whether list `name` contains `value`.
-    fn contains(&self, name: &str, value: &Value) -> bool;
+    fn contains(&self, name: &str, value: &Value<'_>) -> bool;
 }
 
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ impl Lists for MemoryLists {
         })
     }
 
-    fn contains(&self, name: &str, value: &Value) -> bool {
+    fn contains(&self, name: &str, value: &Value<'_>) -> bool {
         match (self.lists.get(name), value) {
             (Some(Entries::Ip(nets)), Value::Ip(ip)) => {
                 nets.iter().any(|(net, len)| ip_in_prefix(*ip, *net, *len))

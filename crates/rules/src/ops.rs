@@ -135,7 +135,7 @@ impl BytesSet {
 /// A comparison with its right-hand side compiled.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
-    Order(CmpOp, Value),
+    Order(CmpOp, Value<'static>),
     Contains(Vec<u8>),
     StartsWith(Vec<u8>),
     EndsWith(Vec<u8>),
@@ -147,9 +147,9 @@ pub(crate) enum Op {
     InList(String),
 }
 
-fn order(a: &Value, b: &Value) -> Option<Ordering> {
+fn order(a: &Value<'_>, b: &Value<'_>) -> Option<Ordering> {
     match (a, b) {
-        (Value::Bytes(a), Value::Bytes(b)) => Some(a.as_slice().cmp(b.as_slice())),
+        (Value::Bytes(a), Value::Bytes(b)) => Some(a.as_ref().cmp(b.as_ref())),
         (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         (Value::Ip(a), Value::Ip(b)) => (a.is_ipv4() == b.is_ipv4()).then(|| a.cmp(b)),
@@ -164,7 +164,7 @@ impl Op {
 
     /// Whether `v` (a present value of the checked type) satisfies the comparison.
     #[inline]
-    pub(crate) fn test(&self, v: &Value, lists: Option<&dyn Lists>) -> bool {
+    pub(crate) fn test(&self, v: &Value<'_>, lists: Option<&dyn Lists>) -> bool {
         match self {
             Op::Order(op, rhs) => {
                 let Some(o) = order(v, rhs) else { return false };
@@ -337,7 +337,7 @@ pub(crate) fn literal_regex(pattern: &str) -> Option<Op> {
         _ => return None,
     };
     Some(match (start, end) {
-        (true, true) => Op::Order(CmpOp::Eq, Value::Bytes(lit)),
+        (true, true) => Op::Order(CmpOp::Eq, Value::bytes(lit)),
         (true, false) => Op::StartsWith(lit),
         (false, true) => Op::EndsWith(lit),
         (false, false) => Op::Contains(lit),
@@ -381,7 +381,7 @@ mod tests {
         ) {
             let re = regex::bytes::RegexBuilder::new(&pattern).unicode(false).build().unwrap();
             if let Some(op) = literal_regex(&pattern) {
-                let v = Value::Bytes(value.as_bytes().to_vec());
+                let v = Value::bytes(value.as_bytes());
                 prop_assert_eq!(op.test(&v, None), re.is_match(value.as_bytes()), "{} on {:?}", pattern, value);
             }
         }

@@ -244,7 +244,7 @@ impl Prefilter {
 
     /// The rules that may match in `ctx`: the unguarded ones and those a needle of whose guard
     /// occurs in its key. Every rule whose filter is true in `ctx` is among them.
-    pub fn candidates(&self, ctx: &ExecutionContext<'_>) -> Candidates {
+    pub fn candidates(&self, ctx: &ExecutionContext<'_, '_>) -> Candidates {
         let mut out = Candidates::none(self.len);
         if self.scheme_id.is_some_and(|id| id != ctx.scheme.id()) {
             // Another scheme's context: no filter matches it anyway; let them all say so.
@@ -295,7 +295,7 @@ impl Prefilter {
     }
 }
 
-fn each_bytes(v: &Value, f: &mut impl FnMut(&[u8])) {
+fn each_bytes(v: &Value<'_>, f: &mut impl FnMut(&[u8])) {
     match v {
         Value::Bytes(b) => f(b),
         Value::Array(items) => items.iter().for_each(|i| each_bytes(i, f)),
@@ -303,7 +303,7 @@ fn each_bytes(v: &Value, f: &mut impl FnMut(&[u8])) {
     }
 }
 
-fn each_ip(v: &Value, f: &mut impl FnMut(IpAddr)) {
+fn each_ip(v: &Value<'_>, f: &mut impl FnMut(IpAddr)) {
     match v {
         Value::Ip(ip) => f(*ip),
         Value::Array(items) => items.iter().for_each(|i| each_ip(i, f)),
@@ -339,7 +339,7 @@ fn guard(node: &Node) -> Option<Guard<'_>> {
                     kind: NodeKind::Lit(Value::Bytes(lit)),
                     ..
                 },
-            ] if !key.each && !lit.is_empty() => keyed(key, vec![Needle::Bytes(lit.clone())]),
+            ] if !key.each && !lit.is_empty() => keyed(key, vec![Needle::Bytes(lit.to_vec())]),
             _ => None,
         },
         NodeKind::Logic {
@@ -413,10 +413,8 @@ fn case_folded(key: &Node) -> Option<&Node> {
 /// every value contains).
 fn needles(op: &Op) -> Option<Vec<Needle>> {
     let bytes = match op {
-        Op::Order(CmpOp::Eq, Value::Bytes(lit))
-        | Op::Contains(lit)
-        | Op::StartsWith(lit)
-        | Op::EndsWith(lit) => vec![lit.clone()],
+        Op::Order(CmpOp::Eq, Value::Bytes(lit)) => vec![lit.to_vec()],
+        Op::Contains(lit) | Op::StartsWith(lit) | Op::EndsWith(lit) => vec![lit.clone()],
         Op::InBytes(BytesSet::Small(items)) => items.clone(),
         Op::InBytes(BytesSet::Hashed(items)) => items.iter().cloned().collect(),
         Op::Matches(re) => regex_prefixes(re.as_str())?,

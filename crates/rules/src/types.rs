@@ -1,5 +1,6 @@
 //! Types and runtime values.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -70,24 +71,47 @@ impl fmt::Display for Type {
 }
 
 /// A runtime value: what a field holds in an execution context, or what a
-/// function returns.
+/// function returns. Strings either borrow bytes that live for `'a` (a request's, while
+/// the context that holds them is in use: set without a copy) or own theirs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
+pub enum Value<'a> {
     /// A Boolean.
     Bool(bool),
     /// An integer.
     Int(i64),
     /// A string, as bytes (not necessarily UTF-8).
-    Bytes(Vec<u8>),
+    Bytes(Cow<'a, [u8]>),
     /// An IP address.
     Ip(IpAddr),
     /// An array.
-    Array(Vec<Value>),
+    Array(Vec<Value<'a>>),
     /// A map, in insertion order; keys are unique.
-    Map(Vec<(Vec<u8>, Value)>),
+    Map(Vec<(Cow<'a, [u8]>, Value<'a>)>),
 }
 
-impl Value {
+impl<'a> Value<'a> {
+    /// A string value owning `bytes`.
+    pub fn bytes(bytes: impl Into<Vec<u8>>) -> Value<'static> {
+        Value::Bytes(Cow::Owned(bytes.into()))
+    }
+
+    /// The value with every string its own (borrowing nothing).
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::Bool(b) => Value::Bool(b),
+            Value::Int(i) => Value::Int(i),
+            Value::Bytes(b) => Value::Bytes(Cow::Owned(b.into_owned())),
+            Value::Ip(ip) => Value::Ip(ip),
+            Value::Array(items) => Value::Array(items.into_iter().map(Value::into_owned).collect()),
+            Value::Map(items) => Value::Map(
+                items
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// Whether the value has type `ty` (arrays and maps: every element).
     pub fn has_type(&self, ty: &Type) -> bool {
         match (self, ty) {
@@ -110,15 +134,15 @@ impl Value {
     }
 
     /// Looks up a map key.
-    pub fn map_get(&self, key: &[u8]) -> Option<&Value> {
+    pub fn map_get(&self, key: &[u8]) -> Option<&Value<'a>> {
         match self {
-            Value::Map(items) => items.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Value::Map(items) => items.iter().find(|(k, _)| **k == *key).map(|(_, v)| v),
             _ => None,
         }
     }
 }
 
-impl fmt::Display for Value {
+impl fmt::Display for Value<'_> {
     /// Rules-language literal syntax where one exists (`"text"`, `42`,
     /// `true`, `10.0.0.1`); arrays as `["a", "b"]`, maps as `{"k": …}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -151,67 +175,82 @@ impl fmt::Display for Value {
     }
 }
 
-impl From<bool> for Value {
+impl From<bool> for Value<'_> {
     fn from(v: bool) -> Self {
         Value::Bool(v)
     }
 }
-impl From<i64> for Value {
+impl From<i64> for Value<'_> {
     fn from(v: i64) -> Self {
         Value::Int(v)
     }
 }
-impl From<i32> for Value {
+impl From<i32> for Value<'_> {
     fn from(v: i32) -> Self {
         Value::Int(v.into())
     }
 }
-impl From<u16> for Value {
+impl From<u16> for Value<'_> {
     fn from(v: u16) -> Self {
         Value::Int(v.into())
     }
 }
-impl From<u32> for Value {
+impl From<u32> for Value<'_> {
     fn from(v: u32) -> Self {
         Value::Int(v.into())
     }
 }
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Bytes(v.as_bytes().to_vec())
+/// Borrows the string.
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(v: &'a str) -> Self {
+        Value::Bytes(Cow::Borrowed(v.as_bytes()))
     }
 }
-impl From<String> for Value {
+impl From<String> for Value<'_> {
     fn from(v: String) -> Self {
-        Value::Bytes(v.into_bytes())
+        Value::Bytes(Cow::Owned(v.into_bytes()))
     }
 }
-impl From<&[u8]> for Value {
-    fn from(v: &[u8]) -> Self {
-        Value::Bytes(v.to_vec())
+/// Borrows the bytes.
+impl<'a> From<&'a [u8]> for Value<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Value::Bytes(Cow::Borrowed(v))
     }
 }
-impl From<Vec<u8>> for Value {
+impl From<Vec<u8>> for Value<'_> {
     fn from(v: Vec<u8>) -> Self {
+        Value::Bytes(Cow::Owned(v))
+    }
+}
+impl<'a> From<Cow<'a, [u8]>> for Value<'a> {
+    fn from(v: Cow<'a, [u8]>) -> Self {
         Value::Bytes(v)
     }
 }
-impl From<IpAddr> for Value {
+impl<'a> From<Cow<'a, str>> for Value<'a> {
+    fn from(v: Cow<'a, str>) -> Self {
+        Value::Bytes(match v {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        })
+    }
+}
+impl From<IpAddr> for Value<'_> {
     fn from(v: IpAddr) -> Self {
         Value::Ip(v)
     }
 }
-impl From<std::net::Ipv4Addr> for Value {
+impl From<std::net::Ipv4Addr> for Value<'_> {
     fn from(v: std::net::Ipv4Addr) -> Self {
         Value::Ip(v.into())
     }
 }
-impl From<std::net::Ipv6Addr> for Value {
+impl From<std::net::Ipv6Addr> for Value<'_> {
     fn from(v: std::net::Ipv6Addr) -> Self {
         Value::Ip(v.into())
     }
 }
-impl<T: Into<Value>> From<Vec<T>> for Value {
+impl<'a, T: Into<Value<'a>>> From<Vec<T>> for Value<'a> {
     fn from(v: Vec<T>) -> Self {
         Value::Array(v.into_iter().map(Into::into).collect())
     }

@@ -13,7 +13,7 @@ fn scheme() -> Scheme {
 }
 
 /// The request most examples run against.
-fn request(scheme: &Scheme) -> ExecutionContext<'_> {
+fn request(scheme: &Scheme) -> ExecutionContext<'_, '_> {
     let mut ctx = ExecutionContext::new(scheme);
     ctx.set_request(
         "GET",
@@ -59,12 +59,12 @@ fn request(scheme: &Scheme) -> ExecutionContext<'_> {
 }
 
 #[track_caller]
-fn filter(ctx: &ExecutionContext<'_>, text: &str, expected: bool) {
+fn filter(ctx: &ExecutionContext<'_, '_>, text: &str, expected: bool) {
     filter_in(ctx, Target::FILTER, text, expected);
 }
 
 #[track_caller]
-fn filter_in(ctx: &ExecutionContext<'_>, target: Target, text: &str, expected: bool) {
+fn filter_in(ctx: &ExecutionContext<'_, '_>, target: Target, text: &str, expected: bool) {
     let expr = Expression::parse(ctx.scheme(), text, target)
         .unwrap_or_else(|e| panic!("{text} should parse:\n{e}"));
     assert_eq!(expr.execute(ctx), expected, "{text}\n{}", expr.explain(ctx));
@@ -84,14 +84,14 @@ fn filter_in(ctx: &ExecutionContext<'_>, target: Target, text: &str, expected: b
 }
 
 #[track_caller]
-fn value_in(ctx: &ExecutionContext<'_>, target: Target, text: &str, expected: Option<&str>) {
+fn value_in(ctx: &ExecutionContext<'_, '_>, target: Target, text: &str, expected: Option<&str>) {
     let expr = Expression::parse(ctx.scheme(), text, target)
         .unwrap_or_else(|e| panic!("{text} should parse:\n{e}"));
     assert_eq!(expr.evaluate(ctx).as_deref(), expected, "{text}");
 }
 
 #[track_caller]
-fn value(ctx: &ExecutionContext<'_>, text: &str, expected: &str) {
+fn value(ctx: &ExecutionContext<'_, '_>, text: &str, expected: &str) {
     value_in(
         ctx,
         Target::value_in(Phase::HttpRequestTransform),
@@ -1279,7 +1279,7 @@ fn raw_fields_are_not_decoded() {
         "example.com",
         "/a%20b/c.PNG?q=x%20y",
         "HTTP/2",
-        &[],
+        &[] as &[(&str, &str)],
     )
     .unwrap();
     filter(&c, r#"http.request.uri.path eq "/a%20b/c.PNG""#, true);
@@ -1476,8 +1476,15 @@ fn url_normalization_of_request_paths() {
         ("/", "/"),
         ("/dir/", "/dir/"),
     ] {
-        c.set_request("GET", true, "example.com", raw, "HTTP/1.1", &[])
-            .unwrap();
+        c.set_request(
+            "GET",
+            true,
+            "example.com",
+            raw,
+            "HTTP/1.1",
+            &[] as &[(&str, &str)],
+        )
+        .unwrap();
         assert_eq!(
             c.get("http.request.uri.path"),
             Some(&Value::from(normalized)),

@@ -33,7 +33,7 @@ fn context<'a>(
     scheme: &'a Scheme,
     mask: Option<&'a [bool]>,
     cookies: bool,
-) -> ExecutionContext<'a> {
+) -> ExecutionContext<'a, 'a> {
     let mut ctx = ExecutionContext::new(scheme);
     if let Some(m) = mask {
         ctx = ctx.with_fields(m);

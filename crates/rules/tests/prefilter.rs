@@ -116,14 +116,14 @@ fn filters(scheme: &Scheme) -> Vec<Expression> {
 #[allow(clippy::too_many_arguments)]
 fn context<'s>(
     scheme: &'s Scheme,
-    method: &str,
-    host: &str,
+    method: &'s str,
+    host: &'s str,
     path: &str,
     query: &str,
-    agent: &str,
-    headers: &[(&str, &str)],
+    agent: &'s str,
+    headers: &[(&'s str, &'s str)],
     ip: &str,
-) -> ExecutionContext<'s> {
+) -> ExecutionContext<'s, 's> {
     let uri = if query.is_empty() {
         path.to_string()
     } else {
@@ -132,7 +132,8 @@ fn context<'s>(
     let mut all = vec![("Host", host), ("User-Agent", agent)];
     all.extend_from_slice(headers);
     let mut ctx = ExecutionContext::new(scheme);
-    ctx.set_request(method, false, host, &uri, "HTTP/1.1", &all)
+    let uri = std::borrow::Cow::<str>::Owned(uri);
+    ctx.set_request(method, false, host, uri, "HTTP/1.1", &all)
         .unwrap();
     ctx.set("ip.src", ip.parse::<std::net::IpAddr>().unwrap())
         .unwrap();

@@ -31,9 +31,9 @@ fn headers() -> impl Strategy<Value = Vec<(&'static str, &'static str)>> {
 fn built<'s>(
     scheme: &'s Scheme,
     mask: Option<&'s [bool]>,
-    uri: &str,
-    headers: &[(&str, &str)],
-) -> ExecutionContext<'s> {
+    uri: &'s str,
+    headers: &[(&'s str, &'s str)],
+) -> ExecutionContext<'s, 's> {
     let mut ctx = ExecutionContext::new(scheme);
     if let Some(m) = mask {
         ctx = ctx.with_fields(m);
@@ -90,7 +90,7 @@ proptest! {
         let mut updated = built(&scheme, mask, before, &headers_before);
         let memo_before: Vec<bool> = rules.iter().map(|r| r.execute(&updated)).collect();
         if query_only {
-            updated.update_query(true, "shop.test", &uri).unwrap();
+            updated.update_query(true, "shop.test", uri.as_str()).unwrap();
         }
         updated
             .update_request(
