@@ -40,12 +40,38 @@ impl Span {
     }
 }
 
+/// The bytes of a token (RFC 9110 §5.6.2), by value.
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    table
+};
+
 /// Whether `name` is a valid field name (a token, RFC 9110 §5.1).
 pub fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.iter().all(|&b| TOKEN[usize::from(b)])
 }
 
 /// Whether `value` can be sent as a field value written by the edge: visible ASCII, spaces and
@@ -80,6 +106,18 @@ impl Headers {
 
     pub fn len(&self) -> usize {
         self.fields.len()
+    }
+
+    /// A copy with room for `more` fields (the message's bytes are shared, not copied): a
+    /// clone's list would have none, and grow at the first field added.
+    pub fn copy_with_room(&self, more: usize) -> Headers {
+        let mut fields = Vec::with_capacity(self.fields.len() + more);
+        fields.extend_from_slice(&self.fields);
+        Headers {
+            head: self.head.clone(),
+            own: self.own.clone(),
+            fields,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -302,6 +340,35 @@ mod tests {
             list(&h),
             [("a", "x"), ("c", "4"), ("d", "y")].map(|(k, v)| (k.into(), v.into()))
         );
+    }
+
+    #[test]
+    fn a_copy_with_room_is_the_same_list_and_edits_of_it_stay_its_own() {
+        let mut h = Headers::new();
+        for (k, v) in [("a", "1"), ("b", "2")] {
+            assert!(h.append(k, v));
+        }
+        let mut c = h.copy_with_room(8);
+        assert_eq!(list(&c), list(&h));
+        assert!(c.fields.capacity() >= 10);
+        assert!(c.set("a", "x") && c.append("d", "4"));
+        c.remove("b");
+        assert_eq!(
+            list(&h),
+            [("a", "1"), ("b", "2")].map(|(k, v)| (k.into(), v.into()))
+        );
+        assert_eq!(
+            list(&c),
+            [("a", "x"), ("d", "4")].map(|(k, v)| (k.into(), v.into()))
+        );
+    }
+
+    #[test]
+    fn every_token_byte_and_only_those_make_a_name() {
+        for b in 0..=255u8 {
+            let token = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(valid_name(&[b]), token, "{b:#04x}");
+        }
     }
 
     #[test]

@@ -478,8 +478,9 @@ async fn proxy(
         .handle(
             &site,
             request,
-            // The origin's headers start from these (the list is copied, the bytes shared).
-            Some(parts.headers.clone()),
+            // The origin's headers start from these (the list is copied, the bytes shared),
+            // with room for the rules' and the edge's own.
+            Some(parts.headers.copy_with_room(8)),
             local.port(),
             Mode::Proxy,
             RunOptions {
