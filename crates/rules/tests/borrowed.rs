@@ -34,6 +34,18 @@ fn within(part: &[u8], whole: &str) -> bool {
     p >= start && p + part.len() <= start + whole.len()
 }
 
+/// A context of a GET of `uri` with `headers`, borrowing them.
+fn context<'a>(
+    scheme: &'a Scheme,
+    uri: &'a str,
+    headers: &[(&'a str, &'a str)],
+) -> ExecutionContext<'a, 'a> {
+    let mut ctx = ExecutionContext::new(scheme);
+    ctx.set_request("GET", false, "shop.test", uri, "HTTP/1.1", headers)
+        .unwrap();
+    ctx
+}
+
 #[test]
 fn fields_that_are_the_text_as_it_is_borrow_it() {
     let scheme = Scheme::cloudflare();
@@ -43,16 +55,7 @@ fn fields_that_are_the_text_as_it_is_borrow_it() {
         ("user-agent", "curl/8"),
         ("cookie", "session=abc; theme=dark"),
     ];
-    let mut ctx = ExecutionContext::new(&scheme);
-    ctx.set_request(
-        "GET",
-        false,
-        "shop.test",
-        uri.as_str(),
-        "HTTP/1.1",
-        &headers,
-    )
-    .unwrap();
+    let ctx = context(&scheme, &uri, &headers);
     let bytes = |name: &str| match ctx.get(name) {
         Some(Value::Bytes(b)) => b.clone(),
         other => panic!("{name}: {other:?}"),
@@ -93,16 +96,7 @@ fn fields_that_are_the_text_as_it_is_borrow_it() {
     );
     // What differs from the text is computed: a copy.
     let uri = String::from("/a//b/X.PHP?q=a%20b");
-    let mut ctx = ExecutionContext::new(&scheme);
-    ctx.set_request(
-        "GET",
-        false,
-        "shop.test",
-        uri.as_str(),
-        "HTTP/1.1",
-        &headers,
-    )
-    .unwrap();
+    let ctx = context(&scheme, &uri, &headers);
     assert_eq!(
         ctx.get("http.request.uri.path"),
         Some(&Value::from("/a/b/X.PHP"))
