@@ -49,6 +49,7 @@ impl std::fmt::Debug for ExecutionContext<'_, '_> {
 /// request (or per phase) would otherwise allocate a slot for every field of the scheme, a
 /// memo slot for every memoized call and grow its list of fields set, when a request sets a
 /// few of them.
+///
 /// Kept empty (no elements, the capacity only): a value kept would borrow what the next
 /// context cannot.
 struct Spare {
@@ -832,10 +833,7 @@ impl<'v> Text<'v> for &Cow<'v, str> {
 
 /// The bytes of `s`, borrowed for `'v` when `s` is.
 fn bytes_of<'v>(s: &Cow<'v, str>) -> Cow<'v, [u8]> {
-    match s {
-        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-        Cow::Owned(s) => Cow::Owned(s.as_bytes().to_vec()),
-    }
+    into_bytes(s.clone())
 }
 
 /// The bytes of `s`.
