@@ -175,7 +175,7 @@ fn request() -> Request<'static> {
 
 /// The origin's response; its headers only when the response phases read them (as the
 /// proxy hands them over).
-fn origin_response(headers: bool) -> Response {
+fn origin_response(headers: bool) -> Response<'static> {
     if !headers {
         return Response {
             status: 200,

@@ -88,11 +88,12 @@ impl Request<'_> {
     }
 }
 
-/// A response as the pipeline sees it (the origin's, for the response phases).
+/// A response as the pipeline sees it (the origin's, for the response phases). Header
+/// rewrites write the rules' own text into its list (borrowed, as in a [`Request`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
+pub struct Response<'r> {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Cow<'r, str>, Cow<'r, str>)>,
     pub body: Vec<u8>,
 }
 
@@ -139,10 +140,12 @@ impl Source {
         (source.expression.is_some() || source.value.is_some()).then_some(source)
     }
 
-    fn get(&self, rule: &Rule, ctx: &ExecutionContext<'_, '_>) -> Option<String> {
-        self.expression
-            .and_then(|i| rule.values[i].1.evaluate(ctx))
-            .or_else(|| self.value.clone())
+    /// The value: its expression's (computed), else its literal (borrowed from the rule).
+    fn get<'p>(&'p self, rule: &'p Rule, ctx: &ExecutionContext<'_, '_>) -> Option<Cow<'p, str>> {
+        match self.expression.and_then(|i| rule.values[i].1.evaluate(ctx)) {
+            Some(v) => Some(Cow::Owned(v)),
+            None => self.value.as_deref().map(Cow::Borrowed),
+        }
     }
 }
 
@@ -518,31 +521,32 @@ pub struct Outcome<'r> {
     pub score: i64,
     /// The rewrites' header operations, in the order they were applied to `request`'s
     /// headers: replayed on the request's own header map, they give the same headers.
-    pub header_edits: Vec<HeaderEdit>,
+    pub header_edits: Vec<HeaderEdit<'r>>,
     pub trace: Vec<Step>,
 }
 
 /// What the response phases made of the origin's response.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Responded {
+pub struct Responded<'a> {
     /// The response to send: the origin's with its header rewrites, or a rule's answer.
-    pub response: Response,
+    pub response: Response<'a>,
     /// Whether a rule answered (`response` is then that answer).
     pub answered: bool,
     /// The rewrites' header operations, in the order they were applied to the origin's
     /// headers (none when a rule answered): replayed on the origin's own header map, they
     /// give the same headers.
-    pub header_edits: Vec<HeaderEdit>,
+    pub header_edits: Vec<HeaderEdit<'a>>,
 }
 
-/// A header operation of a rewrite, as applied (names lowercase).
+/// A header operation of a rewrite, as applied (names lowercase). Its name, and its value
+/// when the rule gives it as it is, borrow the rule's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderEdit {
+pub enum HeaderEdit<'a> {
     /// Replaces every value of the header.
-    Set(String, String),
+    Set(Cow<'a, str>, Cow<'a, str>),
     /// Adds a value.
-    Add(String, String),
-    Remove(String),
+    Add(Cow<'a, str>, Cow<'a, str>),
+    Remove(Cow<'a, str>),
 }
 
 /// Options of one run.
@@ -558,6 +562,7 @@ pub struct RunOptions {
 }
 
 /// The pipeline over one configuration.
+#[derive(Clone, Copy)]
 pub struct Pipeline<'a> {
     pub scheme: &'a Scheme,
     pub config: &'a Config,
@@ -567,14 +572,15 @@ pub struct Pipeline<'a> {
 /// Header and URI changes of one phase, applied when it ends (fields are fixed within a phase).
 #[derive(Default)]
 struct Pending<'p> {
-    path: Option<String>,
-    query: Option<String>,
-    headers: Vec<(&'p str, Operation, Option<String>)>,
+    path: Option<Cow<'p, str>>,
+    query: Option<Cow<'p, str>>,
+    headers: Vec<(&'p str, Operation, Option<Cow<'p, str>>)>,
 }
 
-/// Evaluation state of one request (whose text lives for `'r`).
+/// Evaluation state of one request (whose text lives for `'r`), for the configuration of
+/// `'p` (which outlives it: rewrites write the rules' own text into the request).
 struct Run<'p, 'e, 'o, 'r> {
-    pipeline: &'p Pipeline<'p>,
+    pipeline: Pipeline<'p>,
     effects: &'e mut dyn Effects,
     /// Owned by the request phases (they rewrite it), borrowed by the response phases.
     request: Cow<'o, Request<'r>>,
@@ -586,7 +592,7 @@ struct Run<'p, 'e, 'o, 'r> {
     /// text where it is the request's as received.
     ctx: Option<ExecutionContext<'p, 'r>>,
     stale: Stale,
-    response: Option<Response>,
+    response: Option<Response<'r>>,
     answer: Option<Answer>,
     route: Route,
     config: Map<String, Value>,
@@ -599,7 +605,7 @@ struct Run<'p, 'e, 'o, 'r> {
     pending: Pending<'p>,
     /// The header operations applied (to the request's headers, or in the response phases
     /// the response's).
-    edits: Vec<HeaderEdit>,
+    edits: Vec<HeaderEdit<'r>>,
     ids: Cow<'p, Ids>,
 }
 
@@ -640,22 +646,29 @@ fn set_opt<'v, V: Into<edgetrace_rules::Value<'v>>>(
     }
 }
 
-impl Pipeline<'_> {
-    /// Runs the request phases.
-    pub fn request<'r>(&self, request: Request<'r>, effects: &mut dyn Effects) -> Outcome<'r> {
+impl<'a> Pipeline<'a> {
+    /// Runs the request phases. The outcome may borrow the configuration's text (its
+    /// rewrites'), hence `'a: 'r`.
+    pub fn request<'r>(&self, request: Request<'r>, effects: &mut dyn Effects) -> Outcome<'r>
+    where
+        'a: 'r,
+    {
         self.request_keeping(request, effects).0
     }
 
     /// Runs the request phases, and keeps the field values they ended with for
     /// [`response_from`](Self::response_from) (which then sets only the response's fields
     /// and what the last rewrites changed, instead of every field again).
-    pub fn request_keeping<'s, 'r>(
-        &'s self,
+    pub fn request_keeping<'r>(
+        &self,
         request: Request<'r>,
         effects: &mut dyn Effects,
-    ) -> (Outcome<'r>, Fields<'s, 'r>) {
+    ) -> (Outcome<'r>, Fields<'a, 'r>)
+    where
+        'a: 'r,
+    {
         let raw_uri = request.uri.clone();
-        let mut run = Run::new(self, Cow::Owned(request), raw_uri, None, effects);
+        let mut run = Run::new(*self, Cow::Owned(request), raw_uri, None, effects);
         let mut trace = Vec::new();
         let present = self.phases_present();
         for &phase in self.config.order.request() {
@@ -726,26 +739,32 @@ impl Pipeline<'_> {
     /// Runs the response phases on `response` for the request the request phases produced;
     /// returns the response to send (the origin's with its header rewrites, or, when a rule
     /// answered, that answer) and appends the steps to `trace`.
-    pub fn response(
+    pub fn response<'r>(
         &self,
-        outcome: &Outcome<'_>,
-        response: Response,
+        outcome: &Outcome<'r>,
+        response: Response<'r>,
         effects: &mut dyn Effects,
         trace: &mut Vec<Step>,
-    ) -> Responded {
+    ) -> Responded<'r>
+    where
+        'a: 'r,
+    {
         self.response_from(outcome, Fields::default(), response, effects, trace)
     }
 
     /// [`response`](Self::response), starting from the field values the request phases
     /// ended with (`fields`, from [`request_keeping`](Self::request_keeping) of `outcome`).
-    pub fn response_from<'s, 'r>(
-        &'s self,
+    pub fn response_from<'r>(
+        &self,
         outcome: &Outcome<'r>,
-        fields: Fields<'s, 'r>,
-        response: Response,
+        fields: Fields<'a, 'r>,
+        response: Response<'r>,
         effects: &mut dyn Effects,
         trace: &mut Vec<Step>,
-    ) -> Responded {
+    ) -> Responded<'r>
+    where
+        'a: 'r,
+    {
         if !self.runs_response_phases() {
             // No response phase has an entry point: the origin's response as it is.
             return Responded {
@@ -755,7 +774,7 @@ impl Pipeline<'_> {
             };
         }
         let mut run = Run::new(
-            self,
+            *self,
             Cow::Borrowed(&outcome.request),
             outcome.raw_uri.clone(),
             Some(response),
@@ -779,7 +798,11 @@ impl Pipeline<'_> {
             Some(a) => Responded {
                 response: Response {
                     status: a.status,
-                    headers: a.headers,
+                    headers: a
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect(),
                     body: a.body,
                 },
                 answered: true,
@@ -798,12 +821,12 @@ impl Pipeline<'_> {
     }
 }
 
-impl<'p, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
+impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
     fn new(
-        pipeline: &'p Pipeline<'p>,
+        pipeline: Pipeline<'p>,
         request: Cow<'o, Request<'r>>,
         raw_uri: Cow<'r, str>,
-        response: Option<Response>,
+        response: Option<Response<'r>>,
         effects: &'e mut dyn Effects,
     ) -> Self {
         Run {
@@ -1307,63 +1330,66 @@ impl<'p, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
         if p.path.is_none() && p.query.is_none() && p.headers.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
+        let Pending {
+            path,
+            query,
+            mut headers,
+        } = std::mem::take(&mut self.pending);
         if phase.stage() == Stage::Request {
-            self.stale.path |= pending.path.is_some();
-            self.stale.query |= pending.query.is_some();
-            self.stale.headers |= !pending.headers.is_empty();
+            self.stale.path |= path.is_some();
+            self.stale.query |= query.is_some();
+            self.stale.headers |= !headers.is_empty();
         } else {
             self.ctx = None;
         }
-        if pending.path.is_some() || pending.query.is_some() {
-            let path = pending
-                .path
-                .unwrap_or_else(|| self.request.path().to_string());
-            let query = pending
-                .query
-                .unwrap_or_else(|| self.request.query().to_string());
-            self.request.to_mut().uri = Cow::Owned(if query.is_empty() {
-                path
-            } else {
-                let mut uri = path;
-                uri.reserve_exact(1 + query.len());
+        if path.is_some() || query.is_some() {
+            let path = path.as_deref().unwrap_or_else(|| self.request.path());
+            let query = query.as_deref().unwrap_or_else(|| self.request.query());
+            let mut uri = String::with_capacity(path.len() + 1 + query.len());
+            uri.push_str(path);
+            if !query.is_empty() {
                 uri.push('?');
-                uri.push_str(&query);
-                uri
-            });
+                uri.push_str(query);
+            }
+            self.request.to_mut().uri = Cow::Owned(uri);
         }
-        for (name, op, value) in pending.headers {
+        for (name, op, value) in headers.drain(..) {
             let edit = match (phase.stage(), &mut self.response) {
                 (Stage::Response, Some(r)) => edit_headers(&mut r.headers, name, op, value),
                 _ => edit_headers(&mut self.request.to_mut().headers, name, op, value),
             };
             self.edits.extend(edit);
         }
+        // Its allocation serves the next phases.
+        self.pending.headers = headers;
     }
 }
 
 /// Applies a header operation to a list of headers (the request's or the response's);
-/// returns it as an edit to replay, `None` when it does nothing (a value missing).
-fn edit_headers<T: From<String> + AsRef<str>>(
+/// returns it as an edit to replay, `None` when it does nothing (a value missing). The name
+/// (and a value the rule gives as it is) is the rule's text: borrowed by a list that can
+/// (the request's), copied into one that cannot (the response's).
+fn edit_headers<'r, T: From<Cow<'r, str>> + AsRef<str>>(
     headers: &mut Vec<(T, T)>,
-    name: &str,
+    name: &'r str,
     op: Operation,
-    value: Option<String>,
-) -> Option<HeaderEdit> {
+    value: Option<Cow<'r, str>>,
+) -> Option<HeaderEdit<'r>> {
     let named = |k: &T| k.as_ref().eq_ignore_ascii_case(name);
+    let name = Cow::Borrowed(name);
     Some(match (op, value) {
         (Operation::Remove, _) => {
             headers.retain(|(k, _)| !named(k));
-            HeaderEdit::Remove(name.to_string())
+            HeaderEdit::Remove(name)
         }
         (Operation::Set, Some(v)) => {
             headers.retain(|(k, _)| !named(k));
-            headers.push((name.to_string().into(), v.clone().into()));
-            HeaderEdit::Set(name.to_string(), v)
+            headers.push((name.clone().into(), v.clone().into()));
+            HeaderEdit::Set(name, v)
         }
         (Operation::Add, Some(v)) => {
-            headers.push((name.to_string().into(), v.clone().into()));
-            HeaderEdit::Add(name.to_string(), v)
+            headers.push((name.clone().into(), v.clone().into()));
+            HeaderEdit::Add(name, v)
         }
         _ => return None,
     })

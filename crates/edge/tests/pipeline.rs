@@ -92,13 +92,13 @@ fn config(account: Vec<Ruleset>, zone: Vec<Ruleset>, custom: Vec<Ruleset>) -> Co
     }
 }
 
-fn run(
-    config: &Config,
-    scheme: &Scheme,
+fn run<'a>(
+    config: &'a Config,
+    scheme: &'a Scheme,
     req: Request<'static>,
     effects: &mut Recorder,
     all: bool,
-) -> Outcome<'static> {
+) -> Outcome<'a> {
     Pipeline {
         scheme,
         config,
@@ -291,6 +291,93 @@ fn rewrites_apply_between_phases_and_raw_fields_never_change() {
     assert_eq!(out.route.host_header.as_deref(), Some("a.test"));
 }
 
+/// A rewrite's header name, and its value when the rule gives it as it is, are the rule's
+/// own text in the request's list, the response's and the edits the proxy replays (nothing
+/// copied); a computed value is the request's own.
+#[test]
+fn header_rewrites_borrow_the_rules_text() {
+    use std::borrow::Cow;
+    let scheme = Scheme::cloudflare();
+    let late = compile(
+        &scheme,
+        "l",
+        "zone",
+        "http_request_late_transform",
+        json!([{"ref": "h", "expression": "true", "action": "rewrite",
+                "action_parameters": {"headers": {
+                    "x-literal": {"operation": "set", "value": "edge"},
+                    "x-computed": {"operation": "add", "expression": "lower(http.request.method)"}}}}]),
+    );
+    let response = compile(
+        &scheme,
+        "r",
+        "zone",
+        "http_response_headers_transform",
+        json!([{"ref": "s", "expression": "true", "action": "rewrite",
+                "action_parameters": {"headers": {"x-served": {"operation": "set", "value": "by-edge"}}}}]),
+    );
+    let cfg = config(vec![], vec![late, response], vec![]);
+    let pipeline = pipeline(&scheme, &cfg);
+    let mut fx = Recorder::default();
+    let out = pipeline.request(request("/"), &mut fx);
+    // Borrowed: the rule's text (the request's own are the one header of `request`).
+    let is_borrowed = |c: &Cow<'_, str>| matches!(c, Cow::Borrowed(_));
+    let literal = out
+        .request
+        .headers
+        .iter()
+        .find(|(k, _)| k == "x-literal")
+        .expect("x-literal set");
+    assert!(
+        is_borrowed(&literal.0) && is_borrowed(&literal.1),
+        "{literal:?}"
+    );
+    let computed = out
+        .request
+        .headers
+        .iter()
+        .find(|(k, _)| k == "x-computed")
+        .expect("x-computed added");
+    assert!(is_borrowed(&computed.0), "{computed:?}");
+    assert_eq!(computed.1, "get");
+    assert!(
+        !is_borrowed(&computed.1),
+        "a computed value is the request's own"
+    );
+    match &out.header_edits[..] {
+        // (The object's keys in order: serde_json sorts them.)
+        [HeaderEdit::Add(n2, v2), HeaderEdit::Set(n1, v1)] => {
+            assert_eq!((n1.as_ref(), v1.as_ref()), ("x-literal", "edge"));
+            assert_eq!((n2.as_ref(), v2.as_ref()), ("x-computed", "get"));
+            assert!(is_borrowed(n1) && is_borrowed(v1) && is_borrowed(n2));
+        }
+        other => panic!("edits: {other:?}"),
+    }
+    let responded = pipeline.response(
+        &out,
+        Response {
+            status: 200,
+            headers: vec![("server".into(), "origin".into())],
+            body: Vec::new(),
+        },
+        &mut fx,
+        &mut Vec::new(),
+    );
+    let served = &responded.response.headers[1];
+    assert_eq!(
+        (served.0.as_ref(), served.1.as_ref()),
+        ("x-served", "by-edge")
+    );
+    assert!(is_borrowed(&served.0) && is_borrowed(&served.1));
+    assert!(matches!(
+        &responded.header_edits[..],
+        [HeaderEdit::Set(
+            Cow::Borrowed("x-served"),
+            Cow::Borrowed("by-edge")
+        )]
+    ));
+}
+
 #[test]
 fn dynamic_redirects_and_skips() {
     let scheme = Scheme::cloudflare();
@@ -387,8 +474,8 @@ fn response_phases_rewrite_headers_and_serve_errors() {
     assert_eq!(
         ok.response.headers,
         [
-            ("content-type".to_string(), "text/plain".to_string()),
-            ("x-served".to_string(), "edgetrace".to_string())
+            ("content-type".into(), "text/plain".into()),
+            ("x-served".into(), "edgetrace".into())
         ]
     );
     // What the proxy replays on the origin's header map.
@@ -482,7 +569,7 @@ fn response_phases_see_the_raw_fields_of_the_request_as_it_arrived() {
         .response;
     assert_eq!(
         response.headers,
-        [("x-raw".to_string(), "/old".to_string())],
+        [("x-raw".into(), "/old".into())],
         "{trace:?}"
     );
 }
@@ -608,8 +695,8 @@ fn response_phases_see_the_same_fields_from_kept_values_as_from_new_ones() {
     assert_eq!(
         fresh.response.headers,
         [
-            ("server".to_string(), "origin".to_string()),
-            ("x-seen".to_string(), "/new".to_string())
+            ("server".into(), "origin".into()),
+            ("x-seen".into(), "/new".into())
         ]
     );
     assert_eq!(kept, fresh);

@@ -227,10 +227,10 @@ pub fn header_pairs(headers: &Headers) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
 }
 
 /// [`header_pairs`] as text of its own (the pipeline's list of a response's headers).
-fn owned_header_pairs(headers: &Headers) -> Vec<(String, String)> {
+fn owned_header_pairs(headers: &Headers) -> Vec<(Cow<'static, str>, Cow<'static, str>)> {
     headers
         .iter()
-        .map(|(k, v)| (lossy(k).into_owned(), lossy(v).into_owned()))
+        .map(|(k, v)| (lossy(k).into_owned().into(), lossy(v).into_owned().into()))
         .collect()
 }
 
@@ -261,10 +261,10 @@ fn status_code(status: u16) -> http::StatusCode {
 
 /// A response with the headers of a list the pipeline wrote (a name or value that is not
 /// valid in HTTP is left out).
-fn response_from(status: u16, pairs: &[(String, String)], body: Body) -> Reply {
+fn response_from<T: AsRef<str>>(status: u16, pairs: &[(T, T)], body: Body) -> Reply {
     let mut headers = Headers::with_capacity(pairs.len());
     for (k, v) in pairs {
-        headers.append(k, v);
+        headers.append(k.as_ref(), v.as_ref());
     }
     response_with(status, headers, body)
 }
@@ -307,7 +307,7 @@ fn strip_hop_by_hop(headers: &mut Headers) {
 /// or value that is not valid in HTTP is left out (a `set` of one removes the header), as a
 /// list of headers built from the pipeline's would leave it out; untouched headers keep their
 /// bytes (a value that is not UTF-8 too).
-fn replay(headers: &mut Headers, edits: &[HeaderEdit]) {
+fn replay(headers: &mut Headers, edits: &[HeaderEdit<'_>]) {
     for edit in edits {
         match edit {
             HeaderEdit::Set(name, v) => {
@@ -372,8 +372,8 @@ impl Edge {
     /// them, see [`forwarded`]). `port` is the port the request came in on (the origin's port
     /// unless configured otherwise).
     pub async fn handle<'r>(
-        &self,
-        site: &Site,
+        &'r self,
+        site: &'r Site,
         request: Request<'r>,
         client_headers: Option<Headers>,
         port: u16,
@@ -841,7 +841,7 @@ mod tests {
         // What the rewrites did: x-gone removed, x-set set, x-new added twice, a cookie added
         // to the two there are; a value and a name HTTP does not allow are left out (a set
         // with a bad value removes the header).
-        let edit = |op: &str, name: &str, value: &str| match op {
+        let edit = |op, name: &'static str, value: &'static str| match op {
             "set" => HeaderEdit::Set(name.into(), value.into()),
             "add" => HeaderEdit::Add(name.into(), value.into()),
             _ => HeaderEdit::Remove(name.into()),

@@ -404,7 +404,7 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
         headers: &[(H, H)],
     ) -> Result<()> {
         let host = host.text();
-        self.set_uri_fields(scheme_https, &host, uri.text(), true, true)?;
+        self.set_uri_fields(scheme_https, &host, Src::of(&uri), true, true)?;
         self.set_method_host(method.text(), scheme_https, host, version.text())?;
         self.set_header_fields(headers)
     }
@@ -421,7 +421,7 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
         headers: Option<&[(H, H)]>,
     ) -> Result<()> {
         if let Some(uri) = uri {
-            self.set_uri_fields(scheme_https, host.as_str(), uri.text(), false, true)?;
+            self.set_uri_fields(scheme_https, host.as_str(), Src::of(&uri), false, true)?;
         }
         if let Some(headers) = headers {
             let ids = self.scheme.request_ids();
@@ -446,7 +446,7 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
         host: impl Text<'v>,
         uri: impl Text<'v>,
     ) -> Result<()> {
-        self.set_uri_fields(scheme_https, host.as_str(), uri.text(), false, false)
+        self.set_uri_fields(scheme_https, host.as_str(), Src::of(&uri), false, false)
     }
 
     /// Whether the context keeps a field [`set_request`](Self::set_request) derives from the
@@ -480,12 +480,11 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
         &mut self,
         scheme_https: bool,
         host: &str,
-        uri: Cow<'v, str>,
+        uri: Src<'v, '_>,
         raw: bool,
         path_changed: bool,
     ) -> Result<()> {
-        let uri = &uri;
-        let whole: &str = uri;
+        let whole = uri.as_str();
         let (path, query) = match whole.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (whole, None),
@@ -503,7 +502,7 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
         let plain = want_decoded && is_plain_path(path.as_bytes());
         let mut decoded_path: Cow<'v, [u8]> = match (want_decoded, plain) {
             (false, _) => Cow::Borrowed(&[]),
-            (true, true) => part(uri, path),
+            (true, true) => uri.part(path),
             (true, false) => Cow::Owned(normalize_path_fully(path.as_bytes())),
         };
         let mut ext: Cow<'v, [u8]> = match want_ext {
@@ -512,12 +511,12 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
                 Some((_, e)) if e.bytes().any(|b| b.is_ascii_uppercase()) => {
                     Cow::Owned(e.to_ascii_lowercase().into_bytes())
                 }
-                Some((_, e)) => part(uri, e),
+                Some((_, e)) => uri.part(e),
                 None => Cow::Borrowed(&[]),
             },
         };
         let query_part = || match query {
-            Some(q) => part(uri, q),
+            Some(q) => uri.part(q),
             None => Cow::Borrowed(&[][..]),
         };
         let mut set = |f: R, v: &dyn Fn() -> Value<'v>| -> Result<()> {
@@ -530,15 +529,15 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
             set(R::RawFullUri, &|| {
                 format!("{scheme_name}://{host}{whole}").into()
             })?;
-            set(R::RawUri, &|| Value::Bytes(bytes_of(uri)))?;
-            set(R::RawPath, &|| Value::Bytes(part(uri, path)))?;
+            set(R::RawUri, &|| Value::Bytes(uri.bytes()))?;
+            set(R::RawPath, &|| Value::Bytes(uri.part(path)))?;
             set(R::RawExt, &|| Value::Bytes(ext.clone()))?;
             set(R::RawQuery, &|| Value::Bytes(query_part()))?;
         }
         // The normalized path and the query: the URI itself when the path is as it was.
         let decoded_uri = || -> Cow<'v, [u8]> {
             match (plain, query) {
-                (true, _) => bytes_of(uri),
+                (true, _) => uri.bytes(),
                 (false, Some(q)) => Cow::Owned([&decoded_path[..], b"?", q.as_bytes()].concat()),
                 (false, None) => decoded_path.clone(),
             }
@@ -580,13 +579,13 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
                             .into_bytes(),
                     })
                 } else {
-                    part(uri, s)
+                    uri.part(s)
                 }
             };
             self.set_multimap_ids(args_ids, args().map(|(k, v)| (dec(k), dec(v))), false)?;
         }
         if raw && self.want_group(raw_args_ids) {
-            let pairs = args().map(|(k, v)| (part(uri, k), part(uri, v)));
+            let pairs = args().map(|(k, v)| (uri.part(k), uri.part(v)));
             self.set_multimap_ids(raw_args_ids, pairs, false)?;
         }
         Ok(())
@@ -615,15 +614,18 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
                 .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
                 .map(|(_, v)| v)
         };
-        let mut set = |f: R, v: Option<&H>| -> Result<()> {
-            match (v, self.want(f)) {
-                (Some(v), Some(id)) => self.put(id, Value::Bytes(into_bytes(v.text()))),
-                _ => Ok(()),
+        // The headers are looked for only when their fields are kept.
+        for (f, name) in [
+            (R::UserAgent, "user-agent"),
+            (R::Referer, "referer"),
+            (R::XForwardedFor, "x-forwarded-for"),
+        ] {
+            if let Some(id) = self.want(f)
+                && let Some(v) = header(name)
+            {
+                self.put(id, Value::Bytes(into_bytes(v.text())))?;
             }
-        };
-        set(R::UserAgent, header("user-agent"))?;
-        set(R::Referer, header("referer"))?;
-        set(R::XForwardedFor, header("x-forwarded-for"))?;
+        }
         let want_cookies = self.want_group(cookie_ids);
         let want_cookie = self.want(R::Cookie);
         if !want_cookies && want_cookie.is_none() {
@@ -800,22 +802,35 @@ fn companions(field: &str) -> [std::borrow::Cow<'static, str>; 2] {
 pub trait Text<'v> {
     /// The text.
     fn as_str(&self) -> &str;
-    /// The text, borrowed for `'v` if it can be.
-    fn text(&self) -> Cow<'v, str>;
+    /// The text when it lives for `'v` (the fields may borrow it).
+    fn lasting(&self) -> Option<&'v str>;
+    /// The text, borrowed for `'v` if it can be, else copied.
+    fn text(&self) -> Cow<'v, str> {
+        match self.lasting() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(self.as_str().to_owned()),
+        }
+    }
 }
 
 impl<'v> Text<'v> for &'v str {
     fn as_str(&self) -> &str {
         self
     }
-    fn text(&self) -> Cow<'v, str> {
-        Cow::Borrowed(self)
+    fn lasting(&self) -> Option<&'v str> {
+        Some(self)
     }
 }
 
 impl<'v> Text<'v> for Cow<'v, str> {
     fn as_str(&self) -> &str {
         self
+    }
+    fn lasting(&self) -> Option<&'v str> {
+        match self {
+            Cow::Borrowed(s) => Some(s),
+            Cow::Owned(_) => None,
+        }
     }
     fn text(&self) -> Cow<'v, str> {
         self.clone()
@@ -826,8 +841,55 @@ impl<'v> Text<'v> for &Cow<'v, str> {
     fn as_str(&self) -> &str {
         self
     }
+    fn lasting(&self) -> Option<&'v str> {
+        (*self).lasting()
+    }
     fn text(&self) -> Cow<'v, str> {
         (*self).clone()
+    }
+}
+
+/// Text the fields are computed from, as [`Text`] gives it: living for `'v` (the fields borrow
+/// its parts), or only for `'t` (the parts the fields hold are copied, and only those: not
+/// the whole text first).
+#[derive(Clone, Copy)]
+enum Src<'v: 't, 't> {
+    Lasting(&'v str),
+    Passing(&'t str),
+}
+
+impl<'v: 't, 't> Src<'v, 't> {
+    fn of<T: Text<'v>>(text: &'t T) -> Self {
+        match text.lasting() {
+            Some(s) => Src::Lasting(s),
+            None => Src::Passing(text.as_str()),
+        }
+    }
+
+    fn as_str(self) -> &'t str {
+        match self {
+            Src::Lasting(s) => s,
+            Src::Passing(s) => s,
+        }
+    }
+
+    /// All of it, as bytes.
+    fn bytes(self) -> Cow<'v, [u8]> {
+        match self {
+            Src::Lasting(s) => Cow::Borrowed(s.as_bytes()),
+            Src::Passing(s) => Cow::Owned(s.as_bytes().to_vec()),
+        }
+    }
+
+    /// `part`, a part of it, borrowed when it lasts (else copied).
+    fn part(self, part: &str) -> Cow<'v, [u8]> {
+        if let Src::Lasting(w) = self {
+            let start = (part.as_ptr() as usize).wrapping_sub(w.as_ptr() as usize);
+            if let Some(p) = w.as_bytes().get(start..start.saturating_add(part.len())) {
+                return Cow::Borrowed(p);
+            }
+        }
+        Cow::Owned(part.as_bytes().to_vec())
     }
 }
 
@@ -846,13 +908,7 @@ fn into_bytes(s: Cow<'_, str>) -> Cow<'_, [u8]> {
 
 /// `part`, a part of `whole`, borrowed for `'v` when `whole` is (else copied).
 fn part<'v>(whole: &Cow<'v, str>, part: &str) -> Cow<'v, [u8]> {
-    if let Cow::Borrowed(w) = whole {
-        let start = (part.as_ptr() as usize).wrapping_sub(w.as_ptr() as usize);
-        if let Some(p) = w.as_bytes().get(start..start.saturating_add(part.len())) {
-            return Cow::Borrowed(p);
-        }
-    }
-    Cow::Owned(part.as_bytes().to_vec())
+    Src::of(whole).part(part)
 }
 
 /// Whether `path` has nothing to normalize (most paths): no escapes, backslashes, repeated
