@@ -207,10 +207,9 @@ impl Effects for Proxy {
 }
 
 /// ns per request (request and response phases), the proxy's run options, the median of 5
-/// runs of `PER_RUN` requests; and allocations (and reallocations) per request, the bench's
+/// runs of `per_run` requests; and allocations (and reallocations) per request, the bench's
 /// own making of the request and the origin's response included.
-fn measure(scheme: &Scheme, config: &Config) -> (f64, f64) {
-    const PER_RUN: u32 = 50_000;
+fn measure(scheme: &Scheme, config: &Config, per_run: u32) -> (f64, f64) {
     let pipeline = Pipeline {
         scheme,
         config,
@@ -223,7 +222,7 @@ fn measure(scheme: &Scheme, config: &Config) -> (f64, f64) {
     let mut runs: Vec<Duration> = (0..5)
         .map(|_| {
             let started = Instant::now();
-            for _ in 0..PER_RUN {
+            for _ in 0..per_run {
                 // As the proxy runs it: the response phases start from the request's fields.
                 let (mut outcome, fields) =
                     pipeline.request_keeping(black_box(request()), &mut Proxy);
@@ -241,14 +240,14 @@ fn measure(scheme: &Scheme, config: &Config) -> (f64, f64) {
                 );
                 black_box((responded, trace));
             }
-            started.elapsed() / PER_RUN
+            started.elapsed() / per_run
         })
         .collect();
     let allocations = allocations() - before;
     runs.sort();
     (
         runs[2].as_nanos() as f64,
-        allocations as f64 / f64::from(5 * PER_RUN),
+        allocations as f64 / f64::from(5 * per_run),
     )
 }
 
@@ -261,7 +260,10 @@ fn main() {
     let empty = config(&scheme, None);
     let five = config(&scheme, Some(0));
     let hundred = config(&scheme, Some(95));
-    // `--only 100` (or 5, 0): that configuration alone, for a profiler.
+    const PER_RUN: u32 = 50_000;
+    // `--only 100` (or 5, 0): that configuration alone, 10 times 5 runs, for a profiler;
+    // `--requests N`: N requests per run instead of 50,000 (a profiler that records every
+    // allocation, say).
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--only") {
         let config = match args.get(i + 1).map(String::as_str) {
@@ -269,14 +271,24 @@ fn main() {
             Some("5") => &five,
             _ => &hundred,
         };
+        let per_run = match args.iter().position(|a| a == "--requests") {
+            Some(j) => match args.get(j + 1).and_then(|n| n.parse().ok()) {
+                Some(n) if n > 0 => n,
+                _ => {
+                    eprintln!("pipeline bench: --requests needs a number above 0");
+                    std::process::exit(2);
+                }
+            },
+            None => PER_RUN,
+        };
         for _ in 0..10 {
-            measure(&scheme, config);
+            measure(&scheme, config, per_run);
         }
         return;
     }
-    let (e, ea) = measure(&scheme, &empty);
-    let (f, fa) = measure(&scheme, &five);
-    let (h, ha) = measure(&scheme, &hundred);
+    let (e, ea) = measure(&scheme, &empty, PER_RUN);
+    let (f, fa) = measure(&scheme, &five, PER_RUN);
+    let (h, ha) = measure(&scheme, &hundred, PER_RUN);
     println!("pipeline, one request (request and response phases), lean (the proxy's options):");
     println!("  no rulesets           {e:>8.0} ns  {ea:>5.1} allocations");
     println!(

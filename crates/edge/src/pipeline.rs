@@ -586,11 +586,8 @@ struct Run<'p, 'e, 'o, 'r> {
     request: Cow<'o, Request<'r>>,
     /// `raw.*` fields: the path and query as the request arrived.
     raw_uri: Cow<'r, str>,
-    /// The context of the current field values; after a request phase's rewrites, only the
-    /// fields of what changed are set again ([`Stale`]), before the next phase that runs
-    /// rules; after a response phase's, it is built anew. Its values borrow the request's
-    /// text where it is the request's as received.
-    ctx: Option<ExecutionContext<'p, 'r>>,
+    /// What the rewrites changed since the context ([`phase`](Self::phase)) was last
+    /// brought up to date.
     stale: Stale,
     response: Option<Response<'r>>,
     answer: Option<Answer>,
@@ -670,20 +667,21 @@ impl<'a> Pipeline<'a> {
         let raw_uri = request.uri.clone();
         let mut run = Run::new(*self, Cow::Owned(request), raw_uri, None, effects);
         let mut trace = Vec::new();
+        let mut ctx = None;
         let present = self.phases_present();
         for &phase in self.config.order.request() {
             if run.answer.is_some() {
                 break;
             }
             if present & phase_bit(phase) != 0 {
-                run.phase(phase, &mut trace);
+                run.phase(phase, &mut ctx, &mut trace);
             }
         }
         if run.answer.is_none() {
             run.page_rules(&mut trace);
         }
         let fields = Fields {
-            ctx: run.ctx.take(),
+            ctx,
             stale: run.stale,
         };
         let outcome = Outcome {
@@ -780,9 +778,9 @@ impl<'a> Pipeline<'a> {
             Some(response),
             effects,
         );
-        if let Some(mut ctx) = fields.ctx {
-            run.set_response_fields(&mut ctx);
-            run.ctx = Some(ctx);
+        let mut ctx = fields.ctx;
+        if let Some(ctx) = &mut ctx {
+            run.set_response_fields(ctx);
             run.stale = fields.stale;
         }
         let present = self.phases_present();
@@ -791,7 +789,7 @@ impl<'a> Pipeline<'a> {
                 break;
             }
             if present & phase_bit(phase) != 0 {
-                run.phase(phase, trace);
+                run.phase(phase, &mut ctx, trace);
             }
         }
         match run.answer {
@@ -833,7 +831,6 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             pipeline,
             effects,
             raw_uri,
-            ctx: None,
             stale: Stale::default(),
             request,
             response,
@@ -864,7 +861,7 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             .as_ref()
             .and_then(|m| m.get(phase))
         {
-            ctx = ctx.with_fields(mask);
+            ctx.narrow(mask);
         }
         let r = &*self.request;
         let _ = ctx.set_request(&r.method, r.https, &r.host, &r.uri, &r.version, &r.headers);
@@ -934,13 +931,13 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
 
     /// `ctx` with the fields of what the rewrites since it was built (or last refreshed)
     /// changed set again.
-    fn refreshed(&mut self, mut ctx: ExecutionContext<'p, 'r>) -> ExecutionContext<'p, 'r> {
+    fn refresh(&mut self, ctx: &mut ExecutionContext<'p, 'r>) {
         let mut stale = std::mem::take(&mut self.stale);
         // Header fields no later rule reads (`ctx` is narrowed to what they read) keep their
         // old values: nothing sees them.
         stale.headers &= ctx.keeps_header_fields();
         if !stale.path && !stale.query && !stale.headers {
-            return ctx;
+            return;
         }
         let r = &*self.request;
         if stale.query && !stale.path {
@@ -952,10 +949,19 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             stale.path.then_some(&r.uri),
             stale.headers.then_some(r.headers.as_slice()),
         );
-        ctx
     }
 
-    fn phase(&mut self, phase: Phase, trace: &mut Vec<Step>) {
+    /// Runs a phase's rulesets. `context`: the context of the current field values, kept by
+    /// the caller from phase to phase (not moved about: it is large); after a request
+    /// phase's rewrites, only the fields of what changed are set again ([`Stale`]), before
+    /// the next phase that runs rules; after a response phase's, it is built anew. Its
+    /// values borrow the request's text where it is the request's as received.
+    fn phase(
+        &mut self,
+        phase: Phase,
+        context: &mut Option<ExecutionContext<'p, 'r>>,
+        trace: &mut Vec<Step>,
+    ) {
         if self.skipped_phases.contains(&phase) {
             return;
         }
@@ -969,28 +975,32 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             }
             // Fields are fixed within a phase: one context serves every ruleset of it, and
             // the next phases too unless a phase's rewrites change the request.
-            let ctx = match self.ctx.take() {
-                // Narrowed to what this phase and the later ones read (a subset of what
-                // the context was built for): a refresh computes no more than that.
-                Some(ctx) => match self
-                    .pipeline
-                    .config
-                    .fields
-                    .as_ref()
-                    .and_then(|m| m.get(phase))
-                {
-                    Some(mask) => self.refreshed(ctx.with_fields(mask)),
-                    None => self.refreshed(ctx),
-                },
-                None => self.context(phase),
+            match context {
+                Some(ctx) => {
+                    // Narrowed to what this phase and the later ones read (a subset of what
+                    // the context was built for): a refresh computes no more than that.
+                    if let Some(mask) = self
+                        .pipeline
+                        .config
+                        .fields
+                        .as_ref()
+                        .and_then(|m| m.get(phase))
+                    {
+                        ctx.narrow(mask);
+                    }
+                    self.refresh(ctx);
+                }
+                None => *context = Some(self.context(phase)),
+            }
+            let Some(ctx) = context.as_ref() else {
+                continue;
             };
-            let step = self.ruleset(entry, &ctx, None);
-            self.ctx = Some(ctx);
+            let step = self.ruleset(entry, ctx, None);
             if let Some(step) = step.filter(|s| s.matched || self.pipeline.options.all_rules) {
                 trace.push(step);
             }
         }
-        self.apply_pending(phase);
+        self.apply_pending(phase, context);
     }
 
     /// Runs a ruleset's rules; `overrides` from an `execute`.
@@ -1041,6 +1051,13 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
                 matched = self.effects.rate_limited(rule, &self.request);
             }
             if !matched && !self.pipeline.options.all_rules {
+                continue;
+            }
+            if !full {
+                // Lean: the decision only (no step to make, nor to move about).
+                if matched && self.act(rule, action, ctx, None) {
+                    break;
+                }
                 continue;
             }
             let mut rule_step = full.then(|| Step {
@@ -1323,7 +1340,7 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
     }
 
     /// Applies a phase's rewrites to the request (or, in response phases, to the response).
-    fn apply_pending(&mut self, phase: Phase) {
+    fn apply_pending(&mut self, phase: Phase, context: &mut Option<ExecutionContext<'p, 'r>>) {
         // Most phases rewrite nothing: looked at in place (taking the struct to look at it,
         // every phase, was a measurable part of a request).
         let p = &self.pending;
@@ -1340,7 +1357,7 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             self.stale.query |= query.is_some();
             self.stale.headers |= !headers.is_empty();
         } else {
-            self.ctx = None;
+            *context = None;
         }
         if path.is_some() || query.is_some() {
             let path = path.as_deref().unwrap_or_else(|| self.request.path());

@@ -7,6 +7,10 @@ use crate::types::Value;
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 
+/// A pair of a map field kept as its pairs: the field's id, the key as the map has it, the
+/// value ([`ExecutionContext::pairs`]).
+type Pair<'v> = (usize, Cow<'v, [u8]>, Cow<'v, [u8]>);
+
 /// Field values for one evaluation. Fields never set are *missing*:
 /// comparisons against them are false, functions given them return missing.
 ///
@@ -22,6 +26,14 @@ pub struct ExecutionContext<'a, 'v> {
     /// Not indexed by field, so that a new context (whose values borrow for another `'v`)
     /// has no vector as long as the scheme's fields to make: it has as many as it sets.
     values: Vec<(usize, Option<Value<'v>>)>,
+    /// Map fields (`Map<Array<String>>`: headers, cookies, query arguments) as the pairs they
+    /// are made of (field id, key as the map has it, value), until a rule needs the map
+    /// itself: most rules look one key up ([`lookup`](Self::lookup)), which the pairs answer
+    /// without a map of arrays to build (an allocation per key). Their slot is [`LAZY`] |
+    /// the cell of `maps` their map is built in at its first use; `values` lists them too
+    /// (as unset), for the slots to reset.
+    pairs: Vec<Pair<'v>>,
+    maps: Vec<OnceCell<Value<'v>>>,
     /// Results of the calls the scheme gave a memo slot, computed at their first use; emptied
     /// whenever a field is set.
     pub(crate) memo: Vec<OnceCell<Option<Value<'v>>>>,
@@ -36,8 +48,13 @@ pub struct ExecutionContext<'a, 'v> {
 impl std::fmt::Debug for ExecutionContext<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut m = f.debug_map();
-        for (id, v) in &self.values {
-            if let (Some(def), Some(v)) = (self.scheme.fields().get(*id), v) {
+        let mut seen = Vec::new();
+        for &(id, _) in &self.values {
+            if seen.contains(&id) {
+                continue; // a field set, unset and set again
+            }
+            seen.push(id);
+            if let (Some(def), Some(v)) = (self.scheme.fields().get(id), self.value(id)) {
                 m.entry(&def.name, &format_args!("{v}"));
             }
         }
@@ -55,8 +72,13 @@ impl std::fmt::Debug for ExecutionContext<'_, '_> {
 struct Spare {
     slots: Vec<u32>,
     values: Vec<(usize, Option<Value<'static>>)>,
+    pairs: Vec<Pair<'static>>,
+    maps: Vec<OnceCell<Value<'static>>>,
     memo: Vec<OnceCell<Option<Value<'static>>>>,
 }
+
+/// The mark of a slot of a map kept as its pairs ([`ExecutionContext::pairs`]).
+const LAZY: u32 = 1 << 31;
 
 thread_local! {
     static SPARE: std::cell::RefCell<Vec<Spare>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -75,6 +97,8 @@ fn spare(scheme: &Scheme) -> Spare {
         .unwrap_or_else(|| Spare {
             slots: Vec::new(),
             values: Vec::new(),
+            pairs: Vec::new(),
+            maps: Vec::new(),
             memo: Vec::new(),
         });
     // All 0: only a new vector (or a scheme with more fields) is written to.
@@ -96,6 +120,8 @@ impl Drop for ExecutionContext<'_, '_> {
         for (id, _) in &values {
             slots[*id] = 0;
         }
+        let pairs = std::mem::take(&mut self.pairs);
+        let maps = std::mem::take(&mut self.maps);
         let memo = std::mem::take(&mut self.memo);
         self.memo_used.set(false);
         let _ = SPARE.try_with(|spare| {
@@ -104,6 +130,8 @@ impl Drop for ExecutionContext<'_, '_> {
                 spare.push(Spare {
                     slots,
                     values: emptied(values),
+                    pairs: emptied(pairs),
+                    maps: emptied(maps),
                     memo: emptied(memo),
                 });
             }
@@ -121,16 +149,20 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
         let Spare {
             slots,
             values,
+            pairs,
+            maps,
             memo,
         } = spare(scheme);
-        // Memo cells are invariant in the lifetime of their value: the spare vector is
-        // converted (empty, so only its allocation is kept).
+        // Cells are invariant in the lifetime of their value: the spare vectors are
+        // converted (empty, so only their allocation is kept).
         let mut memo: Vec<OnceCell<Option<Value<'v>>>> = emptied(memo);
         memo.resize_with(scheme.memo_len(), OnceCell::new);
         ExecutionContext {
             scheme,
             slots,
             values,
+            pairs,
+            maps: emptied(maps),
             memo,
             memo_used: Cell::new(false),
             lists: None,
@@ -142,8 +174,13 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
     /// does nothing, and [`set_request`](Self::set_request) does not even compute it. For
     /// contexts that only ever run the expressions the mask was made from.
     pub fn with_fields(mut self, mask: &'a [bool]) -> Self {
-        self.wanted = Some(mask);
+        self.narrow(mask);
         self
+    }
+
+    /// [`with_fields`](Self::with_fields) in place (a context is large to move).
+    pub fn narrow(&mut self, mask: &'a [bool]) {
+        self.wanted = Some(mask);
     }
 
     /// Whether field `name` exists and is kept.
@@ -225,6 +262,9 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
     }
 
     fn store(&mut self, id: FieldId, value: Value<'v>) {
+        if self.slots[id.0] & LAZY != 0 {
+            self.clear(id.0);
+        }
         match self.slots[id.0] {
             0 => {
                 self.values.push((id.0, Some(value)));
@@ -237,10 +277,74 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
 
     /// Makes field `id` missing.
     fn clear(&mut self, id: usize) {
-        if let Some(&slot) = self.slots.get(id)
-            && slot != 0
-        {
-            self.values[slot as usize - 1].1 = None;
+        match self.slots.get(id) {
+            Some(&slot) if slot & LAZY != 0 => {
+                // Its cell of `maps` stays, unreachable.
+                self.pairs.retain(|(f, ..)| *f != id);
+                self.slots[id] = 0;
+            }
+            Some(&slot) if slot != 0 => self.values[slot as usize - 1].1 = None,
+            _ => {}
+        }
+    }
+
+    /// Map field `id` (kept, a `Map<Array<String>>`) from its pairs, pushed onto
+    /// [`pairs`](Self::pairs) (its pairs of before, if any, removed first).
+    fn store_lazy(&mut self, id: FieldId) {
+        match self.slots[id.0] {
+            // The pairs changed: the map is built again.
+            slot if slot & LAZY != 0 => self.maps[(slot & !LAZY) as usize] = OnceCell::new(),
+            slot => {
+                match slot {
+                    0 => self.values.push((id.0, None)),
+                    _ => self.values[slot as usize - 1].1 = None,
+                }
+                self.maps.push(OnceCell::new());
+                let cell = u32::try_from(self.maps.len() - 1).unwrap_or(LAZY - 1);
+                self.slots[id.0] = LAZY | cell;
+            }
+        }
+        self.forget_memo();
+    }
+
+    /// The map of map field `id` kept as its pairs (`slot`), built at its first use.
+    fn lazy_map(&self, id: usize, slot: u32) -> Option<&Value<'v>> {
+        let cell = self.maps.get((slot & !LAZY) as usize)?;
+        Some(cell.get_or_init(|| {
+            let mut map: Vec<(Cow<'v, [u8]>, Value<'v>)> = Vec::new();
+            for (_, key, value) in self.pairs.iter().filter(|(f, ..)| *f == id) {
+                let value = Value::Bytes(value.clone());
+                match map.iter_mut().find(|(k, _)| k == key) {
+                    Some((_, Value::Array(items))) => items.push(value),
+                    _ => map.push((key.clone(), Value::Array(vec![value]))),
+                }
+            }
+            Value::Map(map)
+        }))
+    }
+
+    /// `field[key]` of a map field (`index`): from the field's pairs when its map was not
+    /// built (a rule looking one header up needs no map of every header), else from the map.
+    /// `None`: missing (no such key, or no such field).
+    pub(crate) fn lookup(&self, index: usize, key: &[u8]) -> Option<Cow<'_, Value<'v>>> {
+        match self.slots.get(index) {
+            Some(&slot) if slot & LAZY != 0 => {
+                if let Some(map) = self.maps.get((slot & !LAZY) as usize).and_then(|c| c.get()) {
+                    return map.map_get(key).map(Cow::Borrowed);
+                }
+                let mut values = self
+                    .pairs
+                    .iter()
+                    .filter(|(f, k, _)| *f == index && **k == *key)
+                    .map(|(_, _, v)| Value::Bytes(v.clone()))
+                    .peekable();
+                values.peek()?;
+                Some(Cow::Owned(Value::Array(values.collect())))
+            }
+            _ => self
+                .value(index)
+                .and_then(|v| v.map_get(key))
+                .map(Cow::Borrowed),
         }
     }
 
@@ -331,9 +435,14 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
         }
         let n = pairs.size_hint().0;
         let capacity = |wanted: Option<FieldId>| if wanted.is_some() { n } else { 0 };
-        let mut map: Vec<(Cow<'v, [u8]>, Value<'v>)> = Vec::with_capacity(capacity(want_map));
         let mut names = Vec::with_capacity(capacity(want_names));
         let mut values = Vec::with_capacity(capacity(want_values));
+        if let Some(id) = want_map {
+            // The field's pairs of before (a field set again) are gone.
+            if self.slots[id.0] & LAZY != 0 {
+                self.pairs.retain(|(f, ..)| *f != id.0);
+            }
+        }
         for (name, value) in pairs {
             if want_names.is_some() {
                 names.push(Value::Bytes(name.clone()));
@@ -341,21 +450,18 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
             if want_values.is_some() {
                 values.push(Value::Bytes(value.clone()));
             }
-            if want_map.is_none() {
+            let Some(id) = want_map else {
                 continue;
-            }
+            };
             let key = if lowercase && name.iter().any(u8::is_ascii_uppercase) {
                 Cow::Owned(name.to_ascii_lowercase())
             } else {
                 name
             };
-            match map.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, Value::Array(items))) => items.push(Value::Bytes(value)),
-                _ => map.push((key, Value::Array(vec![Value::Bytes(value)]))),
-            }
+            self.pairs.push((id.0, key, value));
         }
         if let Some(id) = want_map {
-            self.put(id, Value::Map(map))?;
+            self.store_lazy(id);
         }
         for (id, v) in [(want_names, names), (want_values, values)] {
             if let Some(id) = id {
@@ -674,6 +780,7 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
 
     pub(crate) fn value(&self, index: usize) -> Option<&Value<'v>> {
         match self.slots.get(index) {
+            Some(&slot) if slot & LAZY != 0 => self.lazy_map(index, slot),
             Some(&slot) if slot != 0 => self.values[slot as usize - 1].1.as_ref(),
             _ => None,
         }

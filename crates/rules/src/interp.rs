@@ -12,7 +12,7 @@ use crate::types::Value;
 
 type Val<'c, 'v> = Option<Cow<'c, Value<'v>>>;
 
-fn index<'c, 'v>(v: &'c Value<'v>, key: &Key) -> Option<&'c Value<'v>> {
+fn index_of<'c, 'v>(v: &'c Value<'v>, key: &Key) -> Option<&'c Value<'v>> {
     match (v, key) {
         (Value::Array(items), Key::Pos(i)) => items.get(*i),
         (Value::Map(_), Key::Name(k)) => v.map_get(k),
@@ -37,14 +37,24 @@ pub(crate) fn eval<'c, 'v>(node: &'c Node, ctx: &'c ExecutionContext<'_, 'v>) ->
             Some(Cow::Owned(Value::Array(
                 items
                     .iter()
-                    .filter_map(|i| index(i, key))
+                    .filter_map(|i| index_of(i, key))
                     .cloned()
                     .collect(),
             )))
         }
+        // A map field's key: looked up without the map (see `ExecutionContext::lookup`).
+        NodeKind::Index { base, key } if matches!(base.kind, NodeKind::Field { .. }) => {
+            let NodeKind::Field { index, .. } = base.kind else {
+                return None;
+            };
+            match key {
+                Key::Name(k) => ctx.lookup(index, k),
+                Key::Pos(_) => index_of(ctx.value(index)?, key).map(Cow::Borrowed),
+            }
+        }
         NodeKind::Index { base, key } => match eval(base, ctx)? {
-            Cow::Borrowed(v) => index(v, key).map(Cow::Borrowed),
-            Cow::Owned(v) => index(&v, key).cloned().map(Cow::Owned),
+            Cow::Borrowed(v) => index_of(v, key).map(Cow::Borrowed),
+            Cow::Owned(v) => index_of(&v, key).cloned().map(Cow::Owned),
         },
         NodeKind::Each(base) => match eval(base, ctx)? {
             Cow::Borrowed(Value::Map(items)) => Some(Cow::Owned(Value::Array(

@@ -66,6 +66,11 @@ proptest! {
             "any(http.request.headers.names[*] eq \"X-Key\")",
             "http.request.uri.path.extension eq \"php\" and http.request.full_uri contains \"y=\"",
             "http.request.uri.query contains \"via\"",
+            // Keys of maps, looked up in a map's pairs (the map not built) until `get`
+            // below builds the maps.
+            "any(http.request.headers[\"x-key\"][*] eq \"v\")",
+            "http.request.headers[\"cookie\"][1] contains \"theme\"",
+            "http.request.cookies[\"theme\"][0] eq \"dark\"",
         ]
         .iter()
         .map(|t| Expression::parse(&scheme, t, ExprKind::Filter).unwrap())
@@ -102,14 +107,24 @@ proptest! {
             .unwrap();
         let rebuilt = built(&scheme, mask, &uri, hs);
         let original = built(&scheme, mask, before, &headers_before);
+        // The rules first (maps not built: keys looked up in their pairs, on either side),
+        // then every field (which builds them), then the rules again (keys looked up in the
+        // maps of `updated`, in the pairs of new contexts).
+        let check_rules = |updated: &ExecutionContext<'_, '_>| -> Result<(), TestCaseError> {
+            let rebuilt = built(&scheme, mask, &uri, hs);
+            let original = built(&scheme, mask, before, &headers_before);
+            for (i, r) in rules.iter().enumerate() {
+                let want = if r.text().starts_with("raw.") { r.execute(&original) } else { r.execute(&rebuilt) };
+                prop_assert_eq!(r.execute(updated), want, "{} (before the update: {})", r.text(), memo_before[i]);
+            }
+            Ok(())
+        };
+        check_rules(&updated)?;
         for def in scheme.fields() {
             let name = def.name.as_str();
             let expected = if name.starts_with("raw.") { original.get(name) } else { rebuilt.get(name) };
             prop_assert_eq!(updated.get(name), expected, "{}", name);
         }
-        for (i, r) in rules.iter().enumerate() {
-            let want = if r.text().starts_with("raw.") { r.execute(&original) } else { r.execute(&rebuilt) };
-            prop_assert_eq!(r.execute(&updated), want, "{} (before the update: {})", r.text(), memo_before[i]);
-        }
+        check_rules(&updated)?;
     }
 }
