@@ -68,8 +68,26 @@ impl Needle {
     }
 }
 
-/// A key's needles, each with the rules it lets through.
-type Needles = HashMap<Needle, Vec<u32>>;
+/// A key's needles, each with the rules it lets through, in the order first seen (the
+/// automaton's patterns in that order: the same automaton for the same rules, run after
+/// run), and where each is in that list.
+#[derive(Default)]
+struct Needles {
+    list: Vec<(Needle, Vec<u32>)>,
+    index: HashMap<Needle, usize>,
+}
+
+impl Needles {
+    /// The rules of `needle` (none yet if it is new).
+    fn rules(&mut self, needle: Needle) -> &mut Vec<u32> {
+        let list = &mut self.list;
+        let i = *self.index.entry(needle).or_insert_with_key(|n| {
+            list.push((n.clone(), Vec::new()));
+            list.len() - 1
+        });
+        &mut self.list[i].1
+    }
+}
 
 /// The distinct value a guard searches, with every needle searched in it.
 struct KeyEntry {
@@ -174,10 +192,10 @@ impl Prefilter {
             for (node, text, case_insensitive, needle) in guard {
                 let is_ip = matches!(needle, Needle::Ip(..));
                 let slot = *slots.entry((text, is_ip)).or_insert_with(|| {
-                    pending.push((node.clone(), case_insensitive, HashMap::new()));
+                    pending.push((node.clone(), case_insensitive, Needles::default()));
                     pending.len() - 1
                 });
-                let rules = pending[slot].2.entry(needle).or_default();
+                let rules = pending[slot].2.rules(needle);
                 if rules.last() != Some(&i) {
                     rules.push(i);
                 }
@@ -185,7 +203,7 @@ impl Prefilter {
         }
         let mut keys = Vec::new();
         for (node, case_insensitive, needles) in pending {
-            let (needles, rules): (Vec<Needle>, Vec<Vec<u32>>) = needles.into_iter().unzip();
+            let (needles, rules): (Vec<Needle>, Vec<Vec<u32>>) = needles.list.into_iter().unzip();
             let (mut patterns, mut ranges) = (Vec::new(), Vec::new());
             for n in needles {
                 match n {
