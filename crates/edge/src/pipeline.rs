@@ -22,6 +22,7 @@ use edgetrace_rules::{
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -574,8 +575,12 @@ pub struct Pipeline<'a> {
 struct Pending<'p> {
     path: Option<Cow<'p, str>>,
     query: Option<Cow<'p, str>>,
-    headers: Vec<(&'p str, Operation, Option<Cow<'p, str>>)>,
+    /// (A phase's rules set a few: no allocation for up to 4.)
+    headers: SmallVec<[PendingHeader<'p>; 4]>,
 }
+
+/// A header operation to apply: the (lowercase) name, the operation, the value.
+type PendingHeader<'p> = (&'p str, Operation, Option<Cow<'p, str>>);
 
 /// Evaluation state of one request (whose text lives for `'r`), for the configuration of
 /// `'p` (which outlives it: rewrites write the rules' own text into the request).
@@ -1347,15 +1352,11 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
         if p.path.is_none() && p.query.is_none() && p.headers.is_empty() {
             return;
         }
-        let Pending {
-            path,
-            query,
-            mut headers,
-        } = std::mem::take(&mut self.pending);
+        let (path, query) = (self.pending.path.take(), self.pending.query.take());
         if phase.stage() == Stage::Request {
             self.stale.path |= path.is_some();
             self.stale.query |= query.is_some();
-            self.stale.headers |= !headers.is_empty();
+            self.stale.headers |= !self.pending.headers.is_empty();
         } else {
             *context = None;
         }
@@ -1370,15 +1371,13 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             }
             self.request.to_mut().uri = Cow::Owned(uri);
         }
-        for (name, op, value) in headers.drain(..) {
+        for (name, op, value) in self.pending.headers.drain(..) {
             let edit = match (phase.stage(), &mut self.response) {
                 (Stage::Response, Some(r)) => edit_headers(&mut r.headers, name, op, value),
                 _ => edit_headers(&mut self.request.to_mut().headers, name, op, value),
             };
             self.edits.extend(edit);
         }
-        // Its allocation serves the next phases.
-        self.pending.headers = headers;
     }
 }
 

@@ -125,13 +125,13 @@ impl std::fmt::Debug for Prefilter {
     }
 }
 
-/// Which rules may match a request (a bit per rule).
+/// Which rules may match a request (a bit per rule; up to 256 rules without an allocation).
 #[derive(Debug, Clone)]
-pub struct Candidates(Vec<u64>);
+pub struct Candidates(smallvec::SmallVec<[u64; 4]>);
 
 impl Candidates {
     fn none(len: usize) -> Candidates {
-        Candidates(vec![0; len.div_ceil(64)])
+        Candidates(smallvec::smallvec![0; len.div_ceil(64)])
     }
 
     fn set(&mut self, i: u32) {
