@@ -579,20 +579,16 @@ impl Edge {
     ) -> Result<Reply, (u16, String)> {
         let r = &outcome.request;
         let method = http::Method::from_bytes(r.method.as_bytes()).unwrap_or(http::Method::GET);
-        let sending = origin::send(address, &method, &r.uri, &sent.headers, &r.body);
-        let mut reply = match tokio::time::timeout(self.origin_timeout, sending).await {
-            Err(_) => {
-                return Err((
-                    504,
-                    format!(
-                        "origin {address} did not answer within {} s",
-                        self.origin_timeout.as_secs()
-                    ),
-                ));
-            }
-            Ok(Err(e)) => return Err((502, e)),
-            Ok(Ok(r)) => r,
-        };
+        let mut reply = origin::send(
+            address,
+            &method,
+            &r.uri,
+            &sent.headers,
+            &r.body,
+            self.origin_timeout,
+        )
+        .await
+        .map_err(|e| (e.status, e.message))?;
         reply.body.idle_timeout(self.origin_timeout);
         Ok(Reply {
             status: reply.status,

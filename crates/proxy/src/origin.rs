@@ -42,7 +42,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 /// How long connecting to an origin may take [10 s].
@@ -62,6 +62,12 @@ const READ_SIZE: usize = 16 * 1024;
 struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The timer of the origin timeout ([`send`]), made the first time a request on the
+    /// connection waits and moved to each request's deadline after (a timer made and
+    /// dropped for each request was a few percent of a proxied request's CPU; moving one
+    /// to a later deadline is an atomic store, its place in the timer wheel kept). It may
+    /// go off while the connection is idle: no request is waiting on it then.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 thread_local! {
@@ -114,25 +120,50 @@ impl Conn {
         tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
     }
 
-    async fn fill(&mut self) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_fill(cx)).await
+    /// `op` on the connection until it is ready, or [`Failure::TimedOut`] at `deadline`.
+    async fn within<T>(
+        &mut self,
+        deadline: tokio::time::Instant,
+        mut op: impl FnMut(&mut Conn, &mut Context<'_>) -> Poll<T>,
+    ) -> Result<T, Failure> {
+        poll_fn(|cx| {
+            if let Poll::Ready(v) = op(self, cx) {
+                return Poll::Ready(Ok(v));
+            }
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            timer.as_mut().poll(cx).map(|()| Err(Failure::TimedOut))
+        })
+        .await
     }
 }
 
-async fn connect(address: SocketAddr) -> Result<Conn, String> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+/// A new connection to `address`, within [`CONNECT_TIMEOUT`] (and by `deadline`, the
+/// request's).
+async fn connect(address: SocketAddr, deadline: tokio::time::Instant) -> Result<Conn, Failure> {
+    let by = deadline.min(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+    let stream = tokio::time::timeout_at(by, TcpStream::connect(address))
         .await
         .map_err(|_| {
-            format!(
-                "origin {address}: no connection within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            )
+            if by == deadline {
+                Failure::TimedOut
+            } else {
+                Failure::Other(format!(
+                    "no connection within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            }
         })?
-        .map_err(|e| format!("origin {address}: {e}"))?;
+        .map_err(|e| Failure::Other(e.to_string()))?;
     let _ = stream.set_nodelay(true);
     Ok(Conn {
         stream,
         buf: BytesMut::with_capacity(READ_SIZE),
+        timer: None,
     })
 }
 
@@ -190,8 +221,24 @@ enum Failure {
     /// Before the origin answered anything: the connection broke while the request was
     /// written (nothing went out, or not all of it), or it was closed with no answer.
     Unanswered { written: bool, error: String },
+    /// No answer by the request's deadline (the origin timeout).
+    TimedOut,
     /// Anything else: an answer that is not HTTP, too large a head, a broken body framing.
     Other(String),
+}
+
+/// Why a request got no response from its origin: the status the client gets for it (502;
+/// 504 when the origin did not answer within the origin timeout) and a message that says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl std::fmt::Display for OriginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// Sends a request to `address` on a pooled connection or a new one, and reads the response's
@@ -199,14 +246,31 @@ enum Failure {
 ///
 /// The request: `method`, `target` in origin form (`/path?query`; one unfit for a request
 /// line — a space, a control byte, non-ASCII, see [`origin_form`] — goes out as `/`),
-/// `headers` (`Host` among them) and `body`.
+/// `headers` (`Host` among them) and `body`. Unless the response's head has come within
+/// `timeout` (the origin timeout: connecting, writing and waiting included, tries on pooled
+/// connections that broke too), a 504 [`OriginError`].
 pub async fn send(
     address: SocketAddr,
     method: &http::Method,
     target: &str,
     headers: &Headers,
     body: &[u8],
-) -> Result<Reply<OriginBody>, String> {
+    timeout: Duration,
+) -> Result<Reply<OriginBody>, OriginError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let failed = |failure: Failure| match failure {
+        Failure::TimedOut => OriginError {
+            status: 504,
+            message: format!(
+                "origin {address} did not answer within {} s",
+                timeout.as_secs_f64()
+            ),
+        },
+        Failure::Unanswered { error, .. } | Failure::Other(error) => OriginError {
+            status: 502,
+            message: format!("origin {address}: {error}"),
+        },
+    };
     let target = if origin_form(target) { target } else { "/" };
     let bytes = encode(method, target, headers, body);
     // The thread's other ready requests run their rules first: the requests to origins then
@@ -218,33 +282,40 @@ pub async fn send(
     // Pooled connections first; one that broke before the origin answered anything tries the
     // next (for a request that was written whole, only when it is idempotent), then a new one.
     while let Some(conn) = take(address) {
-        match exchange(conn, address, &bytes, head_only).await {
+        match exchange(conn, address, &bytes, head_only, deadline).await {
             Ok(response) => return Ok(response),
-            Err(Failure::Unanswered { written, error }) => {
-                if written && !retry {
-                    return Err(format!("origin {address}: {error}"));
-                }
-            }
-            Err(Failure::Other(e)) => return Err(format!("origin {address}: {e}")),
+            Err(Failure::Unanswered { written, .. }) if !written || retry => {}
+            Err(failure) => return Err(failed(failure)),
         }
     }
-    let conn = connect(address).await?;
-    match exchange(conn, address, &bytes, head_only).await {
-        Ok(response) => Ok(response),
-        Err(Failure::Unanswered { error, .. } | Failure::Other(error)) => {
-            Err(format!("origin {address}: {error}"))
-        }
-    }
+    let conn = connect(address, deadline).await.map_err(failed)?;
+    exchange(conn, address, &bytes, head_only, deadline)
+        .await
+        .map_err(failed)
 }
 
-/// Writes a request on `conn` and reads the response's head.
+/// Writes a request on `conn` and reads the response's head, by `deadline`.
 async fn exchange(
     mut conn: Conn,
     address: SocketAddr,
     request: &[u8],
     head_only: bool,
+    deadline: tokio::time::Instant,
 ) -> Result<Reply<OriginBody>, Failure> {
-    if let Err(e) = conn.stream.write_all(request).await {
+    let mut written = 0;
+    let write = conn
+        .within(deadline, |conn, cx| {
+            while written < request.len() {
+                match ready!(Pin::new(&mut conn.stream).poll_write(cx, &request[written..])) {
+                    Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => written += n,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await?;
+    if let Err(e) = write {
         return Err(Failure::Unanswered {
             written: false,
             error: e.to_string(),
@@ -272,7 +343,7 @@ async fn exchange(
                 Head::Partial => {}
             }
         }
-        match conn.fill().await {
+        match conn.within(deadline, Conn::poll_fill).await? {
             Ok(0) if conn.buf.is_empty() => {
                 return Err(Failure::Unanswered {
                     written: true,

@@ -16,6 +16,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// The origin timeout of these tests' requests: long (none of their origins is slow on
+/// purpose; `stalled_origin.rs` tests the timeout).
+const TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Clone, Copy)]
 enum Close {
     /// Keep-alive: answer every request of the connection.
@@ -210,8 +214,13 @@ async fn send(
         target,
         &Headers::from_map(request.headers()),
         request.body(),
+        TIMEOUT,
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        assert_eq!(e.status, 502, "{e}");
+        e.message
+    })?;
     let mut response = http::Response::new(reply.body);
     *response.status_mut() = reply.status;
     *response.headers_mut() = reply.headers.to_map();
@@ -318,7 +327,7 @@ async fn a_target_unfit_for_a_request_line_goes_out_as_the_root() {
     let (address, _, received) = scripted(vec![ok, ok]).await;
     let headers = Headers::from_map(get(address).headers());
     for target in ["/a b\r\nx-injected: 1", "/fine?q=1"] {
-        let response = origin::send(address, &http::Method::GET, target, &headers, b"")
+        let response = origin::send(address, &http::Method::GET, target, &headers, b"", TIMEOUT)
             .await
             .unwrap();
         assert_eq!(response.status, 200);
