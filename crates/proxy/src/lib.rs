@@ -547,10 +547,10 @@ impl Edge {
             .origin_port
             .or(self.origin_port)
             .unwrap_or(port);
-        let host = match &outcome.route.origin_host {
-            Some(h) => h.clone(),
+        let host: &str = match &outcome.route.origin_host {
+            Some(h) => h,
             None => match site.origins.first() {
-                Some(r) => r.record.content.clone(),
+                Some(r) => &r.record.content,
                 None => {
                     return Err(format!(
                         "{} has no proxied DNS record in zone {}",
@@ -562,7 +562,7 @@ impl Edge {
         if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
             return Ok(SocketAddr::new(ip, port));
         }
-        tokio::net::lookup_host((host.as_str(), port))
+        tokio::net::lookup_host((host, port))
             .await
             .map_err(|e| format!("cannot resolve origin {host}: {e}"))?
             .next()
