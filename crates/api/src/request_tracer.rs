@@ -353,7 +353,10 @@ fn parse(body: &Value, caller: IpAddr, state: &AppState) -> Result<Traced, ApiEr
                 .collect(),
             body: body_bytes,
             client_ip,
-            geo: geo.unwrap_or_else(|| state.edge.geo_of(client_ip)),
+            geo: match geo {
+                Some(geo) => Some(Box::new(geo)),
+                None => state.edge.geo_of(client_ip),
+            },
             bot_score,
             verified_bot: false,
             threat_score,

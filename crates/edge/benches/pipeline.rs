@@ -10,7 +10,7 @@
 use edgetrace_edge::actions::Checker;
 use edgetrace_edge::phases::PhaseOrder;
 use edgetrace_edge::pipeline::{
-    Config, Effects, Geo, Pipeline, Request, Response, Rule, Ruleset, RunOptions,
+    Config, Effects, Pipeline, Request, Response, Rule, Ruleset, RunOptions,
 };
 use edgetrace_edge::ruleset::{Level, check_ruleset};
 use edgetrace_rules::{MemoryLists, Scheme};
@@ -166,7 +166,7 @@ fn request() -> Request<'static> {
         },
         body: Vec::new(),
         client_ip: "127.0.0.1".parse().expect("ip"),
-        geo: Geo::default(),
+        geo: None,
         bot_score: None,
         verified_bot: false,
         threat_score: None,

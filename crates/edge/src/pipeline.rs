@@ -61,13 +61,36 @@ pub struct Request<'r> {
     pub headers: Vec<(Cow<'r, str>, Cow<'r, str>)>,
     pub body: Vec<u8>,
     pub client_ip: IpAddr,
-    pub geo: Geo,
+    /// `None`: nothing known (every geolocation field missing). Boxed: most requests have
+    /// none (no geolocation database), and a request is moved about whole.
+    pub geo: Option<Box<Geo>>,
     pub bot_score: Option<i64>,
     pub verified_bot: bool,
     pub threat_score: Option<i64>,
 }
 
+/// No geolocation: every field missing.
+static NO_GEO: Geo = Geo {
+    country: None,
+    continent: None,
+    city: None,
+    region_code: None,
+    postal_code: None,
+    latitude: None,
+    longitude: None,
+    subdivision_1_iso_code: None,
+    subdivision_2_iso_code: None,
+    is_in_european_union: None,
+    timezone: None,
+    asnum: None,
+};
+
 impl Request<'_> {
+    /// The client's geolocation, as far as it is known.
+    pub fn geo(&self) -> &Geo {
+        self.geo.as_deref().unwrap_or(&NO_GEO)
+    }
+
     /// The path, without the query.
     pub fn path(&self) -> &str {
         self.uri.split_once('?').map_or(&self.uri, |(p, _)| p)
@@ -884,7 +907,7 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             });
         }
         set_opt(&mut ctx, ids.ip_src, || Some(r.client_ip));
-        let g = &r.geo;
+        let g = r.geo();
         let geo = [
             &g.country,
             &g.continent,

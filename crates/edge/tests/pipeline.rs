@@ -46,10 +46,10 @@ fn request(uri: &str) -> Request<'_> {
         headers: vec![("user-agent".into(), "curl/8".into())],
         body: Vec::new(),
         client_ip: "198.51.100.7".parse().unwrap(),
-        geo: Geo {
+        geo: Some(Box::new(Geo {
             country: Some("DE".into()),
             ..Geo::default()
-        },
+        })),
         bot_score: Some(90),
         verified_bot: false,
         threat_score: None,

@@ -44,8 +44,12 @@ fn characteristic(name: &str, request: &Request<'_>) -> String {
         "cf.colo.id" | "cf.colo.name" => String::new(),
         "http.host" => request.host.to_string(),
         "http.request.uri.path" => request.path().to_string(),
-        "ip.src.country" => request.geo.country.clone().unwrap_or_default(),
-        "ip.src.asnum" => request.geo.asnum.map(|a| a.to_string()).unwrap_or_default(),
+        "ip.src.country" => request.geo().country.clone().unwrap_or_default(),
+        "ip.src.asnum" => request
+            .geo()
+            .asnum
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
         _ => {
             // http.request.headers["name"] and http.request.cookies["name"]
             let inner = |prefix: &str| {
@@ -157,7 +161,7 @@ impl Effects for Record<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edgetrace_edge::pipeline::{Geo, Ruleset};
+    use edgetrace_edge::pipeline::Ruleset;
     use edgetrace_rules::{MemoryLists, Scheme};
     use serde_json::json;
 
@@ -182,7 +186,7 @@ mod tests {
             headers: vec![("x-key".into(), header.into())],
             body: Vec::new(),
             client_ip: ip.parse().unwrap(),
-            geo: Geo::default(),
+            geo: None,
             bot_score: None,
             verified_bot: false,
             threat_score: None,

@@ -343,14 +343,14 @@ impl Edge {
         }
     }
 
-    /// Geolocation of a client address from the configured databases; every field is missing
-    /// without them.
-    pub fn geo_of(&self, ip: IpAddr) -> Geo {
+    /// Geolocation of a client address from the configured databases; `None` (every field
+    /// missing) without them.
+    pub fn geo_of(&self, ip: IpAddr) -> Option<Box<Geo>> {
         if self.geo.is_none() && self.asn.is_none() {
-            return Geo::default();
+            return None;
         }
         let g = edgetrace_enrich::Geo::of(ip, self.geo.as_ref(), self.asn.as_ref());
-        Geo {
+        Some(Box::new(Geo {
             country: g.country,
             continent: g.continent,
             city: g.city,
@@ -363,7 +363,7 @@ impl Edge {
             is_in_european_union: g.is_in_european_union,
             timezone: g.timezone_name,
             asnum: g.asnum.map(i64::from),
-        }
+        }))
     }
 
     /// Runs one request through `site`'s pipeline and, unless a rule answers (or a trace
@@ -691,7 +691,7 @@ fn forwarded(
     append("x-forwarded-proto", scheme.as_bytes());
     append("cf-connecting-ip", &ip);
     append("cf-visitor", visitor.as_bytes());
-    if let Some(c) = r.geo.country.as_deref()
+    if let Some(c) = r.geo().country.as_deref()
         && headers::valid_value(c.as_bytes())
     {
         append("cf-ipcountry", c.as_bytes());
@@ -798,7 +798,7 @@ mod tests {
             ],
             body: Vec::new(),
             client_ip: "192.0.2.1".parse().unwrap(),
-            geo: Geo::default(),
+            geo: None,
             bot_score: None,
             verified_bot: false,
             threat_score: None,
