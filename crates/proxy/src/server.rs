@@ -397,19 +397,27 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 }
 
 /// `Host` without its port, lowercase; from the URI (HTTP/2) or the `Host` header.
-fn host_of(req: &RequestHead) -> Option<String> {
+/// The request's host: the authority's (HTTP/2, or an absolute target), else the `Host`
+/// header's, without port or trailing dot, lowercase (borrowed when it is already).
+fn host_of(req: &RequestHead) -> Option<Cow<'_, str>> {
     let raw = match req.uri.authority() {
-        Some(a) => a.host().to_string(),
+        Some(a) => a.host(),
         None => {
             let h = std::str::from_utf8(req.headers.get("host")?).ok()?;
             match h.rsplit_once(':') {
-                Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
-                _ => h.to_string(),
+                Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+                _ => h,
             }
         }
     };
-    let host = raw.trim_end_matches('.').to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+    let host = raw.trim_end_matches('.');
+    if host.is_empty() {
+        return None;
+    }
+    Some(match host.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => Cow::Owned(host.to_ascii_lowercase()),
+        false => Cow::Borrowed(host),
+    })
 }
 
 fn version(v: http::Version) -> &'static str {
@@ -456,14 +464,14 @@ async fn proxy(
         // HTTP/2 carries the host in :authority; rules see it as the Host header.
         let authority = match parts.uri.authority() {
             Some(a) => Cow::Borrowed(a.as_str()),
-            None => Cow::Owned(host.clone()),
+            None => host.clone(),
         };
         headers.insert(0, ("host".into(), authority));
     }
     let request = Request {
         method: Cow::Borrowed(parts.method.as_str()),
         https,
-        host: Cow::Owned(host),
+        host,
         uri: Cow::Borrowed(parts.uri.path_and_query().map_or("/", |p| p.as_str())),
         version: Cow::Borrowed(version(parts.version)),
         headers,
@@ -503,4 +511,54 @@ async fn proxy(
     handled
         .response
         .unwrap_or_else(|| text_response(502, "edgetrace: no response\n".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(uri: &str, host: Option<&str>) -> RequestHead {
+        let mut headers = Headers::new();
+        if let Some(h) = host {
+            headers.append("host", h);
+        }
+        RequestHead {
+            method: http::Method::GET,
+            uri: uri.parse().unwrap(),
+            version: http::Version::HTTP_11,
+            headers,
+        }
+    }
+
+    #[test]
+    fn the_host_is_lowercase_without_port_or_trailing_dot_and_borrowed_when_it_can_be() {
+        for (uri, host, want, borrowed) in [
+            ("/", Some("www.shop.test"), Some("www.shop.test"), true),
+            ("/", Some("www.shop.test:8080"), Some("www.shop.test"), true),
+            (
+                "/",
+                Some("WWW.Shop.Test.:8080"),
+                Some("www.shop.test"),
+                false,
+            ),
+            ("/", Some("www.shop.test."), Some("www.shop.test"), true),
+            ("/", Some("[2001:db8::1]:80"), Some("[2001:db8::1]"), true),
+            ("/", Some(""), None, true),
+            ("/", Some(".:80"), None, true),
+            ("/", None, None, true),
+            (
+                "http://Other.Test:81/p",
+                Some("www.shop.test"),
+                Some("other.test"),
+                false,
+            ),
+        ] {
+            let head = head(uri, host);
+            let got = host_of(&head);
+            assert_eq!(got.as_deref(), want, "{uri} {host:?}");
+            if let Some(got) = got {
+                assert_eq!(matches!(got, Cow::Borrowed(_)), borrowed, "{uri} {host:?}");
+            }
+        }
+    }
 }
