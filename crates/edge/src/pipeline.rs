@@ -879,16 +879,19 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
         }
     }
 
-    fn context(&self, phase: Phase) -> ExecutionContext<'p, 'r> {
-        let scheme = self.pipeline.scheme;
-        let mut ctx = ExecutionContext::new(scheme).with_lists(self.pipeline.config.lists.as_ref());
-        if let Some(mask) = self
-            .pipeline
+    /// The fields `phase` and the later phases read (`None`: every field).
+    fn mask(&self, phase: Phase) -> Option<&'p [bool]> {
+        self.pipeline
             .config
             .fields
             .as_ref()
             .and_then(|m| m.get(phase))
-        {
+    }
+
+    fn context(&self, phase: Phase) -> ExecutionContext<'p, 'r> {
+        let scheme = self.pipeline.scheme;
+        let mut ctx = ExecutionContext::new(scheme).with_lists(self.pipeline.config.lists.as_ref());
+        if let Some(mask) = self.mask(phase) {
             ctx.narrow(mask);
         }
         let r = &*self.request;
@@ -1007,13 +1010,7 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
                 Some(ctx) => {
                     // Narrowed to what this phase and the later ones read (a subset of what
                     // the context was built for): a refresh computes no more than that.
-                    if let Some(mask) = self
-                        .pipeline
-                        .config
-                        .fields
-                        .as_ref()
-                        .and_then(|m| m.get(phase))
-                    {
+                    if let Some(mask) = self.mask(phase) {
                         ctx.narrow(mask);
                     }
                     self.refresh(ctx);
