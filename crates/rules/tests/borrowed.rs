@@ -1,6 +1,8 @@
 //! A context set from borrowed text holds parts of that text (no copy) wherever a field is
 //! the text as it is, and holds the same values as one set from owned text.
 
+mod common;
+use common::context;
 use std::borrow::Cow;
 
 use edgetrace_rules::{ExecutionContext, Scheme, Value};
@@ -32,18 +34,6 @@ fn within(part: &[u8], whole: &str) -> bool {
     let start = whole.as_ptr() as usize;
     let p = part.as_ptr() as usize;
     p >= start && p + part.len() <= start + whole.len()
-}
-
-/// A context of a GET of `uri` with `headers`, borrowing them.
-fn context<'a>(
-    scheme: &'a Scheme,
-    uri: &'a str,
-    headers: &[(&'a str, &'a str)],
-) -> ExecutionContext<'a, 'a> {
-    let mut ctx = ExecutionContext::new(scheme);
-    ctx.set_request("GET", false, "shop.test", uri, "HTTP/1.1", headers)
-        .unwrap();
-    ctx
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! is the same either way, and the same as the request's own headers, cookies and arguments
 //! say; a map set again (new headers, or a value of its own) or unset is seen at once.
 
+mod common;
+use common::context;
 use edgetrace_rules::{ExecutionContext, Expression, Scheme, Target, Value};
 use proptest::prelude::*;
 use std::borrow::Cow;
@@ -46,17 +48,6 @@ fn expected_header(headers: &[(&str, &str)], key: &str) -> Option<String> {
         .map(|(_, v)| *v)
         .collect();
     (!values.is_empty()).then(|| values.join("|"))
-}
-
-fn context<'s>(
-    scheme: &'s Scheme,
-    uri: &'s str,
-    headers: &[(&'s str, &'s str)],
-) -> ExecutionContext<'s, 's> {
-    let mut ctx = ExecutionContext::new(scheme);
-    ctx.set_request("GET", false, "shop.test", uri, "HTTP/1.1", headers)
-        .unwrap();
-    ctx
 }
 
 proptest! {
