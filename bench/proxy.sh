@@ -45,6 +45,7 @@
 #   RULES=none bench/proxy.sh                      # no rulesets at all: the proxy alone
 #   PERF=/tmp/proxy.perf bench/proxy.sh            # perf record 3 s of each run: PERF.edgetrace, PERF.nginx
 #   PERF_OPTS="--call-graph dwarf" PERF=…          # perf record options (default -g)
+#   PERF_RATE="-c 20" PERF_OPTS="-e probe_…" PERF=… # sample period instead of -F 1999 (uprobes)
 #   STRACE=/tmp/proxy.strace bench/proxy.sh        # strace -c 2 s of each run: STRACE.PEER
 #   INSTRUCTIONS=1 bench/proxy.sh                  # perf stat 3 s of each run: user instructions/req
 #                                                  # (counting kernel instructions and cycles too was
@@ -322,7 +323,7 @@ run_wrk() { # PEER THREADS PORT ROUND PID
     segs0=$(out_segments)
     if [ -n "${PERF:-}" ]; then
         # Profile 3 s of the run (perf record; PERF.PEER is the output file; nginx: its workers).
-        perf record -q -F 1999 ${PERF_OPTS:--g} -p "$({ echo "$5"; pgrep -P "$5"; } | paste -sd,)" \
+        perf record -q ${PERF_RATE--F 1999} ${PERF_OPTS:--g} -p "$({ echo "$5"; pgrep -P "$5"; } | paste -sd,)" \
             -o "$PERF.$1" -- sleep 3 >/dev/null 2>&1 &
     fi
     if [ -n "${INSTRUCTIONS:-}" ]; then

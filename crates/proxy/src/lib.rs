@@ -547,6 +547,9 @@ impl Edge {
             .origin_port
             .or(self.origin_port)
             .unwrap_or(port);
+        if let (None, Some(ip)) = (&outcome.route.origin_host, site.origin_ip) {
+            return Ok(SocketAddr::new(ip, port));
+        }
         let host: &str = match &outcome.route.origin_host {
             Some(h) => h,
             None => match site.origins.first() {

@@ -30,10 +30,10 @@ use crate::Reply;
 use crate::chunked::Chunk;
 use crate::headers::Headers;
 use bytes::{Buf, Bytes, BytesMut};
+use foldhash::HashMap;
 use hyper::body::{Body, Frame, SizeHint};
 use smallvec::SmallVec;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::io::Write as _;
@@ -71,7 +71,7 @@ struct Conn {
 }
 
 thread_local! {
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<Conn>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<SocketAddr, Vec<Conn>>> = RefCell::new(HashMap::default());
 }
 
 /// An idle connection to `address` that is still open.

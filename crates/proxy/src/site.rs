@@ -20,6 +20,7 @@ use edgetrace_store::{
 use serde_json::json;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +36,9 @@ pub struct Site {
     /// The proxied DNS records of the hostname: where the origin is. Empty when the hostname
     /// has none (a trace of a name inside the zone that is not proxied).
     pub origins: Vec<DnsRecord>,
+    /// The first origin's address when its record holds one (A/AAAA): read once, not at
+    /// every request.
+    pub origin_ip: Option<IpAddr>,
     pub config: Config,
 }
 
@@ -89,7 +93,7 @@ struct Inner {
     scheme: Arc<Scheme>,
     ttl: Duration,
     generation: AtomicU64,
-    cache: Mutex<HashMap<String, Arc<Entry>>>,
+    cache: Mutex<foldhash::HashMap<String, Arc<Entry>>>,
     /// Moves whenever `cache` or `generation` does: a thread's copy of the entries it looked
     /// up ([`LOCAL`]) is good as long as this has not moved.
     version: AtomicU64,
@@ -105,8 +109,8 @@ thread_local! {
     /// Per thread, the entries it looked up: the id of their [`Inner`], its `version` then,
     /// and the entries by host. A request finds its site here without taking the
     /// cache's lock (the proxy's threads all asked the one locked map before).
-    static LOCAL: RefCell<(u64, u64, HashMap<String, Arc<Entry>>)> =
-        RefCell::new((0, 0, HashMap::new()));
+    static LOCAL: RefCell<(u64, u64, foldhash::HashMap<String, Arc<Entry>>)> =
+        RefCell::new((0, 0, HashMap::default()));
 }
 
 impl Sites {
@@ -123,7 +127,7 @@ impl Sites {
                 scheme,
                 ttl: DEFAULT_TTL,
                 generation: AtomicU64::new(0),
-                cache: Mutex::new(HashMap::new()),
+                cache: Mutex::new(HashMap::default()),
                 version: AtomicU64::new(0),
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             }),
@@ -406,6 +410,10 @@ fn compile(scheme: &Scheme, host: &str, stored: &Stored) -> Result<Site, LoadErr
     Ok(Site {
         host: host.to_string(),
         zone: zone.clone(),
+        origin_ip: stored
+            .origins
+            .first()
+            .and_then(|r| r.record.content.trim_matches(['[', ']']).parse().ok()),
         origins: stored.origins.clone(),
         config,
     })

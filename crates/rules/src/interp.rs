@@ -108,6 +108,22 @@ pub(crate) fn eval<'c, 'v>(node: &'c Node, ctx: &'c ExecutionContext<'_, 'v>) ->
     }
 }
 
+/// [`eval`] of an expression whose value is taken (a rewrite's value): a call at its top is
+/// not memoized (its value would be computed into the memo cell, then copied out of it),
+/// unless another expression memoized it already.
+pub(crate) fn eval_taken<'c, 'v>(node: &'c Node, ctx: &'c ExecutionContext<'_, 'v>) -> Val<'c, 'v> {
+    if let NodeKind::Call { func, args, memo } = &node.kind {
+        let cached = memo
+            .and_then(|slot| ctx.memo.get(slot))
+            .and_then(|cell| cell.get());
+        return match cached {
+            Some(v) => v.as_ref().map(Cow::Borrowed),
+            None => call(func, args, ctx),
+        };
+    }
+    eval(node, ctx)
+}
+
 /// A function call's value, computed.
 fn call<'c, 'v>(
     func: &'c Func,

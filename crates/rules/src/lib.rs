@@ -216,7 +216,7 @@ impl Expression {
         if ctx.scheme.id() != self.scheme_id {
             return None;
         }
-        interp::eval(&self.node, ctx).map(|v| v.into_owned().into_owned())
+        interp::eval_taken(&self.node, ctx).map(|v| v.into_owned().into_owned())
     }
 
     /// Evaluates a value expression to a string (bytes that are not UTF-8

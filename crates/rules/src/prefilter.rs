@@ -102,8 +102,55 @@ struct KeyEntry {
 /// each comparison is two integer comparisons: less than running the rule's filter).
 enum Searcher {
     One(Box<memchr::memmem::Finder<'static>>),
-    Many(AhoCorasick),
+    Many(Box<Many>),
     Ips(Vec<(IpAddr, IpAddr)>),
+}
+
+/// Needles searched with an automaton, and what rules most values out before it runs: a
+/// value shorter than every needle, or (a short one) without a byte any needle starts with.
+/// (Most values a key takes are short, a path, a header's name, a host, and contain no
+/// needle: the automaton's search has a cost of its own per value, a few times what looking
+/// at a dozen bytes costs.)
+struct Many {
+    ac: AhoCorasick,
+    min_len: usize,
+    /// The needles' first bytes (both cases when ASCII case is ignored).
+    first: [bool; 256],
+}
+
+/// Values up to this long are looked at byte by byte before the automaton runs.
+const SHORT: usize = 24;
+
+impl Many {
+    fn new(ac: AhoCorasick, patterns: &[Vec<u8>], case_insensitive: bool) -> Many {
+        let mut first = [false; 256];
+        for b in patterns.iter().filter_map(|p| p.first()) {
+            first[usize::from(*b)] = true;
+            if case_insensitive {
+                first[usize::from(b.to_ascii_lowercase())] = true;
+                first[usize::from(b.to_ascii_uppercase())] = true;
+            }
+        }
+        Many {
+            ac,
+            min_len: patterns.iter().map(Vec::len).min().unwrap_or(0),
+            first,
+        }
+    }
+
+    /// Whether a needle may occur in `haystack` (true unless it surely does not).
+    fn may_occur(&self, haystack: &[u8]) -> bool {
+        let Some(starts) = haystack.len().checked_sub(self.min_len) else {
+            return false;
+        };
+        if haystack.len() > SHORT || self.min_len == 0 {
+            return self.ac.is_match(haystack);
+        }
+        haystack[..=starts]
+            .iter()
+            .any(|&b| self.first[usize::from(b)])
+            && self.ac.is_match(haystack)
+    }
 }
 
 /// Rules ruled out before running their filters; see the [module](self) documentation.
@@ -222,7 +269,7 @@ impl Prefilter {
                     .ascii_case_insensitive(case_insensitive)
                     .build(&patterns)
                 {
-                    Ok(ac) => Searcher::Many(ac),
+                    Ok(ac) => Searcher::Many(Box::new(Many::new(ac, &patterns, case_insensitive))),
                     // Too many needles for the automaton: their rules run unfiltered.
                     Err(_) => {
                         unguarded.extend(rules.into_iter().flatten());
@@ -294,13 +341,14 @@ impl Prefilter {
                         key.rules[0].iter().for_each(|&i| out.set(i));
                     }
                 }
-                Searcher::Many(ac) => {
-                    // Most values contain no needle: a quick yes/no first (the automaton's
-                    // vectorized prefilter), then the full scan for which ones.
-                    if !ac.is_match(haystack) {
+                Searcher::Many(many) => {
+                    // Most values contain no needle: a quick yes/no first (the length, the
+                    // first bytes, the automaton's vectorized prefilter), then the full scan
+                    // for which ones.
+                    if !many.may_occur(haystack) {
                         return;
                     }
-                    for m in ac.find_overlapping_iter(haystack) {
+                    for m in many.ac.find_overlapping_iter(haystack) {
                         key.rules[m.pattern().as_usize()]
                             .iter()
                             .for_each(|&i| out.set(i));
