@@ -631,7 +631,24 @@ struct Run<'p, 'e, 'o, 'r> {
     /// The header operations applied (to the request's headers, or in the response phases
     /// the response's).
     edits: Vec<HeaderEdit<'r>>,
-    ids: Cow<'p, Ids>,
+    ids: RunIds<'p>,
+}
+
+/// The field ids a run sets: the configuration's, or (a configuration without field masks)
+/// the run's own. Boxed: a run is moved about, and the ids are 400 bytes.
+enum RunIds<'p> {
+    Config(&'p Ids),
+    Own(Box<Ids>),
+}
+
+impl std::ops::Deref for RunIds<'_> {
+    type Target = Ids;
+    fn deref(&self) -> &Ids {
+        match self {
+            RunIds::Config(ids) => ids,
+            RunIds::Own(ids) => ids,
+        }
+    }
 }
 
 /// The field values the request phases ended with, for the response phases
@@ -873,8 +890,8 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             pending: Pending::default(),
             edits: Vec::new(),
             ids: match &pipeline.config.fields {
-                Some(masks) => Cow::Borrowed(&masks.ids),
-                None => Cow::Owned(Ids::new(pipeline.scheme)),
+                Some(masks) => RunIds::Config(&masks.ids),
+                None => RunIds::Own(Box::new(Ids::new(pipeline.scheme))),
             },
         }
     }
@@ -888,9 +905,10 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             .and_then(|m| m.get(phase))
     }
 
-    fn context(&self, phase: Phase) -> ExecutionContext<'p, 'r> {
-        let scheme = self.pipeline.scheme;
-        let mut ctx = ExecutionContext::new(scheme).with_lists(self.pipeline.config.lists.as_ref());
+    /// Fills `ctx`, a new context, with the request's fields for `phase` (in place: a context
+    /// is large to move).
+    fn fill(&self, phase: Phase, ctx: &mut ExecutionContext<'p, 'r>) {
+        ctx.use_lists(self.pipeline.config.lists.as_ref());
         if let Some(mask) = self.mask(phase) {
             ctx.narrow(mask);
         }
@@ -902,14 +920,14 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             let raw = self.raw_uri.as_ref();
             let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
             for (id, v) in ids.raw_uri.into_iter().zip([raw, path, query]) {
-                set_opt(&mut ctx, id, || Some(v.to_string()));
+                set_opt(ctx, id, || Some(v.to_string()));
             }
-            set_opt(&mut ctx, ids.raw_full_uri, || {
+            set_opt(ctx, ids.raw_full_uri, || {
                 let scheme = if r.https { "https" } else { "http" };
                 Some(format!("{scheme}://{}{raw}", r.host))
             });
         }
-        set_opt(&mut ctx, ids.ip_src, || Some(r.client_ip));
+        set_opt(ctx, ids.ip_src, || Some(r.client_ip));
         let g = r.geo();
         let geo = [
             &g.country,
@@ -922,20 +940,19 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
             &g.timezone,
         ];
         for (id, v) in ids.geo.into_iter().zip(geo) {
-            set_opt(&mut ctx, id, || v.clone());
+            set_opt(ctx, id, || v.clone());
         }
-        set_opt(&mut ctx, ids.lat, || g.latitude.map(|v| v.to_string()));
-        set_opt(&mut ctx, ids.lon, || g.longitude.map(|v| v.to_string()));
-        set_opt(&mut ctx, ids.european_union, || g.is_in_european_union);
-        set_opt(&mut ctx, ids.asnum, || g.asnum);
-        set_opt(&mut ctx, ids.bot_score, || r.bot_score);
-        set_opt(&mut ctx, ids.threat_score, || r.threat_score);
-        set_opt(&mut ctx, ids.verified_bot, || Some(r.verified_bot));
-        set_opt(&mut ctx, ids.client_bot, || Some(r.verified_bot));
-        set_opt(&mut ctx, ids.body_raw, || Some(r.body.clone()));
-        set_opt(&mut ctx, ids.body_size, || Some(r.body.len() as i64));
-        self.set_response_fields(&mut ctx);
-        ctx
+        set_opt(ctx, ids.lat, || g.latitude.map(|v| v.to_string()));
+        set_opt(ctx, ids.lon, || g.longitude.map(|v| v.to_string()));
+        set_opt(ctx, ids.european_union, || g.is_in_european_union);
+        set_opt(ctx, ids.asnum, || g.asnum);
+        set_opt(ctx, ids.bot_score, || r.bot_score);
+        set_opt(ctx, ids.threat_score, || r.threat_score);
+        set_opt(ctx, ids.verified_bot, || Some(r.verified_bot));
+        set_opt(ctx, ids.client_bot, || Some(r.verified_bot));
+        set_opt(ctx, ids.body_raw, || Some(r.body.clone()));
+        set_opt(ctx, ids.body_size, || Some(r.body.len() as i64));
+        self.set_response_fields(ctx);
     }
 
     /// The `http.response.*` fields, in the response phases.
@@ -1015,14 +1032,17 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
                     }
                     self.refresh(ctx);
                 }
-                None => *context = Some(self.context(phase)),
+                None => {
+                    let ctx = context.insert(ExecutionContext::new(self.pipeline.scheme));
+                    self.fill(phase, ctx);
+                }
             }
             let Some(ctx) = context.as_ref() else {
                 continue;
             };
             let step = self.ruleset(entry, ctx, None);
             if let Some(step) = step.filter(|s| s.matched || self.pipeline.options.all_rules) {
-                trace.push(step);
+                trace.push(*step);
             }
         }
         self.apply_pending(phase, context);
@@ -1034,22 +1054,25 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
         ruleset: &'p Ruleset,
         ctx: &ExecutionContext<'_, '_>,
         overrides: Option<&Value>,
-    ) -> Option<Step> {
-        // No steps in lean mode (the proxy's): only the decisions.
+    ) -> Option<Box<Step>> {
+        // No steps in lean mode (the proxy's): only the decisions. (Boxed: a step is large,
+        // and the proxy's runs would move `None`s of its size about.)
         let full = !self.pipeline.options.lean;
-        let mut step = full.then(|| Step {
-            step_name: ruleset.id.clone(),
-            r#type: "ruleset",
-            name: Some(ruleset.name.clone()),
-            kind: Some(ruleset.kind.clone()),
-            description: Some(ruleset.description.clone()),
-            expression: None,
-            matched: false,
-            action: None,
-            action_parameters: None,
-            phase: Some(ruleset.phase.name().to_string()),
-            explanation: None,
-            trace: Vec::new(),
+        let mut step = full.then(|| {
+            Box::new(Step {
+                step_name: ruleset.id.clone(),
+                r#type: "ruleset",
+                name: Some(ruleset.name.clone()),
+                kind: Some(ruleset.kind.clone()),
+                description: Some(ruleset.description.clone()),
+                expression: None,
+                matched: false,
+                action: None,
+                action_parameters: None,
+                phase: Some(ruleset.phase.name().to_string()),
+                explanation: None,
+                trace: Vec::new(),
+            })
         });
         // Unless every rule is shown, only the rules that may match run: the others' filters
         // are false (the prefilter's guarantee), and no step shows them. (A ruleset of a few
@@ -1295,7 +1318,7 @@ impl<'p: 'r, 'e, 'o, 'r> Run<'p, 'e, 'o, 'r> {
                 if let Some(target) = self.pipeline.config.custom.get(&id) {
                     let nested = self.ruleset(target, ctx, params.get("overrides"));
                     if let (Some(step), Some(nested)) = (step, nested) {
-                        step.trace.push(nested);
+                        step.trace.push(*nested);
                     }
                 }
                 self.answer.is_some()

@@ -197,8 +197,13 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
     /// Resolves `in $name` through `lists` during execution. Without lists,
     /// `in $name` is false.
     pub fn with_lists(mut self, lists: &'a dyn Lists) -> Self {
-        self.lists = Some(lists);
+        self.use_lists(lists);
         self
+    }
+
+    /// [`with_lists`](Self::with_lists) in place.
+    pub fn use_lists(&mut self, lists: &'a dyn Lists) {
+        self.lists = Some(lists);
     }
 
     /// The scheme this context belongs to.
