@@ -128,6 +128,12 @@ impl Headers {
         span.of(&self.head, &self.own)
     }
 
+    /// Whether the name at `span` is `name` (any case); its length looked at first (most
+    /// names in a list are not as long as the one looked for).
+    fn is(&self, span: Span, name: &[u8]) -> bool {
+        span.len as usize == name.len() && self.bytes(span).eq_ignore_ascii_case(name)
+    }
+
     /// Every field, in order: (name, value).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.fields
@@ -137,16 +143,21 @@ impl Headers {
 
     /// The first value of `name` (lowercase).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(k, _)| *k == name.as_bytes())
-            .map(|(_, v)| v)
+        let &(_, v) = self
+            .fields
+            .iter()
+            .find(|&&(k, _)| k.len as usize == name.len() && self.bytes(k) == name.as_bytes())?;
+        Some(self.bytes(v))
     }
 
     /// Every value of `name` (lowercase), in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |(k, _)| *k == name.as_bytes())
-            .map(|(_, v)| v)
+        self.fields
+            .iter()
+            .filter(move |&&(k, _)| {
+                k.len as usize == name.len() && self.bytes(k) == name.as_bytes()
+            })
+            .map(|&(_, v)| self.bytes(v))
     }
 
     /// Appends a field of the message's bytes: `name` and `value` are where they are in them
@@ -220,20 +231,21 @@ impl Headers {
         if !valid_name(name.as_bytes()) || !valid_value(value.as_bytes()) {
             return false;
         }
-        let first = self
-            .fields
-            .iter()
-            .position(|&(k, _)| self.bytes(k).eq_ignore_ascii_case(name.as_bytes()));
+        let named = |&(k, _): &(Span, Span)| self.is(k, name.as_bytes());
+        let first = self.fields.iter().position(named);
+        let more = first.is_some_and(|i| self.fields[i + 1..].iter().any(named));
         let value = self.write(value.as_bytes());
         match first {
             Some(first) => {
                 self.fields[first].1 = value;
-                let (head, own) = (&self.head, &self.own);
-                let mut i = 0;
-                self.fields.retain(|&(k, _)| {
-                    i += 1;
-                    i - 1 == first || !k.of(head, own).eq_ignore_ascii_case(name.as_bytes())
-                });
+                if more {
+                    let (head, own) = (&self.head, &self.own);
+                    let mut i = 0;
+                    self.fields.retain(|&(k, _)| {
+                        i += 1;
+                        i - 1 == first || !k.of(head, own).eq_ignore_ascii_case(name.as_bytes())
+                    });
+                }
             }
             None => {
                 let name = self.write_name(name.as_bytes());
@@ -245,6 +257,13 @@ impl Headers {
 
     /// Removes every field of `name` (any case).
     pub fn remove(&mut self, name: &str) {
+        if !self
+            .fields
+            .iter()
+            .any(|&(k, _)| self.is(k, name.as_bytes()))
+        {
+            return; // (nearly always: nothing to move)
+        }
         self.retain(|k, _| !k.eq_ignore_ascii_case(name.as_bytes()));
     }
 
@@ -339,6 +358,13 @@ mod tests {
         assert_eq!(
             list(&h),
             [("a", "x"), ("c", "4"), ("d", "y")].map(|(k, v)| (k.into(), v.into()))
+        );
+        // A name of the same length as others, absent: nothing changes.
+        h.remove("e");
+        assert!(h.set("C", "z"));
+        assert_eq!(
+            list(&h),
+            [("a", "x"), ("c", "z"), ("d", "y")].map(|(k, v)| (k.into(), v.into()))
         );
     }
 
