@@ -58,6 +58,10 @@ pub const MAX_HEADERS: usize = 100;
 /// What one read asks the socket for.
 const READ_SIZE: usize = 16 * 1024;
 
+/// How much earlier than a request's deadline the timer of its connection may be set
+/// ([`Conn::within`]).
+const TIMER_SLACK: Duration = Duration::from_millis(500);
+
 /// One HTTP/1.1 connection to an origin, with what was read from it and not used yet.
 struct Conn {
     stream: TcpStream,
@@ -142,10 +146,19 @@ impl Conn {
             let timer = self
                 .timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if timer.deadline() != deadline {
+            // Moved when it would go off late, or more than `TIMER_SLACK` early (moving it at
+            // every request, by the time between requests, was half a percent of a proxied
+            // request's CPU); one that goes off early is moved to the deadline then.
+            if timer.deadline() > deadline || timer.deadline() + TIMER_SLACK < deadline {
                 timer.as_mut().reset(deadline);
             }
-            timer.as_mut().poll(cx).map(|()| Err(Failure::TimedOut))
+            while timer.as_mut().poll(cx).is_ready() {
+                if tokio::time::Instant::now() >= deadline {
+                    return Poll::Ready(Err(Failure::TimedOut));
+                }
+                timer.as_mut().reset(deadline);
+            }
+            Poll::Pending
         })
         .await
     }

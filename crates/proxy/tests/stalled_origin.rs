@@ -148,4 +148,18 @@ async fn an_origin_that_does_not_answer_gets_a_504_after_the_origin_timeout_ever
             assert!(took < timeout * 5, "{path}: a 504 after {took:?}");
         }
     }
+    // A request on a pooled connection soon after the last one there: the connection's timer
+    // (set for that one's deadline, a little earlier than this one's) may go off first, and
+    // the 504 still comes only at this request's deadline.
+    for _ in 0..2 {
+        let (status, _) = get(proxy, "/fast").await;
+        assert!(status.starts_with("HTTP/1.1 200"), "/fast: {status}");
+        tokio::time::sleep(timeout / 3).await;
+        let (status, took) = get(proxy, "/silent").await;
+        assert!(status.starts_with("HTTP/1.1 504"), "/silent: {status}");
+        assert!(
+            took >= timeout,
+            "/silent soon after /fast: a 504 after {took:?}"
+        );
+    }
 }
