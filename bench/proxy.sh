@@ -47,6 +47,10 @@
 #   PERF_OPTS="--call-graph dwarf" PERF=…          # perf record options (default -g)
 #   PERF_RATE="-c 20" PERF_OPTS="-e probe_…" PERF=… # sample period instead of -F 1999 (uprobes)
 #   STRACE=/tmp/proxy.strace bench/proxy.sh        # strace -c 2 s of each run: STRACE.PEER
+#   CALLGRIND=/tmp/proxy.cg bench/proxy.sh         # instead of the rounds: edgetrace (1 thread) under
+#                                                  # valgrind's callgrind, collecting over a wrk run of
+#                                                  # CALLGRIND_DURATION (20s) with 4 connections; shows
+#                                                  # its exact instructions per request, by function
 #   INSTRUCTIONS=1 bench/proxy.sh                  # perf stat 3 s of each run: user instructions/req
 #                                                  # (counting kernel instructions and cycles too was
 #                                                  # tried: on this VM it doubled the proxy's system time)
@@ -117,7 +121,7 @@ source bench/edge-common.sh # the cwd is the repository (cd above)
 
 wait_port() { # PORT WHAT LOG
     local i
-    for i in $(seq 200); do
+    for i in $(seq "${WAIT_TRIES:-200}"); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
             return 0
         fi
@@ -193,11 +197,13 @@ account=$("$EDGETRACE" account create --name bench --data-dir "$data" 2>>"$tmp/e
 token=$("$EDGETRACE" token create --account "$account" --all-permissions --data-dir "$data" \
     2>>"$tmp/edgetrace.log") || fail "token create: $(cat "$tmp/edgetrace.log")"
 
-start_edgetrace() { # THREADS
-    "$EDGETRACE" serve --listen "127.0.0.1:$api_port" --data-dir "$data" --no-dns \
+start_edgetrace() { # THREADS [WRAPPER…]
+    local n=$1
+    shift
+    "$@" "$EDGETRACE" serve --listen "127.0.0.1:$api_port" --data-dir "$data" --no-dns \
         --rate-limit 0 --colo-name bench \
         --proxy-listen "127.0.0.1:$edge_port" --proxy-origin-port "$origin_port" \
-        --worker-threads "$1" 2>>"$tmp/edgetrace.log" &
+        --worker-threads "$n" 2>>"$tmp/edgetrace.log" &
     pids+=($!)
     wait_port "$api_port" "edgetrace's API" "$tmp/edgetrace.log"
     wait_port "$edge_port" "edgetrace's proxy" "$tmp/edgetrace.log"
@@ -392,6 +398,30 @@ run_wrk() { # PEER THREADS PORT ROUND PID
 median() {
     sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+if [ -n "${CALLGRIND:-}" ]; then
+    # Exact user-space instructions per request, by function: edgetrace under callgrind, which
+    # is instrumented only while wrk runs (the start, the configuration's compilation and the warm-up
+    # left out). Under valgrind it runs some 50 times slower: 4 connections are enough.
+    command -v valgrind >/dev/null || fail "CALLGRIND needs valgrind (apt-get install valgrind)"
+    WAIT_TRIES=1200 start_edgetrace 1 valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$CALLGRIND" --quiet
+    check edgetrace "$edge_port"
+    wrk -t1 -c4 -d3s "${headers[@]}" "http://127.0.0.1:$edge_port$path" >/dev/null
+    callgrind_control -i on "${pids[-1]}" >/dev/null
+    out=$(wrk -t1 -c4 -d"${CALLGRIND_DURATION:-20s}" "${headers[@]}" "http://127.0.0.1:$edge_port$path")
+    callgrind_control -i off "${pids[-1]}" >/dev/null
+    stop "${pids[-1]}"
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    total=$(callgrind_annotate "$CALLGRIND" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t { gsub(",", "", $1); if ($1 ~ /^[0-9]+$/) t = $1 } END { print t }')
+    [ -n "$n" ] && [ "$n" -gt 0 ] && [ -n "$total" ] || fail "callgrind: no figures (requests: $n, instructions: $total)"
+    echo "callgrind: $n requests, $total instructions: $((total / n)) per request (user space)"
+    echo "by function, inclusive, per request (callgrind_annotate --inclusive=yes $CALLGRIND):"
+    callgrind_annotate --inclusive=yes "$CALLGRIND" 2>/dev/null |
+        awk -v n="$n" '/^[ 0-9,]+ \(/ { v = $1; gsub(",", "", v); $1 = ""; $2 = ""; sub(/^ +/, ""); printf "  %8.0f  %s\n", v / n, substr($0, 1, 150) }' |
+        awk -v top="${CALLGRIND_TOP:-60}" 'NR <= top'
+    exit 0
+fi
 
 read -r load1 _ </proc/loadavg
 echo "load average before the runs: $load1 on $(nproc) cores"

@@ -584,18 +584,15 @@ async fn respond<S: AsyncWrite + Unpin>(
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut dated = false;
-    for (name, value) in headers.iter() {
-        match name {
-            // Written below, as this connection's framing says.
-            b"content-length" | b"transfer-encoding" | b"connection" => continue,
-            b"date" => dated = true,
-            _ => {}
+    headers.write_lines(out, |name| match name {
+        // Written below, as this connection's framing says.
+        b"content-length" | b"transfer-encoding" | b"connection" => true,
+        b"date" => {
+            dated = true;
+            false
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
+        _ => false,
+    });
     if !dated {
         out.extend_from_slice(b"date: ");
         date(out);
@@ -730,7 +727,38 @@ pub async fn keep_date() {
 
 #[cfg(test)]
 mod tests {
-    use super::{Quiet, may_end_head};
+    use super::{Quiet, may_end_head, parse};
+    use bytes::BytesMut;
+
+    #[test]
+    fn headers_written_back_as_lines_parse_as_they_came() {
+        // Names of any case, empty values, spaces and tabs around values, bare line feeds,
+        // a value that is not UTF-8; then fields set and added. Lines as they came are
+        // copied (spaces and tabs before the value kept); the others are written anew.
+        let mut buf = BytesMut::from(
+            &b"GET /a HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nx-tabs:\t\t1 2\t\r\nx-ows:\t 6\r\nX-Lf: 3\nx-bin: \xff\r\nx-last:4 \r\n\r\n"[..],
+        );
+        let mut headers = parse(&mut buf).unwrap().unwrap().request.headers;
+        assert!(headers.set("x-lf", "three") && headers.append("X-New", "5"));
+        let mut out = b"GET /a HTTP/1.1\r\n".to_vec();
+        headers.write_lines(&mut out, |name| name == b"x-bin");
+        out.extend_from_slice(b"\r\n");
+        let again = parse(&mut BytesMut::from(&out[..]))
+            .unwrap()
+            .unwrap()
+            .request
+            .headers;
+        let list = |h: &crate::headers::Headers| -> Vec<(Vec<u8>, Vec<u8>)> {
+            h.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+        };
+        let mut expected = list(&headers);
+        expected.retain(|(k, _)| k != b"x-bin");
+        assert_eq!(list(&again), expected);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /a HTTP/1.1\r\nhost: h\r\nx-empty:\r\nx-tabs: 1 2\r\nx-ows:\t 6\r\nx-lf: three\r\nx-last: 4\r\nx-new: 5\r\n\r\n"
+        );
+    }
 
     #[test]
     fn a_connection_is_idle_for_the_timeout_at_the_fourth_quiet_check_in_a_row() {

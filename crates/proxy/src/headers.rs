@@ -10,6 +10,7 @@
 //! needs maps: [`Headers::from_map`] and [`Headers::to_map`].
 
 use bytes::Bytes;
+use std::borrow::Cow;
 
 /// Header fields, in order; names lowercase and valid in HTTP, values valid in HTTP.
 ///
@@ -141,6 +142,32 @@ impl Headers {
             .map(|&(k, v)| (self.bytes(k), self.bytes(v)))
     }
 
+    /// Every field as text: borrowed when it is UTF-8 (nearly always; names always, being
+    /// tokens), else decoded lossily (a byte that is not UTF-8 becomes U+FFFD). The message's
+    /// bytes and the list's own are checked once each, not name by name and value by value
+    /// (a dozen checks of a few bytes each cost four times what one of the whole head does).
+    pub fn texts(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+        let (head, own) = (
+            std::str::from_utf8(&self.head),
+            std::str::from_utf8(&self.own),
+        );
+        let text = move |span: Span| {
+            let whole = if span.own { &own } else { &head };
+            let at = span.at as usize;
+            // A span of text that is UTF-8 is, unless it cuts a character (it does not: names
+            // and values start and end at ASCII delimiters).
+            match whole
+                .as_ref()
+                .ok()
+                .and_then(|s| s.get(at..at + span.len as usize))
+            {
+                Some(s) => Cow::Borrowed(s),
+                None => String::from_utf8_lossy(self.bytes(span)),
+            }
+        };
+        self.fields.iter().map(move |&(k, v)| (text(k), text(v)))
+    }
+
     /// The first value of `name` (lowercase).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         let &(_, v) = self
@@ -196,18 +223,23 @@ impl Headers {
         }
     }
 
-    /// `name` lowercased, written to the list's own.
-    fn write_name(&mut self, name: &[u8]) -> Span {
-        let span = self.write(name);
-        self.own[span.at as usize..].make_ascii_lowercase();
-        span
+    /// A field written to the list's own as the line of a message head it is
+    /// (`name: value\r\n`, [`write_lines`](Self::write_lines) copies it as it is); the name
+    /// lowercased.
+    fn write_field(&mut self, name: &[u8], value: &[u8]) -> (Span, Span) {
+        let name = self.write(name);
+        self.own[name.at as usize..].make_ascii_lowercase();
+        self.own.extend_from_slice(b": ");
+        let value = self.write(value);
+        self.own.extend_from_slice(b"\r\n");
+        (name, value)
     }
 
     /// Appends a field known to be valid, its name lowercase (one of the edge's own).
     pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
         debug_assert!(valid_name(name) && !name.iter().any(u8::is_ascii_uppercase));
-        let (name, value) = (self.write(name), self.write(value));
-        self.fields.push((name, value));
+        let field = self.write_field(name, value);
+        self.fields.push(field);
     }
 
     /// Appends a field; `false`, and nothing appended, when the name or the value is not valid
@@ -216,12 +248,61 @@ impl Headers {
         if !valid_name(name.as_bytes()) || !valid_value(value.as_bytes()) {
             return false;
         }
-        let (name, value) = (
-            self.write_name(name.as_bytes()),
-            self.write(value.as_bytes()),
-        );
-        self.fields.push((name, value));
+        let field = self.write_field(name.as_bytes(), value.as_bytes());
+        self.fields.push(field);
         true
+    }
+
+    /// Writes the fields to `out` as the lines of a message head (`name: value\r\n`), but for
+    /// the ones `skip` says to leave out (given the name). Fields that are lines of the
+    /// message's bytes or of the list's own, one after the other, are copied at once: a
+    /// parsed message's, and the ones added since, are (all but values changed since).
+    pub(crate) fn write_lines(&self, out: &mut Vec<u8>, mut skip: impl FnMut(&[u8]) -> bool) {
+        // Lines of one of the buffers not copied yet: (of the list's own, start, end).
+        let mut run: Option<(bool, usize, usize)> = None;
+        let copy = |out: &mut Vec<u8>, run: Option<(bool, usize, usize)>| {
+            if let Some((own, start, end)) = run {
+                let bytes = if own { &self.own[..] } else { &self.head[..] };
+                out.extend_from_slice(&bytes[start..end]);
+            }
+        };
+        for &(k, v) in &self.fields {
+            if skip(self.bytes(k)) {
+                continue;
+            }
+            match self.line(k, v) {
+                Some((start, end)) => match &mut run {
+                    Some((own, _, e)) if *own == k.own && *e == start => *e = end,
+                    _ => {
+                        copy(out, run);
+                        run = Some((k.own, start, end));
+                    }
+                },
+                None => {
+                    copy(out, run.take());
+                    out.extend_from_slice(self.bytes(k));
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(self.bytes(v));
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+        copy(out, run);
+    }
+
+    /// Where the line of a field is in its bytes, when they hold it whole: its name, a colon,
+    /// spaces or tabs, its value, CRLF. (A value set since is elsewhere.)
+    fn line(&self, k: Span, v: Span) -> Option<(usize, usize)> {
+        if k.own != v.own {
+            return None;
+        }
+        let bytes = if k.own { &self.own[..] } else { &self.head[..] };
+        let (name_end, value_end) = ((k.at + k.len) as usize, (v.at + v.len) as usize);
+        let (colon, spaces) = bytes.get(name_end..v.at as usize)?.split_first()?;
+        let whole = *colon == b':'
+            && spaces.iter().all(|&b| b == b' ' || b == b'\t')
+            && bytes.get(value_end..value_end + 2) == Some(b"\r\n");
+        whole.then_some((k.at as usize, value_end + 2))
     }
 
     /// Replaces the values of `name` with `value`, where the first of them was (at the end
@@ -232,25 +313,20 @@ impl Headers {
             return false;
         }
         let named = |&(k, _): &(Span, Span)| self.is(k, name.as_bytes());
-        let first = self.fields.iter().position(named);
-        let more = first.is_some_and(|i| self.fields[i + 1..].iter().any(named));
-        let value = self.write(value.as_bytes());
-        match first {
-            Some(first) => {
-                self.fields[first].1 = value;
-                if more {
-                    let (head, own) = (&self.head, &self.own);
-                    let mut i = 0;
-                    self.fields.retain(|&(k, _)| {
-                        i += 1;
-                        i - 1 == first || !k.of(head, own).eq_ignore_ascii_case(name.as_bytes())
-                    });
-                }
-            }
-            None => {
-                let name = self.write_name(name.as_bytes());
-                self.fields.push((name, value));
-            }
+        let Some(first) = self.fields.iter().position(named) else {
+            let field = self.write_field(name.as_bytes(), value.as_bytes());
+            self.fields.push(field);
+            return true;
+        };
+        let more = self.fields[first + 1..].iter().any(named);
+        self.fields[first].1 = self.write(value.as_bytes());
+        if more {
+            let (head, own) = (&self.head, &self.own);
+            let mut i = 0;
+            self.fields.retain(|&(k, _)| {
+                i += 1;
+                i - 1 == first || !k.of(head, own).eq_ignore_ascii_case(name.as_bytes())
+            });
         }
         true
     }
@@ -437,6 +513,36 @@ mod tests {
         let map = h.to_map();
         assert_eq!(map["x-a"], "one");
         assert_eq!(map["x-c"], "4");
+    }
+
+    #[test]
+    fn fields_are_text_borrowed_and_only_bytes_that_are_not_utf8_are_replaced() {
+        let head = Bytes::from_static(b"x-a: caf\xc3\xa9\r\nx-b: a\xffb\r\nx-c: 3\r\n");
+        let mut h = Headers::of(head, 4);
+        h.push_parsed((0, 3), (5, 5));
+        h.push_parsed((12, 3), (17, 3));
+        h.push_parsed((22, 3), (27, 1));
+        // Own bytes that are not UTF-8 (HTTP/2's values come as they are).
+        h.push(b"x-d", b"\xfe");
+        h.push(b"x-e", b"five");
+        let texts: Vec<_> = h.texts().collect();
+        assert_eq!(
+            texts,
+            [
+                ("x-a", "café"),
+                ("x-b", "a\u{fffd}b"),
+                ("x-c", "3"),
+                ("x-d", "\u{fffd}"),
+                ("x-e", "five")
+            ]
+            .map(|(k, v)| (Cow::Borrowed(k), Cow::Borrowed(v)))
+        );
+        // Only the value that is not UTF-8 is a copy.
+        let copies: Vec<_> = texts
+            .iter()
+            .map(|(k, v)| matches!(k, Cow::Owned(_)) || matches!(v, Cow::Owned(_)))
+            .collect();
+        assert_eq!(copies, [false, true, false, true, false]);
     }
 
     #[test]

@@ -222,26 +222,16 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 pub fn header_pairs(headers: &Headers) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
     // Room for a few more: the headers rewrites add (and HTTP/2's `host`) need no new list.
     let mut pairs = Vec::with_capacity(headers.len() + 4);
-    pairs.extend(headers.iter().map(|(k, v)| (lossy(k), lossy(v))));
+    pairs.extend(headers.texts());
     pairs
 }
 
 /// [`header_pairs`] as text of its own (the pipeline's list of a response's headers).
 fn owned_header_pairs(headers: &Headers) -> Vec<(Cow<'static, str>, Cow<'static, str>)> {
     headers
-        .iter()
-        .map(|(k, v)| (lossy(k).into_owned().into(), lossy(v).into_owned().into()))
+        .texts()
+        .map(|(k, v)| (k.into_owned().into(), v.into_owned().into()))
         .collect()
-}
-
-/// `b` as text: borrowed when it is UTF-8 (nearly always; names always: the standard
-/// library's fast path checks it), else decoded lossily (a byte that is not UTF-8 becomes
-/// U+FFFD).
-fn lossy(b: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(b) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(b),
-    }
 }
 
 /// A plain-text response written by the edge.

@@ -215,12 +215,7 @@ fn encode(method: &http::Method, target: &str, headers: &Headers, body: &[u8]) -
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers.iter() {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
+    headers.write_lines(&mut out, |_| false);
     let expects_body = matches!(
         *method,
         http::Method::POST | http::Method::PUT | http::Method::PATCH
