@@ -72,7 +72,19 @@ const TOKEN: [bool; 256] = {
 
 /// Whether `name` is a valid field name (a token, RFC 9110 §5.1).
 pub fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&b| TOKEN[usize::from(b)])
+    name_case(name).is_some()
+}
+
+/// Whether `name` is a valid field name, and if so whether it has uppercase letters: one
+/// pass over it for what [`Headers::set`] and [`Headers::append`] need to know (a name that
+/// is lowercase already is written as it is).
+fn name_case(name: &[u8]) -> Option<bool> {
+    let (mut valid, mut upper) = (!name.is_empty(), false);
+    for &b in name {
+        valid &= TOKEN[usize::from(b)];
+        upper |= b.is_ascii_uppercase();
+    }
+    valid.then_some(upper)
 }
 
 /// Whether `value` can be sent as a field value written by the edge: visible ASCII, spaces and
@@ -226,9 +238,11 @@ impl Headers {
     /// A field written to the list's own as the line of a message head it is
     /// (`name: value\r\n`, [`write_lines`](Self::write_lines) copies it as it is); the name
     /// lowercased.
-    fn write_field(&mut self, name: &[u8], value: &[u8]) -> (Span, Span) {
+    fn write_field(&mut self, name: &[u8], upper: bool, value: &[u8]) -> (Span, Span) {
         let name = self.write(name);
-        self.own[name.at as usize..].make_ascii_lowercase();
+        if upper {
+            self.own[name.at as usize..].make_ascii_lowercase();
+        }
         self.own.extend_from_slice(b": ");
         let value = self.write(value);
         self.own.extend_from_slice(b"\r\n");
@@ -237,18 +251,19 @@ impl Headers {
 
     /// Appends a field known to be valid, its name lowercase (one of the edge's own).
     pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
-        debug_assert!(valid_name(name) && !name.iter().any(u8::is_ascii_uppercase));
-        let field = self.write_field(name, value);
+        debug_assert!(name_case(name) == Some(false), "a valid lowercase name");
+        let field = self.write_field(name, false, value);
         self.fields.push(field);
     }
 
     /// Appends a field; `false`, and nothing appended, when the name or the value is not valid
     /// ([`valid_name`], [`valid_value`]). The name is lowercased.
     pub fn append(&mut self, name: &str, value: &str) -> bool {
-        if !valid_name(name.as_bytes()) || !valid_value(value.as_bytes()) {
+        let Some(upper) = name_case(name.as_bytes()).filter(|_| valid_value(value.as_bytes()))
+        else {
             return false;
-        }
-        let field = self.write_field(name.as_bytes(), value.as_bytes());
+        };
+        let field = self.write_field(name.as_bytes(), upper, value.as_bytes());
         self.fields.push(field);
         true
     }
@@ -309,12 +324,13 @@ impl Headers {
     /// when there was none); `false`, and nothing changed, when the name or the value is not
     /// valid.
     pub fn set(&mut self, name: &str, value: &str) -> bool {
-        if !valid_name(name.as_bytes()) || !valid_value(value.as_bytes()) {
+        let Some(upper) = name_case(name.as_bytes()).filter(|_| valid_value(value.as_bytes()))
+        else {
             return false;
-        }
+        };
         let named = |&(k, _): &(Span, Span)| self.is(k, name.as_bytes());
         let Some(first) = self.fields.iter().position(named) else {
-            let field = self.write_field(name.as_bytes(), value.as_bytes());
+            let field = self.write_field(name.as_bytes(), upper, value.as_bytes());
             self.fields.push(field);
             return true;
         };
