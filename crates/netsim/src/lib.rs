@@ -89,6 +89,9 @@ pub struct Truth {
     replies: HashMap<(TraceKey, u8), HashMap<IpAddr, u32>>,
     /// The same, summed over flows: (protocol, destination, ttl).
     by_target: HashMap<(u8, IpAddr, u8), HashMap<IpAddr, u32>>,
+    /// Simulated round trips of the genuine replies (not the hostile extras), by (protocol,
+    /// destination, ttl), in the order the probes arrived.
+    rtts: HashMap<(u8, IpAddr, u8), Vec<Duration>>,
 }
 
 impl Truth {
@@ -105,6 +108,25 @@ impl Truth {
             .or_default()
             .entry(from)
             .or_default() += 1;
+    }
+
+    /// Records the simulated round trip of a genuine reply: from the probe's arrival at the
+    /// simulator to the reply's due time (the link delays drawn, nothing of the host's timing).
+    pub fn record_rtt(&mut self, key: TraceKey, ttl: u8, rtt: Duration) {
+        self.rtts
+            .entry((key.protocol, key.destination, ttl))
+            .or_default()
+            .push(rtt);
+    }
+
+    /// The simulated round trips of the genuine replies to probes of `protocol` to
+    /// `destination` sent with `ttl`, over every flow: what an engine's RTTs would be on a host
+    /// that added no delay of its own.
+    pub fn rtts(&self, protocol: u8, destination: IpAddr, ttl: u8) -> Vec<Duration> {
+        self.rtts
+            .get(&(protocol, destination, ttl))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Who answered probes of one trace sent with `ttl`, and how many times.

@@ -118,11 +118,22 @@ struct Step {
     nat: Option<(IpAddr, NatQuote)>,
 }
 
+/// The probe a reply answers, for the ground truth: its trace, the TTL it was sent with, when
+/// it reached the simulator, and who answers it.
+#[derive(Debug, Clone, Copy)]
+struct Answers {
+    key: TraceKey,
+    ttl: u8,
+    sent: SimTime,
+    from: IpAddr,
+}
+
 /// What the last expired probe of another trace looked like at a router.
 #[derive(Debug, Clone)]
 struct Expired {
     key: TraceKey,
     ttl: u8,
+    sent: SimTime,
     probe: Datagram,
 }
 
@@ -377,11 +388,11 @@ impl Network {
             });
             node = next;
             if node == dest {
-                self.arrive(d, key, sent_ttl, &path);
+                self.arrive(d, key, sent_ttl, now, &path);
                 return;
             }
             if d.ttl <= 1 || path.len() >= MAX_PATH {
-                self.expire(d, key, sent_ttl, &path);
+                self.expire(d, key, sent_ttl, now, &path);
                 return;
             }
             d.set_ttl(d.ttl - 1);
@@ -423,7 +434,7 @@ impl Network {
     }
 
     /// The probe's TTL ran out at the last node of `path`, a router.
-    fn expire(&mut self, d: Datagram, key: TraceKey, sent_ttl: u8, path: &[Step]) {
+    fn expire(&mut self, d: Datagram, key: TraceKey, sent_ttl: u8, sent: SimTime, path: &[Step]) {
         let at = path.len() - 1;
         let node = path[at].node;
         if !self.may_answer(node, path[at].at) {
@@ -437,6 +448,12 @@ impl Network {
             return;
         };
         let reply = icmp_error(from, &d, IcmpError::TimeExceeded, r.quote_bytes, &r.mpls);
+        let answers = Answers {
+            key,
+            ttl: sent_ttl,
+            sent,
+            from,
+        };
         let h = r.hostile;
         if self.rng.chance(h.corrupt.get()) {
             // Damaged in transit: a bit of the quoted sequence flipped, checksum left stale.
@@ -455,11 +472,11 @@ impl Network {
             }
             self.send_back(bad, path, at, None, true);
         } else {
-            self.send_back(reply.clone(), path, at, Some((key, sent_ttl, from)), false);
+            self.send_back(reply.clone(), path, at, Some(answers), false);
             if self.rng.chance(h.duplicate.get()) {
                 let mut later = path.to_vec();
                 later[at].at = later[at].at + DUPLICATE_GAP;
-                self.send_back(reply, &later, at, Some((key, sent_ttl, from)), true);
+                self.send_back(reply, &later, at, Some(answers), true);
             }
         }
         if self.rng.chance(h.unsolicited.get()) {
@@ -489,12 +506,19 @@ impl Network {
                 r.quote_bytes,
                 &r.mpls,
             );
-            self.send_back(late, path, at, Some((other.key, other.ttl, from)), true);
+            let answers = Answers {
+                key: other.key,
+                ttl: other.ttl,
+                sent: other.sent,
+                from,
+            };
+            self.send_back(late, path, at, Some(answers), true);
         }
         if h.cross_trace.get() > 0.0 {
             self.last_expired[node] = Some(Expired {
                 key,
                 ttl: sent_ttl,
+                sent,
                 probe: d,
             });
         }
@@ -536,7 +560,7 @@ impl Network {
     }
 
     /// The packet reached its destination node, the last of `path`.
-    fn arrive(&mut self, d: Datagram, key: TraceKey, sent_ttl: u8, path: &[Step]) {
+    fn arrive(&mut self, d: Datagram, key: TraceKey, sent_ttl: u8, sent: SimTime, path: &[Step]) {
         let at = path.len() - 1;
         let node = path[at].node;
         let behavior = match &self.nodes[node].kind {
@@ -573,7 +597,13 @@ impl Network {
                 _ => None,
             };
             let reply = icmp_error(from, &d, kind, quote, &[]);
-            self.send_back(reply, path, replier, Some((key, sent_ttl, from)), false);
+            let answers = Answers {
+                key,
+                ttl: sent_ttl,
+                sent,
+                from,
+            };
+            self.send_back(reply, path, replier, Some(answers), false);
             return;
         }
         let tcp_open = match &self.nodes[node].kind {
@@ -599,7 +629,15 @@ impl Network {
             )),
         };
         match reply {
-            Some(r) => self.send_back(r, path, at, Some((key, sent_ttl, d.dst)), false),
+            Some(r) => {
+                let answers = Answers {
+                    key,
+                    ttl: sent_ttl,
+                    sent,
+                    from: d.dst,
+                };
+                self.send_back(r, path, at, Some(answers), false);
+            }
             None => self.stats.dropped_by_target += 1,
         }
     }
@@ -611,7 +649,7 @@ impl Network {
         mut reply: Vec<u8>,
         path: &[Step],
         from: usize,
-        truth: Option<(TraceKey, u8, IpAddr)>,
+        truth: Option<Answers>,
         hostile: bool,
     ) {
         if reply.is_empty() {
@@ -635,8 +673,11 @@ impl Network {
         } else {
             self.stats.replies += 1;
         }
-        if let Some((key, ttl, responder)) = truth {
-            self.truth.record(key, ttl, responder);
+        if let Some(a) = truth {
+            self.truth.record(a.key, a.ttl, a.from);
+            if !hostile {
+                self.truth.record_rtt(a.key, a.ttl, t - a.sent);
+            }
         }
         self.order += 1;
         self.queue.push(Reverse(Pending {

@@ -214,6 +214,9 @@ fn round_trip_time_is_twice_the_path_latency() {
             Duration::from_millis(2 * u64::from(ttl)),
             "TTL {ttl}"
         );
+        // The ground truth holds the same round trip.
+        let dst = spec(Protocol::Icmp, false, 1, 1, 1).destination;
+        assert_eq!(net.truth().rtts(1, dst, ttl), [out[0].0 - t0], "TTL {ttl}");
     }
 }
 
@@ -451,6 +454,7 @@ fn hostile_replies_are_counted_and_never_counted_as_truth() {
     let h = "hostile = { corrupt = 0.5, duplicate = 0.5, unsolicited = 0.5, cross_trace = 0.5 }";
     let mut net = Network::new(&diamond(h, ""));
     let mut kinds = BTreeSet::new();
+    let mut genuine = 0;
     for flow in [0x8001u32, 0x8002] {
         for seq in 1..=40u16 {
             for (_, p) in exchange(
@@ -469,6 +473,7 @@ fn hostile_replies_are_counted_and_never_counted_as_truth() {
                     Ok(_) => "genuine",
                     Err(_) => "unparsable",
                 };
+                genuine += usize::from(kind == "genuine");
                 kinds.insert(kind);
             }
         }
@@ -492,6 +497,17 @@ fn hostile_replies_are_counted_and_never_counted_as_truth() {
         ["198.18.2.1"]
     );
     assert!(net.truth().responders(17, dst, 3).is_empty());
+    // A round trip for each genuine reply, its duplicates aside: 2 ms per TTL.
+    let rtts = net.truth().rtts(17, dst, 2);
+    assert!(
+        (1..genuine).contains(&rtts.len()),
+        "{} of {genuine}",
+        rtts.len()
+    );
+    assert!(
+        rtts.iter().all(|d| *d == Duration::from_millis(4)),
+        "{rtts:?}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use edgetrace_wire::Protocol;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 pub fn scenario(name: &str) -> Scenario {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -62,23 +63,35 @@ pub fn options(protocol: Protocol, max_ttl: u64, ppt: u64) -> Options {
 /// Runs every request concurrently through one `Prober` in the simulator's namespace, as the
 /// CLI does: raw sockets opened, then every capability of the thread dropped.
 pub fn trace_all(sim: &Simulator, requests: &[TraceRequest]) -> Vec<TraceOutcome> {
+    trace_batches(sim, requests, requests.len())
+}
+
+/// The same, `batch` requests at a time, each batch started when the one before is done. One
+/// `Prober` runs them all, so its flow identifiers keep counting up from one batch to the next
+/// (every `Prober` starts from the same one).
+pub fn trace_batches(
+    sim: &Simulator,
+    requests: &[TraceRequest],
+    batch: usize,
+) -> Vec<TraceOutcome> {
     let requests = requests.to_vec();
     sim.run(move || {
         let sockets = Sockets::open().expect("raw sockets (needs root)");
         drop_privileges().expect("dropping privileges");
         let prober = Prober::start(Some(sockets)).expect("prober starts");
-        let receivers: Vec<_> = requests
-            .iter()
-            .map(|r| prober.trace(*r).expect("trace starts"))
-            .collect();
-        receivers
-            .into_iter()
-            .map(|rx| {
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for chunk in requests.chunks(batch.max(1)) {
+            let receivers: Vec<_> = chunk
+                .iter()
+                .map(|r| prober.trace(*r).expect("trace starts"))
+                .collect();
+            outcomes.extend(receivers.into_iter().map(|rx| {
                 rx.blocking_recv()
                     .expect("the prober answers")
                     .expect("the trace runs")
-            })
-            .collect()
+            }));
+        }
+        outcomes
     })
     .expect("runs in the namespace")
 }
@@ -113,6 +126,43 @@ pub fn misattributed(truth: &Truth, protocol: Protocol, o: &TraceOutcome) -> u32
             .map(move |n| (h.ttl, n.ip, n.rtts.len() as u32))
     });
     truth.misattributed(protocol.ip_number(o.target.is_ipv6()), o.target, reported)
+}
+
+/// What the host (kernel, scheduler, the engine's own work) added to the RTTs the engine
+/// measured, in ms, sorted: the engine's RTTs minus the simulated round trips of the same
+/// replies ([`Truth::rtts`]), rank by rank. The engine stamps a probe before sending it and a
+/// reply after reading it, and the simulator receives the one after and sends the other no
+/// sooner than due, so every probe's RTT is at least its simulated one, and so is every rank of
+/// the sorted RTTs: a negative delay is an RTT the engine got wrong, or a reply the simulator
+/// sent early. On a loaded machine a few delays are large (a thread waiting for a CPU); most
+/// stay a fraction of a millisecond.
+pub fn host_delays_ms(engine: &[Duration], simulated: &[Duration]) -> Vec<f64> {
+    assert_eq!(
+        engine.len(),
+        simulated.len(),
+        "RTTs measured vs replies sent"
+    );
+    let mut engine = engine.to_vec();
+    let mut simulated = simulated.to_vec();
+    engine.sort_unstable();
+    simulated.sort_unstable();
+    let mut delays: Vec<f64> = engine
+        .iter()
+        .zip(&simulated)
+        .map(|(e, s)| (e.as_secs_f64() - s.as_secs_f64()) * 1e3)
+        .collect();
+    delays.sort_unstable_by(f64::total_cmp);
+    delays
+}
+
+/// The median of sorted values.
+pub fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
 }
 
 pub fn addr(s: &str) -> IpAddr {
