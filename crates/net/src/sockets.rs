@@ -153,7 +153,10 @@ impl Sockets {
                 for s in [&icmp, &udp, &tcp, &gre] {
                     s.set_nonblocking(true).map_err(io_err("non-blocking"))?;
                 }
-                let _ = icmp.set_recv_buffer_size(RECV_BUFFER);
+                // The two that receive replies (ICMPv6 errors, TCP's SYN-ACKs and RSTs).
+                for s in [&icmp, &tcp] {
+                    let _ = s.set_recv_buffer_size(RECV_BUFFER);
+                }
                 Some(V6Sockets {
                     icmp,
                     udp,
@@ -225,6 +228,26 @@ pub(crate) fn recv_from(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every socket that receives replies gets the larger buffer: a burst of replies to many
+    /// traces at once is not dropped by one left at the default (IPv6's TCP one was).
+    #[test]
+    fn every_socket_receiving_replies_has_the_larger_buffer() {
+        let s = Sockets::open().expect("raw sockets (tests run as root)");
+        let size = |s: &Socket| s.recv_buffer_size().expect("SO_RCVBUF");
+        let larger = size(&s.v4_icmp);
+        let mut receiving = vec![("v4 tcp", &s.v4_tcp)];
+        if let Some(v6) = &s.v6 {
+            receiving.extend([("v6 icmp", &v6.icmp), ("v6 tcp", &v6.tcp)]);
+        }
+        // The default is what a new socket gets: the larger one is more (the kernel caps it
+        // at net.core.rmem_max, above the default).
+        let default = size(&Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap());
+        assert!(larger > default, "{larger} > {default}");
+        for (name, socket) in receiving {
+            assert_eq!(size(socket), larger, "{name}");
+        }
+    }
 
     #[test]
     fn source_of_loopback_is_loopback() {

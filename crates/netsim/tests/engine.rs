@@ -262,8 +262,9 @@ fn rate_limited_router_is_labelled_and_the_lossy_link_is_not() {
 /// 7e-4 per run, and a process whose id gave such a start failed every time. 64 flows miss a
 /// branch with probability 4 x (3/4)^64 = 4e-8 per protocol and family, 3e-7 per run (no start
 /// of the 32,768 does, over IPv4 and over IPv6 with 8 flow labels). In 4 batches of 16 through
-/// one prober, whose identifiers count on: 64 traces at once overflow the receive buffer of the
-/// engine's raw IPv6 TCP socket, which then drops the target's resets.
+/// one prober, whose identifiers count on: 64 traces at once overflowed the receive buffer of
+/// the engine's raw IPv6 TCP socket while it had the default size (it dropped the target's
+/// resets); batches keep this test about ECMP, whatever the buffer.
 #[test]
 fn ecmp_per_flow_every_branch_seen_across_flows_one_per_trace() {
     let _serial = serial();
