@@ -605,22 +605,28 @@ fn forwarded(
     client: Option<Headers>,
 ) -> Forwarded {
     let r = &outcome.request;
+    // One pass over the request's headers for the ones this needs.
+    let (mut host_header, mut forwarded_for) = (None, None);
+    let mut loops: Vec<&str> = Vec::new();
+    // Headers the client's `Connection` header names are for this hop only (RFC 9110 §7.6.1).
+    let mut nominated: Vec<String> = Vec::new();
+    for (k, v) in &r.headers {
+        match k.len() {
+            4 if k.eq_ignore_ascii_case("host") => {
+                host_header.get_or_insert(v.as_ref());
+            }
+            8 if k.eq_ignore_ascii_case("cdn-loop") => loops.push(v),
+            10 if k.eq_ignore_ascii_case("connection") => {
+                nominated.extend(v.split(',').map(|t| t.trim().to_ascii_lowercase()));
+            }
+            15 if k.eq_ignore_ascii_case("x-forwarded-for") => forwarded_for = Some(v.as_ref()),
+            _ => {}
+        }
+    }
     let host: &str = match &outcome.route.host_header {
         Some(h) => h,
-        None => r
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
-            .map_or(r.host.as_ref(), |(_, v)| v.as_ref()),
+        None => host_header.unwrap_or(r.host.as_ref()),
     };
-    // Headers the client's `Connection` header names are for this hop only (RFC 9110 §7.6.1).
-    let nominated: Vec<String> = r
-        .headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, v)| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
     // Not forwarded as they are: this hop's own, and the ones the edge writes below.
     let dropped = |lower: &[u8]| {
         lower == b"host"
@@ -628,15 +634,6 @@ fn forwarded(
             || edge_written(lower)
             || (!nominated.is_empty() && nominated.iter().any(|n| n.as_bytes() == lower))
     };
-    let mut forwarded_for = None;
-    let mut loops: Vec<&str> = Vec::new();
-    for (k, v) in &r.headers {
-        if k.eq_ignore_ascii_case("cdn-loop") {
-            loops.push(v);
-        } else if k.eq_ignore_ascii_case("x-forwarded-for") {
-            forwarded_for = Some(v.as_ref());
-        }
-    }
     let host_ok = headers::valid_value(host.as_bytes());
     let mut headers = match client {
         Some(mut headers) => {

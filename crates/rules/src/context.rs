@@ -4,6 +4,7 @@ use crate::error::{Error, ErrorKind, Result, Span};
 use crate::lists::Lists;
 use crate::scheme::{FieldId, Scheme};
 use crate::types::Value;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 
@@ -719,45 +720,49 @@ impl<'a, 'v> ExecutionContext<'a, 'v> {
             .iter()
             .map(|(k, v)| (into_bytes(k.text()), into_bytes(v.text())));
         self.set_multimap_ids(header_ids, pairs, true)?;
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        };
-        // The headers are looked for only when their fields are kept.
-        for (f, name) in [
-            (R::UserAgent, "user-agent"),
-            (R::Referer, "referer"),
-            (R::XForwardedFor, "x-forwarded-for"),
-        ] {
-            if let Some(id) = self.want(f)
-                && let Some(v) = header(name)
-            {
+        // The headers are looked for only when their fields are kept, all in one pass: the
+        // first user-agent, referer and x-forwarded-for, and the cookie headers.
+        let (ua, referer, xff) = (
+            self.want(R::UserAgent),
+            self.want(R::Referer),
+            self.want(R::XForwardedFor),
+        );
+        let want_cookies = self.want_group(cookie_ids);
+        let want_cookie = self.want(R::Cookie);
+        let any_cookie = want_cookies || want_cookie.is_some();
+        let mut found: [Option<&H>; 3] = [None; 3];
+        let mut cookies: SmallVec<[&H; 1]> = SmallVec::new();
+        if ua.is_some() || referer.is_some() || xff.is_some() || any_cookie {
+            for (k, v) in headers {
+                let k = k.as_str();
+                let slot = match k.len() {
+                    10 if k.eq_ignore_ascii_case("user-agent") => 0,
+                    7 if k.eq_ignore_ascii_case("referer") => 1,
+                    15 if k.eq_ignore_ascii_case("x-forwarded-for") => 2,
+                    6 if any_cookie && k.eq_ignore_ascii_case("cookie") => {
+                        cookies.push(v);
+                        continue;
+                    }
+                    _ => continue,
+                };
+                found[slot].get_or_insert(v);
+            }
+        }
+        for (id, v) in [ua, referer, xff].into_iter().zip(found) {
+            if let (Some(id), Some(v)) = (id, v) {
                 self.put(id, Value::Bytes(into_bytes(v.text())))?;
             }
         }
-        let want_cookies = self.want_group(cookie_ids);
-        let want_cookie = self.want(R::Cookie);
-        if !want_cookies && want_cookie.is_none() {
-            return Ok(());
-        }
-        let mut cookies = headers
-            .iter()
-            .filter(|(k, _)| k.as_str().eq_ignore_ascii_case("cookie"))
-            .map(|(_, v)| v);
         // One Cookie header (nearly always) is the field as it is; more are joined.
-        let cookie: Cow<'v, str> = match (cookies.next(), cookies.next()) {
-            (None, _) => return Ok(()),
-            (Some(one), None) => one.text(),
-            (Some(a), Some(b)) => {
-                let mut joined = [a.as_str(), b.as_str()].join("; ");
-                for more in cookies {
-                    joined.push_str("; ");
-                    joined.push_str(more.as_str());
-                }
-                Cow::Owned(joined)
-            }
+        let cookie: Cow<'v, str> = match cookies.as_slice() {
+            [] => return Ok(()),
+            [one] => one.text(),
+            more => Cow::Owned(
+                more.iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
         };
         if let Some(id) = want_cookie {
             self.put(id, Value::Bytes(bytes_of(&cookie)))?;

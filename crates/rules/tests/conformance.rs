@@ -1301,6 +1301,44 @@ fn raw_fields_are_not_decoded() {
 }
 
 #[test]
+fn header_fields_take_the_first_header_of_their_name_in_any_case_and_join_cookies() {
+    let s = scheme();
+    let mut c = ExecutionContext::new(&s);
+    c.set_request(
+        "GET",
+        false,
+        "example.com",
+        "/",
+        "HTTP/1.1",
+        &[
+            ("referer", "https://first.example/"),
+            ("COOKIE", "a=1"),
+            ("User-Agent", "first-agent"),
+            ("X-Forwarded-For", "192.0.2.1"),
+            ("user-agent", "second-agent"),
+            ("Cookie", "b=2; c=3"),
+            ("Referer", "https://second.example/"),
+            ("x-forwarded-for", "192.0.2.2"),
+            ("cookie", "d=4"),
+        ],
+    )
+    .unwrap();
+    filter(&c, r#"http.user_agent eq "first-agent""#, true);
+    filter(&c, r#"http.referer eq "https://first.example/""#, true);
+    filter(&c, r#"http.x_forwarded_for eq "192.0.2.1""#, true);
+    filter(&c, r#"http.cookie eq "a=1; b=2; c=3; d=4""#, true);
+    filter(&c, r#"http.request.cookies["c"][0] eq "3""#, true);
+    filter(&c, r#"http.request.cookies["d"][0] eq "4""#, true);
+    // None of them: the fields are missing (a comparison with a missing field is false).
+    let mut c = ExecutionContext::new(&s);
+    let accept_only: &[(&str, &str)] = &[("accept", "*/*")];
+    c.set_request("GET", false, "example.com", "/", "HTTP/1.1", accept_only)
+        .unwrap();
+    filter(&c, r#"http.user_agent ne "x""#, false);
+    filter(&c, r#"http.cookie ne "x""#, false);
+}
+
+#[test]
 fn expressions_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Expression>();
