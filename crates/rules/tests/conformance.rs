@@ -2,6 +2,8 @@
 //! function and field type, with their expected result (true, false, a
 //! value, or an error).
 
+mod common;
+
 use std::net::IpAddr;
 
 use edgetrace_rules::{
@@ -1303,13 +1305,9 @@ fn raw_fields_are_not_decoded() {
 #[test]
 fn header_fields_take_the_first_header_of_their_name_in_any_case_and_join_cookies() {
     let s = scheme();
-    let mut c = ExecutionContext::new(&s);
-    c.set_request(
-        "GET",
-        false,
-        "example.com",
+    let c = common::context(
+        &s,
         "/",
-        "HTTP/1.1",
         &[
             ("referer", "https://first.example/"),
             ("COOKIE", "a=1"),
@@ -1321,8 +1319,7 @@ fn header_fields_take_the_first_header_of_their_name_in_any_case_and_join_cookie
             ("x-forwarded-for", "192.0.2.2"),
             ("cookie", "d=4"),
         ],
-    )
-    .unwrap();
+    );
     filter(&c, r#"http.user_agent eq "first-agent""#, true);
     filter(&c, r#"http.referer eq "https://first.example/""#, true);
     filter(&c, r#"http.x_forwarded_for eq "192.0.2.1""#, true);
@@ -1330,10 +1327,7 @@ fn header_fields_take_the_first_header_of_their_name_in_any_case_and_join_cookie
     filter(&c, r#"http.request.cookies["c"][0] eq "3""#, true);
     filter(&c, r#"http.request.cookies["d"][0] eq "4""#, true);
     // None of them: the fields are missing (a comparison with a missing field is false).
-    let mut c = ExecutionContext::new(&s);
-    let accept_only: &[(&str, &str)] = &[("accept", "*/*")];
-    c.set_request("GET", false, "example.com", "/", "HTTP/1.1", accept_only)
-        .unwrap();
+    let c = common::context(&s, "/", &[("accept", "*/*")]);
     filter(&c, r#"http.user_agent ne "x""#, false);
     filter(&c, r#"http.cookie ne "x""#, false);
 }
