@@ -600,12 +600,12 @@ async fn respond<S: AsyncWrite + Unpin>(
     }
     match write {
         // Writing to a Vec cannot fail.
-        Write::Length(n) => content_length(out, n),
+        Write::Length(n) => write_content_length(out, n),
         Write::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         // A HEAD's body would have had this length.
         Write::None if head_only && !no_body => {
             if let Some(n) = length.filter(|&n| n > 0) {
-                content_length(out, n);
+                write_content_length(out, n);
             }
         }
         Write::None | Write::Close => {}
@@ -691,7 +691,7 @@ async fn flush<S: AsyncWrite + Unpin>(io: &mut S, out: &mut Vec<u8>) -> std::io:
 
 /// Appends a `Content-Length` header line (itoa: `write!` went through the formatting
 /// machinery, a percent of a proxied request's CPU).
-fn content_length(out: &mut Vec<u8>, n: u64) {
+pub(crate) fn write_content_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"content-length: ");
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n");

@@ -147,6 +147,12 @@ impl Headers {
         span.len as usize == name.len() && self.bytes(span).eq_ignore_ascii_case(name)
     }
 
+    /// Whether the name at `span` is `name`, given lowercase as the list's names are; its
+    /// length looked at first.
+    fn is_lower(&self, span: Span, name: &str) -> bool {
+        span.len as usize == name.len() && self.bytes(span) == name.as_bytes()
+    }
+
     /// Every field, in order: (name, value).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.fields
@@ -182,10 +188,7 @@ impl Headers {
 
     /// The first value of `name` (lowercase).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        let &(_, v) = self
-            .fields
-            .iter()
-            .find(|&&(k, _)| k.len as usize == name.len() && self.bytes(k) == name.as_bytes())?;
+        let &(_, v) = self.fields.iter().find(|&&(k, _)| self.is_lower(k, name))?;
         Some(self.bytes(v))
     }
 
@@ -193,9 +196,7 @@ impl Headers {
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.fields
             .iter()
-            .filter(move |&&(k, _)| {
-                k.len as usize == name.len() && self.bytes(k) == name.as_bytes()
-            })
+            .filter(move |&&(k, _)| self.is_lower(k, name))
             .map(|&(_, v)| self.bytes(v))
     }
 

@@ -36,7 +36,6 @@ use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
 use std::io;
-use std::io::Write as _;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -221,8 +220,7 @@ fn encode(method: &http::Method, target: &str, headers: &Headers, body: &[u8]) -
         http::Method::POST | http::Method::PUT | http::Method::PATCH
     );
     if !body.is_empty() || expects_body {
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "content-length: {}\r\n", body.len());
+        crate::h1::write_content_length(&mut out, body.len() as u64);
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
