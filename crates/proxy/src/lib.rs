@@ -110,6 +110,24 @@ fn edge_written(lower: &[u8]) -> bool {
     )
 }
 
+/// Whether `name` (any case) is [`hop_by_hop`] or [`edge_written`]: by its length first (most
+/// names are none of them; a test checks it against the two).
+fn hop_or_edge_written(name: &str) -> bool {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 => is("te"),
+        7 => is("trailer") || is("upgrade"),
+        8 => is("cdn-loop"),
+        10 => is("connection") || is("keep-alive") || is("cf-visitor"),
+        12 => is("cf-ipcountry"),
+        14 => is("content-length"),
+        15 => is("x-forwarded-for"),
+        16 => is("proxy-connection") || is("cf-connecting-ip"),
+        17 => is("transfer-encoding") || is("x-forwarded-proto"),
+        _ => false,
+    }
+}
+
 /// This edge's name in `CDN-Loop` (RFC 8586), added to every request sent to an origin.
 pub const CDN_LOOP: &str = "edgetrace";
 /// A request that has been through edgetrace this many times already is answered 508 (an
@@ -289,7 +307,7 @@ fn strip_hop_by_hop(headers: &mut Headers) {
         })
         .map(<[u8]>::to_ascii_lowercase)
         .collect();
-    headers.retain(|k, _| !hop_by_hop(k) && !nominated.iter().any(|n| n == k));
+    headers.retain(|k| !hop_by_hop(k) && !nominated.iter().any(|n| n == k));
 }
 
 /// Replays the rewrites' header operations on `headers` (the headers the pipeline's list
@@ -610,17 +628,27 @@ fn forwarded(
     let mut loops: Vec<&str> = Vec::new();
     // Headers the client's `Connection` header names are for this hop only (RFC 9110 §7.6.1).
     let mut nominated: Vec<String> = Vec::new();
+    // Whether a header is there that is not forwarded as it is (`dropped` below): hardly ever,
+    // and otherwise the client's list is not gone over again to take them out.
+    let mut strip = false;
     for (k, v) in &r.headers {
         match k.len() {
             4 if k.eq_ignore_ascii_case("host") => {
                 host_header.get_or_insert(v.as_ref());
             }
-            8 if k.eq_ignore_ascii_case("cdn-loop") => loops.push(v),
+            8 if k.eq_ignore_ascii_case("cdn-loop") => {
+                loops.push(v);
+                strip = true;
+            }
             10 if k.eq_ignore_ascii_case("connection") => {
                 nominated.extend(v.split(',').map(|t| t.trim().to_ascii_lowercase()));
+                strip = true;
             }
-            15 if k.eq_ignore_ascii_case("x-forwarded-for") => forwarded_for = Some(v.as_ref()),
-            _ => {}
+            15 if k.eq_ignore_ascii_case("x-forwarded-for") => {
+                forwarded_for = Some(v.as_ref());
+                strip = true;
+            }
+            _ => strip |= hop_or_edge_written(k),
         }
     }
     let host: &str = match &outcome.route.host_header {
@@ -638,7 +666,9 @@ fn forwarded(
     let mut headers = match client {
         Some(mut headers) => {
             replay(&mut headers, &outcome.header_edits);
-            headers.retain(|k, _| k == b"host" || !dropped(k));
+            if strip {
+                headers.retain(|k| k == b"host" || !dropped(k));
+            }
             if !host_ok {
                 headers.remove("host");
             } else if headers.get("host") != Some(host.as_bytes()) {
@@ -796,6 +826,135 @@ mod tests {
         assert_eq!(loops(&r), 3);
         r.headers.clear();
         assert_eq!(loops(&r), 0);
+    }
+
+    /// What `forwarded` sends for a request with `headers`, given as the pipeline's list and
+    /// as the client's own list (names lowercased), as the proxy gives them.
+    fn forwarded_for_headers(headers: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
+        let request = Request {
+            method: "GET".into(),
+            https: false,
+            host: "a.test".into(),
+            uri: "/".into(),
+            version: "HTTP/1.1".into(),
+            headers: headers.iter().map(|&(k, v)| (k.into(), v.into())).collect(),
+            body: Vec::new(),
+            client_ip: "192.0.2.1".parse().unwrap(),
+            geo: None,
+            bot_score: None,
+            verified_bot: false,
+            threat_score: None,
+        };
+        let outcome = Outcome {
+            raw_uri: "/".into(),
+            request,
+            answer: None,
+            route: Default::default(),
+            config: Default::default(),
+            cache: Default::default(),
+            score: 0,
+            header_edits: Vec::new(),
+            trace: Vec::new(),
+        };
+        let mut client = Headers::new();
+        for &(k, v) in headers {
+            client.push(k.to_ascii_lowercase().as_bytes(), v.as_bytes());
+        }
+        forwarded(&outcome, None, Some(client))
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+                (text(k), text(v))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hop_or_edge_written_is_the_two_lists() {
+        let names = [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "te",
+            "trailer",
+            "upgrade",
+            "content-length",
+            "cdn-loop",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "cf-connecting-ip",
+            "cf-ipcountry",
+            "cf-visitor",
+        ];
+        for name in names {
+            assert!(hop_by_hop(name.as_bytes()) || edge_written(name.as_bytes()));
+            assert!(hop_or_edge_written(name), "{name}");
+            assert!(hop_or_edge_written(&name.to_ascii_uppercase()), "{name}");
+        }
+        // The two lists hold no other name of those lengths.
+        for other in [
+            "tx",
+            "referer",
+            "user-agent",
+            "x-forwarded-fox",
+            "cf-connecting-iq",
+        ] {
+            assert!(!hop_or_edge_written(other), "{other}");
+        }
+        let listed = |n: &[u8]| hop_by_hop(n) || edge_written(n);
+        assert_eq!(names.iter().filter(|n| listed(n.as_bytes())).count(), 14);
+    }
+
+    #[test]
+    fn hop_by_hop_and_edge_written_request_headers_are_not_forwarded_as_they_came() {
+        let own = [
+            ("x-forwarded-for", "192.0.2.1"),
+            ("x-forwarded-proto", "http"),
+            ("cf-connecting-ip", "192.0.2.1"),
+            ("cf-visitor", r#"{"scheme":"http"}"#),
+            ("cdn-loop", CDN_LOOP),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let kept = [("host", "a.test"), ("x-keep", "1")];
+        let expected: Vec<_> = kept
+            .iter()
+            .map(|&(k, v)| (k.to_string(), v.to_string()))
+            .chain(own.clone())
+            .collect();
+        // Nothing to drop: the client's headers as they came, then the edge's own.
+        assert_eq!(forwarded_for_headers(&kept), expected);
+        // Each of the names not forwarded as it came, alone among the others and in any case
+        // (the pipeline's list keeps the case a rule gave): gone, or the edge's value instead.
+        for name in [
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Connection",
+            "Transfer-Encoding",
+            "TE",
+            "Trailer",
+            "Upgrade",
+            "Content-Length",
+            "X-Forwarded-Proto",
+            "CF-Connecting-IP",
+            "CF-IPCountry",
+            "CF-Visitor",
+        ] {
+            let sent = forwarded_for_headers(&[kept[0], (name, "1.2.3.4"), kept[1]]);
+            assert_eq!(sent, expected, "{name}");
+        }
+        // The client's own chain and loop marks are continued, not sent twice.
+        let sent = forwarded_for_headers(&[
+            kept[0],
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("CDN-Loop", "other"),
+            kept[1],
+        ]);
+        let mut expected = expected;
+        expected[2].1 = "198.51.100.7, 192.0.2.1".into();
+        expected[6].1 = format!("other, {CDN_LOOP}");
+        assert_eq!(sent, expected);
     }
 
     #[test]
