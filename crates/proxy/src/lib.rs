@@ -67,7 +67,8 @@ pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Whether a (lowercase) header belongs to one connection and is not forwarded (RFC 9110
 /// §7.6.1), or is one the server writes itself (`content-length`). A `match`: it runs for every
-/// header of every request and response.
+/// header of every request and response. (A name added here goes in [`hop_or_edge_written`]
+/// too.)
 fn hop_by_hop(lower: &[u8]) -> bool {
     matches!(
         lower,
@@ -97,7 +98,8 @@ fn keeps_alive(value: &[u8], version: http::Version, mut keep_alive: bool) -> bo
 }
 
 /// Whether a (lowercase) header is one of the forwarding headers the edge writes to the
-/// origin ([`forwarded`]), replacing the client's.
+/// origin ([`forwarded`]), replacing the client's. (A name added here goes in
+/// [`hop_or_edge_written`] too.)
 fn edge_written(lower: &[u8]) -> bool {
     matches!(
         lower,
@@ -893,7 +895,7 @@ mod tests {
             assert!(hop_or_edge_written(name), "{name}");
             assert!(hop_or_edge_written(&name.to_ascii_uppercase()), "{name}");
         }
-        // The two lists hold no other name of those lengths.
+        // Other names of those lengths are neither.
         for other in [
             "tx",
             "referer",
@@ -902,9 +904,8 @@ mod tests {
             "cf-connecting-iq",
         ] {
             assert!(!hop_or_edge_written(other), "{other}");
+            assert!(!hop_by_hop(other.as_bytes()) && !edge_written(other.as_bytes()));
         }
-        let listed = |n: &[u8]| hop_by_hop(n) || edge_written(n);
-        assert_eq!(names.iter().filter(|n| listed(n.as_bytes())).count(), 14);
     }
 
     #[test]
