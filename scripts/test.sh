@@ -17,7 +17,7 @@ fi
 declare -A packages=(
   [ip]=iproute2 [iptables]=iptables [ip6tables]=iptables [capsh]=libcap2-bin
   [ping]=iputils-ping [cc]=gcc [nats-server]=nats-server [psql]=postgresql-client
-  [curl]=curl [openssl]=openssl
+  [curl]=curl [openssl]=openssl [traceroute]=traceroute
 )
 missing=()
 for cmd in "${!packages[@]}"; do
