@@ -549,6 +549,24 @@ pub struct Outcome<'r> {
     pub trace: Vec<Step>,
 }
 
+impl<'r> Outcome<'r> {
+    /// `request` as it came, nothing decided: what the edge forwards when no rule ran (a
+    /// request the proxy answers itself before its rules, say).
+    pub fn untouched(request: Request<'r>) -> Outcome<'r> {
+        Outcome {
+            raw_uri: request.uri.clone(),
+            request,
+            answer: None,
+            route: Route::default(),
+            config: Map::new(),
+            cache: Map::new(),
+            score: 0,
+            header_edits: Vec::new(),
+            trace: Vec::new(),
+        }
+    }
+}
+
 /// What the response phases made of the origin's response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Responded<'a> {

@@ -400,17 +400,7 @@ impl Edge {
             );
             return Handled {
                 trace: Vec::new(),
-                outcome: Outcome {
-                    raw_uri: request.uri.clone(),
-                    request,
-                    answer: None,
-                    route: Default::default(),
-                    config: Default::default(),
-                    cache: Default::default(),
-                    score: 0,
-                    header_edits: Vec::new(),
-                    trace: Vec::new(),
-                },
+                outcome: Outcome::untouched(request),
                 forwarded: None,
                 answered_by: Some("loop_detection".into()),
                 origin_error: None,
@@ -802,38 +792,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cdn_loop_counts_only_this_edge() {
-        let mut r = Request {
-            method: "GET".into(),
-            https: false,
-            host: "a.test".into(),
-            uri: "/".into(),
-            version: "HTTP/1.1".into(),
-            headers: vec![
-                (
-                    "CDN-Loop".into(),
-                    "edgetrace, other; x=1, EdgeTrace ; v=2".into(),
-                ),
-                ("cdn-loop".into(), "edgetrace".into()),
-                ("x-edgetrace".into(), "edgetrace".into()),
-            ],
-            body: Vec::new(),
-            client_ip: "192.0.2.1".parse().unwrap(),
-            geo: None,
-            bot_score: None,
-            verified_bot: false,
-            threat_score: None,
-        };
-        assert_eq!(loops(&r), 3);
-        r.headers.clear();
-        assert_eq!(loops(&r), 0);
-    }
-
-    /// What `forwarded` sends for a request with `headers`, given as the pipeline's list and
-    /// as the client's own list (names lowercased), as the proxy gives them.
-    fn forwarded_for_headers(headers: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
-        let request = Request {
+    /// A GET of `http://a.test/` from 192.0.2.1 with `headers`.
+    fn get(headers: &[(&'static str, &'static str)]) -> Request<'static> {
+        Request {
             method: "GET".into(),
             https: false,
             host: "a.test".into(),
@@ -846,18 +807,25 @@ mod tests {
             bot_score: None,
             verified_bot: false,
             threat_score: None,
-        };
-        let outcome = Outcome {
-            raw_uri: "/".into(),
-            request,
-            answer: None,
-            route: Default::default(),
-            config: Default::default(),
-            cache: Default::default(),
-            score: 0,
-            header_edits: Vec::new(),
-            trace: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn cdn_loop_counts_only_this_edge() {
+        let mut r = get(&[
+            ("CDN-Loop", "edgetrace, other; x=1, EdgeTrace ; v=2"),
+            ("cdn-loop", "edgetrace"),
+            ("x-edgetrace", "edgetrace"),
+        ]);
+        assert_eq!(loops(&r), 3);
+        r.headers.clear();
+        assert_eq!(loops(&r), 0);
+    }
+
+    /// What `forwarded` sends for a request with `headers`, given as the pipeline's list and
+    /// as the client's own list (names lowercased), as the proxy gives them.
+    fn forwarded_for_headers(headers: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
+        let outcome = Outcome::untouched(get(headers));
         let mut client = Headers::new();
         for &(k, v) in headers {
             client.push(k.to_ascii_lowercase().as_bytes(), v.as_bytes());
